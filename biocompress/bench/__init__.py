@@ -1,0 +1,1 @@
+"""Side-by-side lossless benchmark against external codecs."""

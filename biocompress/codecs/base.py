@@ -1,0 +1,77 @@
+"""The one interface every codec implements, and the registry that finds them.
+
+A codec's ``get_config()`` dict is stored next to the data it encoded; it lists
+the fields that decide the bitstream explicitly (never "all attributes"), so
+that ``get_codec(config)`` rebuilds a decoder for any archive written before.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import CorruptArchiveError
+
+_REGISTRY: dict[str, type["Codec"]] = {}
+
+
+class Codec(ABC):
+    """Encodes a 2-D int64 array (n_channels, n_samples) to bytes and back exactly."""
+
+    codec_id: ClassVar[str]
+    config_fields: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def encode(self, codes: np.ndarray) -> bytes: ...
+
+    @abstractmethod
+    def decode(self, payload: bytes) -> np.ndarray: ...
+
+    def get_config(self) -> dict:
+        return {"id": self.codec_id, **{f: getattr(self, f) for f in self.config_fields}}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Codec":
+        unknown = set(config) - {"id", *cls.config_fields}
+        if unknown:
+            raise CorruptArchiveError(f"codec {cls.codec_id}: unknown config keys {sorted(unknown)}")
+        return cls(**{k: v for k, v in config.items() if k != "id"})
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "id")
+        return f"{type(self).__name__}({args})"
+
+
+def register_codec(cls: type[Codec]) -> type[Codec]:
+    if cls.codec_id in _REGISTRY and _REGISTRY[cls.codec_id] is not cls:
+        raise ValueError(f"codec id {cls.codec_id!r} registered twice")
+    _REGISTRY[cls.codec_id] = cls
+    return cls
+
+
+def get_codec(config: dict) -> Codec:
+    """Rebuild the codec described by a stored config dict."""
+    codec_id = config.get("id")
+    if codec_id not in _REGISTRY:
+        raise CorruptArchiveError(
+            f"unknown codec {codec_id!r}; this biocompress knows {sorted(_REGISTRY)}"
+        )
+    return _REGISTRY[codec_id].from_config(config)
+
+
+def registered_codecs() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def check_2d_int(codes) -> np.ndarray:
+    """Validate codec input: a 2-D integer array, returned as C-contiguous int64."""
+    arr = np.asarray(codes)
+    if arr.ndim != 2:
+        raise ValueError(f"codes must be 2-D (n_channels, n_samples), got shape {arr.shape}")
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"codes must be integers, got dtype {arr.dtype}; floats go through io.scaling")
+    if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError("codes exceed the int64 range")
+    return np.ascontiguousarray(arr, dtype=np.int64)

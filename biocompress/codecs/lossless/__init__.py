@@ -1,0 +1,8 @@
+"""Lossless codecs: predictive coding of integer codes, and a float fallback."""
+
+from .float_codec import FloatXorCodec
+from .lpc_codec import LPCCodec
+
+LosslessCodec = LPCCodec
+
+__all__ = ["FloatXorCodec", "LPCCodec", "LosslessCodec"]

@@ -1,0 +1,124 @@
+"""Least-squares linear prediction with integer-exact, quantized coefficients.
+
+Prediction of sample n from the p previous ones::
+
+    pred[n] = (sum_k q[k] * x[n-1-k] + 2**(shift-1)) >> shift     (n >= p)
+    pred[n] = x[n-1] for 0 < n < p,   pred[0] = 0                 (warm-up)
+
+Everything on the coded path is int64 arithmetic, so encoder and decoder agree
+on every machine; the float least-squares fit only chooses the coefficients.
+Synthesis is recursive (each sample needs the previous decoded ones), hence the
+numba kernels.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+ORDERS = (1, 2, 4, 8, 12, 16, 24, 32)
+MAX_ORDER = ORDERS[-1]
+_HEADROOM = 2**62
+
+
+@numba.njit(cache=True, nogil=True)
+def lpc_residual(x, q, shift):
+    n = x.shape[0]
+    p = q.shape[0]
+    r = np.empty(n, np.int64)
+    half = np.int64(1) << (shift - 1) if shift > 0 else np.int64(0)
+    for i in range(min(n, p)):
+        r[i] = x[i] - (x[i - 1] if i > 0 else 0)
+    for i in range(p, n):
+        acc = half
+        for k in range(p):
+            acc += q[k] * x[i - 1 - k]
+        r[i] = x[i] - (acc >> shift)
+    return r
+
+
+@numba.njit(cache=True, nogil=True)
+def lpc_restore(r, q, shift):
+    n = r.shape[0]
+    p = q.shape[0]
+    x = np.empty(n, np.int64)
+    half = np.int64(1) << (shift - 1) if shift > 0 else np.int64(0)
+    for i in range(min(n, p)):
+        x[i] = r[i] + (x[i - 1] if i > 0 else 0)
+    for i in range(p, n):
+        acc = half
+        for k in range(p):
+            acc += q[k] * x[i - 1 - k]
+        x[i] = r[i] + (acc >> shift)
+    return x
+
+
+@numba.njit(cache=True, nogil=True)
+def _lagged_covariance_kernel(y, order):
+    # C[i, j] = sum_{n=order}^{N-1} y[n-i] y[n-j]; C[i, j] follows from C[i-1, j-1]
+    # by moving the summation window one sample back: O(N·order) instead of O(N·order²).
+    n = y.shape[0]
+    c = np.empty((order + 1, order + 1))
+    for j in range(order + 1):
+        acc = 0.0
+        for t in range(order, n):
+            acc += y[t] * y[t - j]
+        c[0, j] = acc
+    for i in range(1, order + 1):
+        for j in range(i, order + 1):
+            c[i, j] = c[i - 1, j - 1] + y[order - i] * y[order - j] - y[n - i] * y[n - j]
+    for i in range(order + 1):
+        for j in range(i):
+            c[i, j] = c[j, i]
+    return c
+
+
+def _lagged_covariance(x: np.ndarray, max_order: int) -> np.ndarray:
+    """(max_order+1)² covariance of [x[n], x[n-1], …, x[n-max_order]] over the block.
+
+    The block mean is removed first; DC is then carried by coefficients summing to ~1.
+    """
+    y = x.astype(np.float64)
+    return _lagged_covariance_kernel(y - y.mean(), max_order)
+
+
+def choose_predictor(x: np.ndarray, max_order: int = MAX_ORDER, coef_bits: float = 14.0):
+    """Pick order and quantized coefficients for one channel block.
+
+    Order is chosen by an estimate of the coded size: n/2·log2(residual energy)
+    plus the cost of the coefficients. Returns (q int64[p], shift).
+    """
+    n = x.shape[0]
+    orders = [p for p in ORDERS if p <= max_order and p < n // 4]
+    if not orders or np.ptp(x) == 0:
+        return np.ones(1 if n > 1 else 0, np.int64), 0
+    top = orders[-1]
+    cov = _lagged_covariance(x, top)
+    m = n - top
+    best = None
+    ridge = 1e-10 * np.trace(cov) / (top + 1) + 1e-12
+    for p in orders:
+        r_mat = cov[1 : p + 1, 1 : p + 1] + ridge * np.eye(p)
+        rhs = cov[1 : p + 1, 0]
+        try:
+            coef = np.linalg.solve(r_mat, rhs)
+        except np.linalg.LinAlgError:
+            continue
+        energy = max(cov[0, 0] - coef @ rhs, 1e-3 * m)
+        cost = 0.5 * m * np.log2(energy / m) + p * coef_bits
+        if best is None or cost < best[0]:
+            best = (cost, coef)
+    if best is None:
+        return np.ones(1, np.int64), 0
+    return quantize(best[1], int(np.abs(x).max()))
+
+
+def quantize(coef: np.ndarray, max_abs_x: int, precision: int = 14):
+    """Fixed-point coefficients with ``precision`` fractional bits, shrunk to avoid overflow."""
+    shift = precision
+    while shift > 0:
+        q = np.round(coef * (1 << shift)).astype(np.int64)
+        if (np.abs(q).sum() + 1) * (max_abs_x + 1) < _HEADROOM:
+            return q, shift
+        shift -= 1
+    return np.ones(1, np.int64), 0

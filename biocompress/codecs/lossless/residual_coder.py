@@ -1,0 +1,199 @@
+"""Range coding of prediction residuals with forward-adaptive Laplace scale classes.
+
+Each row of residuals is cut into segments of ``segment`` samples. Every
+segment gets a *scale class* c, meaning a Laplace scale s = 2**((c - 8) / 4).
+Large scales split a residual into ``k`` raw low bits and a high part
+``r >> k`` whose scale is below 32, so every class table stays small. High parts
+outside a class table's range ±K are coded as an escape symbol followed by the
+exact value in a side array.
+
+Symbols are range-coded with constriction, grouped by class: the decoder first
+reads the classes, so it knows which samples belong to which class and decodes
+each group with one call on a fixed categorical table (fast: no per-symbol
+parameters).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import constriction
+import numpy as np
+
+from ...errors import CorruptArchiveError
+from ..bytepack import pack_arrays, unpack_arrays
+
+N_CLASSES = 140
+_CLASS_ZERO = 8  # class of scale 1
+_TABLE_SCALE_MAX = 32.0
+_TAIL = 20.0  # table covers ±_TAIL scales of the high part
+_ESCAPE_COST_BITS = 80.0
+_CLASS_DELTA_MODEL = constriction.stream.model.QuantizedLaplace(
+    -N_CLASSES, N_CLASSES, 0.0, 1.5
+)
+
+
+def class_scale(c) -> np.ndarray:
+    return 2.0 ** ((np.asarray(c, np.float64) - _CLASS_ZERO) / 4.0)
+
+
+def class_low_bits(c) -> np.ndarray:
+    s = class_scale(c)
+    return np.maximum(0, np.ceil(np.log2(s / _TABLE_SCALE_MAX))).astype(np.int64)
+
+
+@lru_cache(maxsize=None)
+def _table(c: int):
+    """(probabilities, K, k) for class c: high part symbols -K..K then escape."""
+    s = float(class_scale(c))
+    k = int(class_low_bits(c))
+    step = 1 << k
+    K = int(np.ceil(_TAIL * s / step)) + 1
+    j = np.arange(-K, K + 2, dtype=np.float64)
+    edges = j * step - 0.5  # high part j collects residuals in [j·step, (j+1)·step)
+    cdf = np.where(edges < 0, 0.5 * np.exp(edges / s), 1.0 - 0.5 * np.exp(-edges / s))
+    probs = np.diff(cdf)
+    tail = cdf[0] + (1.0 - cdf[-1])
+    probs = np.append(probs, max(tail, 1e-12))
+    probs = np.maximum(probs, 1e-12)
+    return probs / probs.sum(), K, k
+
+
+@lru_cache(maxsize=None)
+def _model(c: int):
+    probs, _, _ = _table(c)
+    return constriction.stream.model.Categorical(probs.astype(np.float64), perfect=False)
+
+
+@lru_cache(maxsize=None)
+def _log2_table(c: int):
+    probs, K, k = _table(c)
+    return -np.log2(probs), K, k
+
+
+def _segment_bounds(lengths: np.ndarray, segment: int):
+    """Segment lengths (flattened over rows) for rows of the given lengths."""
+    segs = []
+    for n in lengths:
+        full, rest = divmod(int(n), segment)
+        segs.extend([segment] * full)
+        if rest:
+            segs.append(rest)
+    return np.asarray(segs, dtype=np.int64)
+
+
+@lru_cache(maxsize=1)
+def _flat_tables():
+    """All classes' -log2 p tables end to end, for vectorized cost evaluation."""
+    tables = [_log2_table(c) for c in range(N_CLASSES)]
+    K = np.array([t[1] for t in tables], np.int64)
+    k = np.array([t[2] for t in tables], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(2 * K + 2)[:-1]])
+    return np.concatenate([t[0] for t in tables]), offsets, K, k
+
+
+def choose_classes(res: np.ndarray, seg_len: np.ndarray) -> np.ndarray:
+    """Class per segment: start at the maximum-likelihood scale, refine by exact cost."""
+    if res.size == 0:
+        return np.zeros(0, np.int64)
+    starts = np.concatenate([[0], np.cumsum(seg_len)[:-1]])
+    mean_abs = np.add.reduceat(np.abs(res), starts) / seg_len
+    guess = np.rint(4 * np.log2(np.maximum(mean_abs, 1e-3)) + _CLASS_ZERO).astype(np.int64)
+    flat, offsets, K_of, k_of = _flat_tables()
+    costs = []
+    candidates = []
+    for d in (-2, -1, 0, 1, 2):
+        c_seg = np.clip(guess + d, 0, N_CLASSES - 1)
+        c = np.repeat(c_seg, seg_len)
+        k, K = k_of[c], K_of[c]
+        hi = res >> k
+        esc = np.abs(hi) > K
+        bits = flat[offsets[c] + np.where(esc, 2 * K + 1, hi + K)] + k + esc * _ESCAPE_COST_BITS
+        costs.append(np.add.reduceat(bits, starts))
+        candidates.append(c_seg)
+    best = np.argmin(np.stack(costs), axis=0)
+    return np.stack(candidates)[best, np.arange(seg_len.size)]
+
+
+def _pack_low_bits(lo: np.ndarray, k: int) -> np.ndarray:
+    bits = ((lo[:, None] >> np.arange(k, dtype=np.int64)) & 1).astype(np.uint8)
+    return np.packbits(bits.ravel(), bitorder="little")
+
+
+def _unpack_low_bits(buf: np.ndarray, n: int, k: int) -> np.ndarray:
+    bits = np.unpackbits(buf, count=n * k, bitorder="little").reshape(n, k).astype(np.int64)
+    return (bits << np.arange(k, dtype=np.int64)).sum(axis=1)
+
+
+def encode_rows(rows: list[np.ndarray], segment: int) -> bytes:
+    """Range-code int64 residual rows; row lengths must be known to the decoder."""
+    lengths = np.array([r.size for r in rows], np.int64)
+    res = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    seg_len = _segment_bounds(lengths, segment)
+    classes = choose_classes(res, seg_len)
+    sample_class = np.repeat(classes, seg_len)
+    order = np.argsort(sample_class, kind="stable")
+    res_sorted = res[order]
+    cls_sorted = sample_class[order]
+    present, first = np.unique(cls_sorted, return_index=True)
+    bounds = np.append(first, res_sorted.size)
+
+    encoder = constriction.stream.queue.RangeEncoder()
+    deltas = np.diff(classes, prepend=0).astype(np.int32)
+    encoder.encode(deltas, _CLASS_DELTA_MODEL)
+    low_parts, escapes = [], []
+    for i, c in enumerate(present):
+        seg = res_sorted[bounds[i] : bounds[i + 1]]
+        _, K, k = _table(int(c))
+        hi = seg >> k
+        esc = np.abs(hi) > K
+        symbols = np.where(esc, 2 * K + 1, hi + K).astype(np.int32)
+        encoder.encode(symbols, _model(int(c)))
+        escapes.append(hi[esc])
+        if k:
+            low_parts.append(_pack_low_bits(seg & ((1 << k) - 1), k))
+    low = np.concatenate(low_parts) if low_parts else np.zeros(0, np.uint8)
+    esc_all = np.concatenate(escapes) if escapes else np.zeros(0, np.int64)
+    return pack_arrays(encoder.get_compressed(), low, esc_all.astype(np.int64))
+
+
+def decode_rows(payload: bytes, lengths, segment: int) -> list[np.ndarray]:
+    words, low, esc_all = unpack_arrays(payload, 3)
+    lengths = np.asarray(lengths, np.int64)
+    seg_len = _segment_bounds(lengths, segment)
+    decoder = constriction.stream.queue.RangeDecoder(words.astype(np.uint32))
+    deltas = decoder.decode(_CLASS_DELTA_MODEL, seg_len.size).astype(np.int64)
+    classes = np.cumsum(deltas)
+    if classes.size and (classes.min() < 0 or classes.max() >= N_CLASSES):
+        raise CorruptArchiveError("residual stream: scale class out of range")
+    sample_class = np.repeat(classes, seg_len)
+    order = np.argsort(sample_class, kind="stable")
+    cls_sorted = sample_class[order]
+    present, first = np.unique(cls_sorted, return_index=True)
+    bounds = np.append(first, cls_sorted.size)
+    res_sorted = np.empty(cls_sorted.size, np.int64)
+    low_pos = esc_pos = 0
+    for i, c in enumerate(present):
+        n = int(bounds[i + 1] - bounds[i])
+        _, K, k = _table(int(c))
+        symbols = decoder.decode(_model(int(c)), n).astype(np.int64)
+        hi = symbols - K
+        esc = symbols == 2 * K + 1
+        n_esc = int(esc.sum())
+        if n_esc:
+            if esc_pos + n_esc > esc_all.size:
+                raise CorruptArchiveError("residual stream: missing escape values")
+            hi[esc] = esc_all[esc_pos : esc_pos + n_esc]
+            esc_pos += n_esc
+        if k:
+            nbytes = (n * k + 7) // 8
+            if low_pos + nbytes > low.size:
+                raise CorruptArchiveError("residual stream: low bits truncated")
+            lo = _unpack_low_bits(low[low_pos : low_pos + nbytes], n, k)
+            low_pos += nbytes
+            res_sorted[bounds[i] : bounds[i + 1]] = (hi << k) | lo
+        else:
+            res_sorted[bounds[i] : bounds[i + 1]] = hi
+    res = np.empty_like(res_sorted)
+    res[order] = res_sorted
+    return np.split(res, np.cumsum(lengths)[:-1])

@@ -1,0 +1,28 @@
+"""Names and types of the HDF5 archive layout (documented in docs/FORMAT.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+FORMAT_NAME = "biocompress"
+FORMAT_VERSION = 1
+READABLE_VERSIONS = (1,)
+SEGMENT_NAME = "{:06d}"  # /data/payload/000000, 000001, ...
+SEGMENT_BYTES = 8 << 20  # blocks are buffered and written as contiguous segments of ~8 MiB
+
+INDEX_DTYPE = np.dtype(
+    [
+        ("t_start", "<i8"),  # first sample of the block (0-based, in the archive's time base)
+        ("t_stop", "<i8"),  # one past the last sample
+        ("ch_start", "<i4"),  # first channel of the block's channel group
+        ("ch_stop", "<i4"),  # one past the last channel
+        ("segment", "<u4"),  # which /data/payload/<segment> dataset holds the block
+        ("offset", "<u8"),  # byte offset of the block in that dataset
+        ("length", "<u8"),  # byte length of the block
+        ("codec", "<i2"),  # index into the /data attribute "codecs" (JSON list)
+        ("crc32", "<u4"),  # zlib.crc32 of the block's bytes
+    ]
+)
+
+# Value kinds of io.scaling, stored per channel as int8.
+VALUE_KINDS = ("int", "f32", "f64")

@@ -1,0 +1,186 @@
+"""Read archives: block index, random access by time window and channels, verification."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from collections import OrderedDict
+from functools import cached_property
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..codecs import get_codec
+from ..errors import BadInputError, CorruptArchiveError
+from ..io import metadata, scaling
+from .layout import FORMAT_NAME, INDEX_DTYPE, READABLE_VERSIONS, SEGMENT_NAME
+
+
+def read_json(ds: h5py.Dataset):
+    return json.loads(bytes(ds[()]).decode("utf-8"))
+
+
+class Archive:
+    """An open biocompress archive (read-only).
+
+    >>> with Archive("rec.bc.h5") as arc:               # doctest: +SKIP
+    ...     x = arc.read(0, 5000, picks=[0, 3])
+    """
+
+    def __init__(self, path, *, cache_blocks: int = 16):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise BadInputError(self.path, "no such archive file")
+        try:
+            self.h5 = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise BadInputError(self.path, f"not an HDF5 file ({exc})") from exc
+        try:
+            self._check_format()
+            data = self.h5["data"]
+            self.index = data["index"][()].astype(INDEX_DTYPE)
+            self.codec_configs = json.loads(data.attrs["codecs"])
+            self.attrs = dict(data.attrs)
+            self.n_samples = int(data.attrs["n_samples"])
+            self.n_channels = int(data.attrs["n_channels"])
+            self.sfreq = float(data.attrs["sfreq"])
+            self.first_samp = int(data.attrs.get("first_samp", 0))
+            ch = self.h5["channels"]
+            self.value_kind = ch["value_kind"][()].astype(np.int8)
+            steps = tuple(json.loads(ch.attrs["recipe_steps"]))
+            params = {s.split(":")[1]: ch[f"recipe_{s.split(':')[1]}"][()] for s in steps}
+            self.recipe = scaling.Recipe(steps, params)
+        except KeyError as exc:
+            self.h5.close()
+            raise CorruptArchiveError(f"{self.path}: missing part of the archive ({exc})") from exc
+        self._codecs = [get_codec(c) for c in self.codec_configs]
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache_size = cache_blocks
+
+    def _check_format(self):
+        a = self.h5.attrs
+        if a.get("format") != FORMAT_NAME:
+            self.h5.close()
+            raise BadInputError(self.path, "HDF5 file is not a biocompress archive")
+        if int(a.get("format_version", -1)) not in READABLE_VERSIONS:
+            self.h5.close()
+            raise BadInputError(
+                self.path, f"archive format version {a.get('format_version')} is not supported "
+                f"(this biocompress reads {READABLE_VERSIONS})"
+            )
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if self.h5.id.valid:
+            self.h5.close()
+
+    @property
+    def mode(self) -> str:
+        return str(self.h5.attrs["mode"])
+
+    @cached_property
+    def info(self):
+        return metadata.info_from_dict(read_json(self.h5["info/json"]))
+
+    @cached_property
+    def annotations(self):
+        g = self.h5["annotations"]
+        return metadata.annotations_from_dict(
+            {
+                "onset": g["onset"][()],
+                "duration": g["duration"][()],
+                "description": [s.decode("utf-8") for s in g["description"][()]],
+                "ch_names": json.loads(g.attrs["ch_names"]),
+                "orig_time": g.attrs.get("orig_time") or None,
+            }
+        )
+
+    @cached_property
+    def source(self) -> dict:
+        return json.loads(self.h5.attrs["source"])
+
+    @property
+    def ch_names(self) -> list[str]:
+        return [s.decode("utf-8") for s in self.h5["channels/names"][()]]
+
+    @property
+    def archive_bytes(self) -> int:
+        return self.path.stat().st_size
+
+    # --- blocks -----------------------------------------------------------
+    def block_bytes(self, i: int) -> bytes:
+        row = self.index[i]
+        start, n = int(row["offset"]), int(row["length"])
+        segment = self.h5["data/payload"].get(SEGMENT_NAME.format(int(row["segment"])))
+        if segment is None or start + n > segment.shape[0]:
+            raise CorruptArchiveError(f"{self.path}: block {i} lies outside the payload")
+        block = segment[start : start + n].tobytes()
+        if zlib.crc32(block) != int(row["crc32"]):
+            raise CorruptArchiveError(f"{self.path}: block {i} fails its CRC-32 check")
+        return block
+
+    def decode_block(self, i: int) -> np.ndarray:
+        """Codes of block ``i``, shape (channels of its group, samples of its window)."""
+        if i in self._cache:
+            self._cache.move_to_end(i)
+            return self._cache[i]
+        row = self.index[i]
+        codes = self._codecs[int(row["codec"])].decode(self.block_bytes(i))
+        shape = (int(row["ch_stop"] - row["ch_start"]), int(row["t_stop"] - row["t_start"]))
+        if codes.shape != shape:
+            raise CorruptArchiveError(f"{self.path}: block {i} decodes to {codes.shape}, index says {shape}")
+        self._cache[i] = codes
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return codes
+
+    def read(self, start: int = 0, stop: int | None = None, picks=None) -> np.ndarray:
+        """Samples [start, stop) of channels ``picks`` as MNE's float64 values."""
+        stop = self.n_samples if stop is None else int(stop)
+        start = int(start)
+        if not 0 <= start <= stop <= self.n_samples:
+            raise ValueError(f"window [{start}, {stop}) outside 0..{self.n_samples}")
+        picks = np.arange(self.n_channels) if picks is None else np.atleast_1d(np.asarray(picks, int))
+        out = np.empty((picks.size, stop - start), np.float64)
+        idx = self.index
+        hit = np.flatnonzero((idx["t_start"] < stop) & (idx["t_stop"] > start))
+        for i in hit:
+            row = idx[i]
+            rows = np.flatnonzero((picks >= row["ch_start"]) & (picks < row["ch_stop"]))
+            if rows.size == 0:
+                continue
+            codes = self.decode_block(int(i))
+            a, b = max(start, int(row["t_start"])), min(stop, int(row["t_stop"]))
+            chans = picks[rows]
+            part = codes[chans - row["ch_start"], a - row["t_start"] : b - row["t_start"]]
+            kind = int(self.value_kind[chans[0]])
+            out[rows, a - start : b - start] = scaling.from_codes(self.recipe, part, chans, kind)
+        return out
+
+    def iter_chunks(self):
+        """(start, stop, samples of every channel) per time window, in time order."""
+        for t0 in np.unique(self.index["t_start"]):
+            t1 = int(self.index["t_stop"][self.index["t_start"] == t0].max())
+            yield int(t0), t1, self.read(int(t0), t1)
+
+    def verify(self, progress=None) -> dict:
+        """Decode every block and compare the samples' SHA-256 with the stored one."""
+        sha = hashlib.sha256()
+        for t0, t1, x in self.iter_chunks():
+            sha.update(sample_bytes(x))
+            if progress:
+                progress(t1 - t0)
+        expected = self.attrs["samples_sha256"]
+        return {"samples_sha256": sha.hexdigest(), "expected": expected, "ok": sha.hexdigest() == expected}
+
+
+def sample_bytes(x: np.ndarray) -> bytes:
+    """Canonical bytes of samples for hashing: float64 little-endian, time-major."""
+    return np.ascontiguousarray(x.T, dtype="<f8").tobytes()

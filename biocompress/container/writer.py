@@ -1,0 +1,109 @@
+"""Write an archive block by block to a temporary file; publish it only when complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zlib
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .._version import __version__
+from .layout import FORMAT_NAME, FORMAT_VERSION, INDEX_DTYPE, SEGMENT_BYTES, SEGMENT_NAME
+
+
+def json_dataset(group: h5py.Group, name: str, obj) -> None:
+    """Store a JSON document as gzip-filtered UTF-8 bytes (any HDF5 reader can inflate it)."""
+    data = np.frombuffer(json.dumps(obj, ensure_ascii=False).encode("utf-8"), np.uint8)
+    ds = group.create_dataset(name, data=data, compression="gzip" if data.size > 512 else None)
+    ds.attrs["content"] = "application/json; charset=utf-8"
+
+
+class ArchiveWriter:
+    """Creates ``<dst>`` through a temporary file in the same folder.
+
+    Use as a context manager: on an exception the temporary file is removed and
+    ``dst`` is untouched; :meth:`publish` renames it into place.
+    """
+
+    def __init__(self, dst, *, mode: str = "lossless"):
+        self.dst = Path(dst)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.dst.name}.", suffix=".tmp", dir=self.dst.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self.h5 = h5py.File(self.tmp, "w", libver=("v110", "latest"))
+        self.h5.attrs["format"] = FORMAT_NAME
+        self.h5.attrs["format_version"] = FORMAT_VERSION
+        self.h5.attrs["created_by"] = f"biocompress {__version__}"
+        self.h5.attrs["mode"] = mode
+        self.payload = self.h5.create_group("data").create_group("payload")
+        self._index: list[tuple] = []
+        self._codecs: list[str] = []
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._segment = 0
+        self._published = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if not self._published:
+            self.discard()
+        return False
+
+    def codec_slot(self, config: dict) -> int:
+        key = json.dumps(config, sort_keys=True)
+        if key not in self._codecs:
+            self._codecs.append(key)
+        return self._codecs.index(key)
+
+    def add_block(self, t_start, t_stop, ch_start, ch_stop, codec_config: dict, block: bytes) -> None:
+        self._index.append(
+            (t_start, t_stop, ch_start, ch_stop, self._segment, self._pending_bytes, len(block),
+             self.codec_slot(codec_config), zlib.crc32(block))
+        )
+        self._pending.append(block)
+        self._pending_bytes += len(block)
+        if self._pending_bytes >= SEGMENT_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write buffered blocks as one contiguous dataset (no chunk padding on disk)."""
+        if not self._pending:
+            return
+        data = np.frombuffer(b"".join(self._pending), np.uint8)
+        self.payload.create_dataset(SEGMENT_NAME.format(self._segment), data=data)
+        self._segment += 1
+        self._pending, self._pending_bytes = [], 0
+
+    def finish(self, data_attrs: dict) -> None:
+        """Write the block index and the stream attributes, then close the file."""
+        self._flush()
+        data = self.h5["data"]
+        index = np.array(self._index, dtype=INDEX_DTYPE)
+        data.create_dataset("index", data=index)
+        data.attrs["codecs"] = json.dumps([json.loads(c) for c in self._codecs])
+        for key, value in data_attrs.items():
+            data.attrs[key] = value
+        self.h5.close()
+
+    def publish(self, *, overwrite: bool = False) -> Path:
+        if self.h5.id.valid:
+            self.h5.close()
+        if self.dst.exists() and not overwrite:
+            self.discard()
+            raise FileExistsError(f"{self.dst}: exists (use --force to overwrite)")
+        os.replace(self.tmp, self.dst)
+        self._published = True
+        return self.dst
+
+    def discard(self) -> None:
+        try:
+            if self.h5.id.valid:
+                self.h5.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)

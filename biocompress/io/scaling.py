@@ -1,0 +1,177 @@
+"""Exact mapping between MNE's float64 samples and the integers a format stored.
+
+MNE turns stored samples ``v`` into float64 with a reader-specific sequence of
+float operations (EDF: ``((v * cal + offset) * unit) * cals``; FIF: ``v * cals``).
+A :class:`Recipe` replays that sequence operation for operation, so the
+reconstruction is bitwise identical, and inverts it to recover ``v``.
+
+Every channel gets a *value kind*:
+
+``int``  ``v`` is an integer code in int32 range (EDF/BDF digital values, int FIF, ...)
+``f32``  ``v`` is a float32 sample (float FIF, EEGLAB, BrainVision float, ANT CNT)
+``f64``  anything else: the float64 value itself is stored
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+VALUE_KINDS = ("int", "f32", "f64")
+INT32_LIMIT = 2**31 - 1
+_ANT_UNITS = {"uv": 1e-6, "µv": 1e-6}
+
+
+class KindMismatch(Exception):
+    """Some channels no longer satisfy the value kind chosen for them."""
+
+    def __init__(self, channels):
+        self.channels = np.asarray(channels)
+        super().__init__(f"value kind does not hold for channels {self.channels.tolist()}")
+
+
+@dataclass
+class Recipe:
+    """Per-channel float operations MNE applies to stored samples.
+
+    ``steps`` names operations in order, each ``"mul:NAME"`` or ``"add:NAME"``
+    with ``params[NAME]`` a float64 array with one value per channel.
+    """
+
+    steps: tuple[str, ...]
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def forward(self, v: np.ndarray, picks) -> np.ndarray:
+        """Stored values (n_picks, n) → MNE float64, same operations as MNE."""
+        x = np.asarray(v, dtype=np.float64).copy()
+        for step in self.steps:
+            op, name = step.split(":")
+            p = self.params[name][picks, np.newaxis]
+            if op == "mul":
+                x *= p
+            else:
+                x += p
+        return x
+
+    def inverse(self, x: np.ndarray, picks) -> np.ndarray:
+        """MNE float64 → approximate stored values (exact after rounding/casting)."""
+        v = np.array(x, dtype=np.float64)
+        for step in reversed(self.steps):
+            op, name = step.split(":")
+            p = self.params[name][picks, np.newaxis]
+            if op == "mul":
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    v /= p
+            else:
+                v -= p
+        return v
+
+
+def recipe_for(raw) -> Recipe:
+    """The operation sequence ``raw``'s reader applies, with its parameters."""
+    cals = np.asarray(raw._cals, dtype=np.float64)
+    extras = raw._raw_extras[0] if raw._raw_extras else None
+    extras = extras if isinstance(extras, dict) else {}
+    name = type(raw).__name__
+    if name in ("RawEDF", "RawBDF") and {"cal", "offsets", "units"} <= extras.keys():
+        return Recipe(
+            ("mul:a", "add:b", "mul:c", "mul:e"),
+            {
+                "a": np.asarray(extras["cal"], np.float64).copy(),
+                "b": np.asarray(extras["offsets"], np.float64).copy(),
+                "c": np.asarray(extras["units"], np.float64).copy(),
+                "e": cals,
+            },
+        )
+    if name == "RawKIT" and "conv_factor" in extras:
+        a = np.ones(len(cals))
+        conv = np.asarray(extras["conv_factor"], np.float64).ravel()
+        a[: len(conv)] = conv
+        return Recipe(("mul:a", "mul:e"), {"a": a, "e": cals})
+    if name == "RawANT" and "orig_ch_units" in extras:
+        c = np.array([_ANT_UNITS.get(str(u).lower(), 1.0) for u in extras["orig_ch_units"]])
+        return Recipe(("mul:c", "mul:e"), {"c": c, "e": cals})
+    return Recipe(("mul:e",), {"e": cals})
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-row bitwise equality of two float64 arrays (NaN payloads and -0.0 included)."""
+    return (a.view(np.int64) == b.view(np.int64)).all(axis=-1)
+
+
+def _int_candidates(recipe: Recipe, x: np.ndarray, picks):
+    v = np.rint(recipe.inverse(x, picks))
+    finite = np.isfinite(v).all(axis=-1) & (np.abs(np.nan_to_num(v)) <= INT32_LIMIT).all(axis=-1)
+    codes = np.where(np.isfinite(v), v, 0).astype(np.int64)
+    ok = finite & _same_bits(recipe.forward(codes, picks), x)
+    return codes, ok
+
+
+def _f32_candidates(recipe: Recipe, x: np.ndarray, picks):
+    with np.errstate(over="ignore", invalid="ignore"):
+        f = recipe.inverse(x, picks).astype(np.float32)
+    ok = _same_bits(recipe.forward(f, picks), x)
+    return f, ok
+
+
+def detect_kinds(recipe: Recipe, x: np.ndarray, picks=None) -> np.ndarray:
+    """Best value kind per channel of ``x`` (n_channels, n): index into VALUE_KINDS."""
+    picks = np.arange(x.shape[0]) if picks is None else np.asarray(picks)
+    kinds = np.full(x.shape[0], 2, dtype=np.int8)
+    _, is_int = _int_candidates(recipe, x, picks)
+    kinds[is_int] = 0
+    rest = ~is_int
+    if rest.any():
+        _, is_f32 = _f32_candidates(recipe, x[rest], picks[rest])
+        kinds[np.flatnonzero(rest)[is_f32]] = 1
+    return kinds
+
+
+def f32_to_codes(f: np.ndarray) -> np.ndarray:
+    """float32 → int64 codes whose order follows the float order (bits kept exactly)."""
+    bits = np.ascontiguousarray(f, dtype=np.float32).view(np.int32).astype(np.int64)
+    return np.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+
+
+def codes_to_f32(codes: np.ndarray) -> np.ndarray:
+    c = np.asarray(codes, dtype=np.int64)
+    bits = np.where(c < 0, c ^ 0x7FFFFFFF, c).astype(np.int32)
+    return bits.view(np.float32)
+
+
+def f64_to_codes(x: np.ndarray) -> np.ndarray:
+    bits = np.ascontiguousarray(x, dtype=np.float64).view(np.int64)
+    return np.where(bits < 0, bits ^ 0x7FFFFFFFFFFFFFFF, bits)
+
+
+def codes_to_f64(codes: np.ndarray) -> np.ndarray:
+    c = np.ascontiguousarray(codes, dtype=np.int64)
+    return np.where(c < 0, c ^ 0x7FFFFFFFFFFFFFFF, c).view(np.float64)
+
+
+def to_codes(recipe: Recipe, x: np.ndarray, picks, kind: int) -> np.ndarray:
+    """Codes for channels ``picks`` whose samples are ``x``, all of value kind ``kind``.
+
+    Raises KindMismatch naming the channels for which the kind does not hold exactly.
+    """
+    picks = np.asarray(picks)
+    if kind == 0:
+        codes, ok = _int_candidates(recipe, x, picks)
+    elif kind == 1:
+        f, ok = _f32_candidates(recipe, x, picks)
+        codes = f32_to_codes(f)
+    else:
+        return f64_to_codes(x)
+    if not ok.all():
+        raise KindMismatch(picks[~ok])
+    return codes
+
+
+def from_codes(recipe: Recipe, codes: np.ndarray, picks, kind: int) -> np.ndarray:
+    """Inverse of :func:`to_codes`: bitwise MNE float64 samples."""
+    if kind == 0:
+        return recipe.forward(codes, picks)
+    if kind == 1:
+        return recipe.forward(codes_to_f32(codes), picks)
+    return codes_to_f64(codes)

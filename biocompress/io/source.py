@@ -1,0 +1,64 @@
+"""Open any recording MNE reads, with the fallbacks real files need."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mne
+
+from ..errors import BadInputError
+
+# Multi-file formats: MNE is pointed at the header; the data file travels with it.
+SIDECAR_OF = {".eeg": ".vhdr", ".vmrk": ".vhdr", ".fdt": ".set", ".dat": ".lay"}
+
+
+def _looks_like_text(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(256)
+    return bool(head) and b"\x00" not in head and head.isascii() and not head[:8].strip().isdigit()
+
+
+def open_raw(path, *, verbose="ERROR") -> mne.io.BaseRaw:
+    """Open ``path`` lazily with MNE (``preload=False``), retrying known fallbacks.
+
+    Raises
+    ------
+    BadInputError
+        Naming the file and the problem: missing, unreadable, empty or without channels.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BadInputError(path, "no such file or directory")
+    if path.is_file() and path.stat().st_size == 0:
+        raise BadInputError(path, "file is empty")
+    if path.suffix.lower() in SIDECAR_OF:
+        raise BadInputError(
+            path, f"this is a data file; open its header ({SIDECAR_OF[path.suffix.lower()]}) instead"
+        )
+    attempts = [{}]
+    if path.suffix.lower() in (".edf", ".bdf", ".gdf"):
+        attempts.append({"encoding": "latin1"})
+    errors = []
+    for kwargs in attempts:
+        try:
+            raw = mne.io.read_raw(os.fspath(path), preload=False, verbose=verbose, **kwargs)
+            break
+        except Exception as exc:  # MNE raises many types for unreadable files
+            errors.append(exc)
+    else:
+        raise BadInputError(path, _describe_read_failure(path, errors[0])) from errors[0]
+    if raw.info["nchan"] == 0:
+        raise BadInputError(path, "recording has zero channels")
+    if raw.n_times == 0:
+        raise BadInputError(path, "recording has zero samples")
+    return raw
+
+
+def _describe_read_failure(path: Path, exc: Exception) -> str:
+    if path.is_file() and _looks_like_text(path) and path.suffix.lower() in (".edf", ".bdf"):
+        return f"not a valid {path.suffix.upper()[1:]} file (it contains text, not an EDF header)"
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, ValueError) and "Unsupported file type" in msg:
+        return f"file format not supported by MNE ({path.suffix or 'no extension'})"
+    return f"MNE cannot read this file: {type(exc).__name__}: {msg}"

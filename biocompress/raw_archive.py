@@ -1,0 +1,41 @@
+"""Archives as ``mne.io.Raw``: only the blocks a request touches are decoded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from mne.io import BaseRaw
+
+from .container.reader import Archive
+
+
+class RawArchive(BaseRaw):
+    """An ``mne.io.Raw`` backed by a biocompress archive (use :func:`read_raw`)."""
+
+    def __init__(self, fname, preload=False, verbose=None):
+        fname = Path(fname)
+        with Archive(fname) as arc:
+            info = arc.info
+            annotations = arc.annotations
+            first, n = arc.first_samp, arc.n_samples
+        super().__init__(
+            info, preload=preload, first_samps=(first,), last_samps=(first + n - 1,),
+            filenames=(str(fname.resolve()),), raw_extras=[{"n_channels": info["nchan"], "first_samp": first}], orig_format="double", verbose=verbose,
+        )
+        self.set_annotations(annotations, emit_warning=False)
+
+    def _read_segment_file(self, data, idx, fi, start, stop, cals, mult):
+        extras = self._raw_extras[fi]
+        every = np.arange(extras["n_channels"])
+        with Archive(self.filenames[fi]) as arc:  # start/stop count from the file's first_samp
+            x = arc.read(start - extras["first_samp"], stop - extras["first_samp"], picks=every if mult is not None else every[idx])
+        if mult is None:
+            data[:] = x  # archives hold MNE's calibrated values already
+        else:
+            data[:] = mult @ (x / cals[:, np.newaxis])
+
+
+def read_raw(archive, preload=False, verbose=None) -> RawArchive:
+    """Open an archive as an ``mne.io.Raw`` (lazy unless ``preload``)."""
+    return RawArchive(archive, preload=preload, verbose=verbose)
