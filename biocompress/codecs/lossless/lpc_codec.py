@@ -40,19 +40,21 @@ class LPCCodec(Codec):
     def encode(self, codes) -> bytes:
         codes = check_2d_int(codes)
         n_ch, n = codes.shape
-        orders, shifts, coefs, rows = [], [], [], []
+        orders, shifts, means, rows = [], [], [], []
         for x in codes:
+            # predict around the block mean: least squares is fitted on centred data
+            mean = int(np.round(x.mean())) if x.size else 0
+            x = x - mean
             q, shift = lpc.choose_predictor(x, self.max_order)
             r = lpc.lpc_residual(x, q, shift)
             p = q.size
-            rows += [r[:p], r[p:]]
+            # coefficients travel through the range coder too: a row of their own
+            rows += [q, r[:p], r[p:]]
             orders.append(p)
             shifts.append(shift)
-            coefs.append(q)
+            means.append(mean)
         params = pack_arrays(
-            np.asarray(orders, np.uint8),
-            np.asarray(shifts, np.uint8),
-            np.concatenate(coefs).astype(np.int64) if coefs else np.zeros(0, np.int64),
+            np.asarray(orders, np.uint8), np.asarray(shifts, np.uint8), np.asarray(means, np.int64)
         )
         body = residual_coder.encode_rows(rows, self.segment)
         return _HEADER.pack(n_ch, n) + struct.pack("<I", len(params)) + params + body
@@ -63,14 +65,14 @@ class LPCCodec(Codec):
         n_ch, n = _HEADER.unpack_from(payload)
         (plen,) = struct.unpack_from("<I", payload, _HEADER.size)
         start = _HEADER.size + 4
-        orders, shifts, coefs = unpack_arrays(payload[start : start + plen], 3)
-        if orders.size != n_ch or int(orders.sum()) != coefs.size or (orders > n).any():
+        orders, shifts, means = unpack_arrays(payload[start : start + plen], 3)
+        if orders.size != n_ch or shifts.size != n_ch or means.size != n_ch or (orders > n).any() or (shifts > 62).any():
             raise CorruptArchiveError("lpc-v1 predictor parameters inconsistent with header")
-        lengths = np.ravel(np.column_stack([orders, n - orders.astype(np.int64)]))
+        p = orders.astype(np.int64)
+        lengths = np.ravel(np.column_stack([p, p, n - p]))
         rows = residual_coder.decode_rows(payload[start + plen :], lengths, self.segment)
         out = np.empty((n_ch, n), np.int64)
-        q_all = np.split(coefs, np.cumsum(orders.astype(np.int64))[:-1]) if n_ch else []
         for ch in range(n_ch):
-            r = np.concatenate([rows[2 * ch], rows[2 * ch + 1]])
-            out[ch] = lpc.lpc_restore(r, q_all[ch], int(shifts[ch]))
+            q, warm, main = rows[3 * ch : 3 * ch + 3]
+            out[ch] = lpc.lpc_restore(np.concatenate([warm, main]), q, int(shifts[ch])) + means[ch]
         return out

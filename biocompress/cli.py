@@ -1,0 +1,179 @@
+"""The ``biocompress`` command line. Exit codes: 0 ok, 1 verification failed, 2 bad input/usage."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import BadInputError, BiocompressError, CorruptArchiveError, VerificationError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__,
+                  pretty_exceptions_enable=False)
+out = Console()
+err = Console(stderr=True)
+
+EXPORT_FORMATS = {".fif": "fif", ".edf": "edf", ".bdf": "edf", ".vhdr": "brainvision"}
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _run(fn):
+    """Call fn, turning our exceptions into messages and exit codes."""
+    try:
+        return fn()
+    except (VerificationError, CorruptArchiveError) as exc:
+        _fail(str(exc), 1)
+    except (BadInputError, FileExistsError) as exc:
+        _fail(str(exc), 2)
+    except BiocompressError as exc:
+        _fail(str(exc), 2)
+
+
+@app.command()
+def compress(
+    input: Path = typer.Argument(..., help="Recording in any format MNE reads."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Archive path (default: INPUT stem + .bc.h5)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
+    mode: str = typer.Option("lossless", "--mode", help="Only 'lossless' so far."),
+):
+    """Compress a recording into a verified archive."""
+    from .compress import compress as do_compress
+
+    path = _run(lambda: do_compress(input, output, mode=mode, overwrite=force, progress=True))
+    _print_summary(path)
+
+
+@app.command()
+def decompress(
+    archive: Path = typer.Argument(..., help="A .bc.h5 archive."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output file: .fif, .edf, .bdf or .vhdr."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
+):
+    """Export the archive's recording through MNE (format from OUTPUT's extension)."""
+    ext = output.suffix.lower()
+    if ext not in EXPORT_FORMATS:
+        _fail(f"{output}: unsupported output extension {ext!r}; use one of {sorted(EXPORT_FORMATS)}", 2)
+    if output.exists() and not force:
+        _fail(f"{output}: exists (use --force to overwrite)", 2)
+
+    def export():
+        import shutil
+
+        import mne
+
+        from .raw_archive import read_raw
+
+        raw = read_raw(archive, preload=True, verbose="ERROR")
+        # Export under the final name inside a private folder, then move the file(s):
+        # BrainVision headers refer to their data files by name.
+        tmpdir = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+        try:
+            target = tmpdir / output.name
+            if ext == ".fif":
+                raw.save(target, fmt="double", overwrite=True, verbose="ERROR")
+            else:
+                mne.export.export_raw(target, raw, fmt=EXPORT_FORMATS[ext], overwrite=True, verbose="ERROR")
+            for produced in tmpdir.iterdir():
+                os.replace(produced, output.parent / produced.name)
+        except Exception as exc:
+            raise BadInputError(output, f"export failed: {exc}") from exc
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+    _run(export)
+    out.print(f"wrote {output}")
+
+
+@app.command()
+def info(
+    archive: Path = typer.Argument(..., help="A .bc.h5 archive."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+):
+    """Describe an archive: channels, duration, sizes, ratio, codec."""
+    summary = _run(lambda: archive_summary(archive))
+    if as_json:
+        print(json.dumps(summary))
+        return
+    table = Table(show_header=False, box=None)
+    for k, v in summary.items():
+        table.add_row(k, str(v))
+    out.print(table)
+
+
+def archive_summary(path) -> dict:
+    from .container.reader import Archive
+
+    with Archive(path) as arc:
+        src = arc.source
+        codecs = sorted({c["id"] for c in arc.codec_configs})
+        archive_bytes = arc.archive_bytes
+        source_bytes = src.get("source_bytes")
+        return {
+            "archive": str(path),
+            "mode": arc.mode,
+            "n_channels": arc.n_channels,
+            "sfreq": arc.sfreq,
+            "n_samples": arc.n_samples,
+            "duration_s": arc.n_samples / arc.sfreq,
+            "source_file": src.get("file_name"),
+            "source_bytes": source_bytes,
+            "archive_bytes": archive_bytes,
+            "ratio": round(source_bytes / archive_bytes, 4) if source_bytes else None,
+            "codec": ",".join(codecs),
+            "n_blocks": int(arc.index.size),
+            "source_sha256": src.get("sha256"),
+            "samples_sha256": arc.attrs["samples_sha256"],
+        }
+
+
+@app.command()
+def verify(
+    archive: Path = typer.Argument(..., help="A .bc.h5 archive."),
+    source: Optional[Path] = typer.Argument(None, help="The original recording, to compare against."),
+):
+    """Decode every block and check every checksum; with SOURCE, compare with the original."""
+    from .verify import verify_archive
+
+    report = _run(lambda: verify_archive(archive, source, progress=True))
+    for line in report["lines"]:
+        out.print(line, highlight=False)
+    if not report["ok"]:
+        _fail(f"{archive}: verification FAILED", 1)
+    out.print(f"[green]{archive}: OK[/]")
+
+
+@app.command()
+def demo(
+    samples: Optional[Path] = typer.Argument(None, help="Folder of recordings (default: the bundled data_samples/)."),
+):
+    """Compress, verify and tabulate the bundled sample recordings."""
+    from .demo import run_demo
+
+    _run(lambda: run_demo(samples, console=out))
+
+
+def _print_summary(path: Path) -> None:
+    s = archive_summary(path)
+    out.print(
+        f"wrote {path}: {s['source_bytes']:,} → {s['archive_bytes']:,} bytes "
+        f"(ratio {s['ratio']}), verified", highlight=False,
+    )
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
