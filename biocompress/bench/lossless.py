@@ -308,21 +308,26 @@ def _plot(rows: list[dict], names: list[str], plot_path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     files = list(dict.fromkeys(r["file"] for r in rows))
     ratio = {(r["file"], r["codec"]): r["ratio"] for r in rows if r["status"] == "ok"}
     groups = files + ["geometric mean"]
     width = 0.8 / max(1, len(names))
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.35 * len(groups) * len(names) ** 0.5 * 2), 5))
+    fig, ax = plt.subplots(figsize=(min(40.0, max(8.0, 2 + 0.06 * len(groups) * len(names))), 5.5))
     x = np.arange(len(groups))
     for i, n in enumerate(names):
         vals = [ratio.get((f, n), np.nan) for f in files] + [geomean(ratio.get((f, n)) for f in files)]
         ax.bar(x + (i - (len(names) - 1) / 2) * width, vals, width, label=n)
+    ax.set_yscale("log")  # synthetic files reach ratios of 20; EEG sits at 1-4
+    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.set_yticks([0.5, 1, 1.5, 2, 3, 4, 6, 10, 20])
     ax.set_xticks(x, groups, rotation=60, ha="right", fontsize=7)
+    ax.set_xlim(-0.6, len(groups) - 0.4)
     ax.axvline(len(files) - 0.5, color="grey", lw=0.8, ls="--")
     ax.set_ylabel("compression ratio (native / compressed)")
     ax.set_title("Lossless compression ratio per file")
-    ax.legend(fontsize=7, ncol=min(5, len(names)))
+    ax.legend(fontsize=7, ncol=min(5, len(names)), loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(plot_path, dpi=120)

@@ -22,34 +22,37 @@ _HEADROOM = 2**62
 
 
 @numba.njit(cache=True, nogil=True)
-def lpc_residual(x, q, shift):
+def _predict(x, i, q, q0, p, shift):
+    if i < p:  # warm-up: only at the start of a block, where history is missing
+        return x[i - 1] if i > 0 else 0
+    acc = np.int64(1) << (shift - 1) if shift > 0 else np.int64(0)
+    for k in range(p):
+        acc += q[q0 + k] * x[i - 1 - k]
+    return acc >> shift
+
+
+@numba.njit(cache=True, nogil=True)
+def lpc_residual(x, q, orders, shifts, frame):
+    """Residuals of x; frame f (samples [f·frame, (f+1)·frame)) uses predictor f."""
     n = x.shape[0]
-    p = q.shape[0]
     r = np.empty(n, np.int64)
-    half = np.int64(1) << (shift - 1) if shift > 0 else np.int64(0)
-    for i in range(min(n, p)):
-        r[i] = x[i] - (x[i - 1] if i > 0 else 0)
-    for i in range(p, n):
-        acc = half
-        for k in range(p):
-            acc += q[k] * x[i - 1 - k]
-        r[i] = x[i] - (acc >> shift)
+    q0 = 0
+    for f in range(orders.shape[0]):
+        for i in range(f * frame, min(n, (f + 1) * frame)):
+            r[i] = x[i] - _predict(x, i, q, q0, orders[f], shifts[f])
+        q0 += orders[f]
     return r
 
 
 @numba.njit(cache=True, nogil=True)
-def lpc_restore(r, q, shift):
+def lpc_restore(r, q, orders, shifts, frame):
     n = r.shape[0]
-    p = q.shape[0]
     x = np.empty(n, np.int64)
-    half = np.int64(1) << (shift - 1) if shift > 0 else np.int64(0)
-    for i in range(min(n, p)):
-        x[i] = r[i] + (x[i - 1] if i > 0 else 0)
-    for i in range(p, n):
-        acc = half
-        for k in range(p):
-            acc += q[k] * x[i - 1 - k]
-        x[i] = r[i] + (acc >> shift)
+    q0 = 0
+    for f in range(orders.shape[0]):
+        for i in range(f * frame, min(n, (f + 1) * frame)):
+            x[i] = r[i] + _predict(x, i, q, q0, orders[f], shifts[f])
+        q0 += orders[f]
     return x
 
 
@@ -82,18 +85,20 @@ def _lagged_covariance(x: np.ndarray, max_order: int) -> np.ndarray:
     return _lagged_covariance_kernel(y - y.mean(), max_order)
 
 
-def choose_predictor(x: np.ndarray, max_order: int = MAX_ORDER, coef_bits: float = 14.0):
-    """Pick order and quantized coefficients for one channel block.
+def choose_predictor(x: np.ndarray, max_order: int = MAX_ORDER, coef_bits: float = 14.0, history: int = 0):
+    """Pick order and quantized coefficients for one frame.
 
-    Order is chosen by an estimate of the coded size: n/2·log2(residual energy)
-    plus the cost of the coefficients. Returns (q int64[p], shift).
+    ``x`` holds ``history`` samples before the frame, then the frame. Order is
+    chosen by an estimate of the coded size: n/2·log2(residual energy) plus the
+    cost of the coefficients. Returns (q int64[p], shift).
     """
-    n = x.shape[0]
-    orders = [p for p in ORDERS if p <= max_order and p < n // 4]
-    if not orders or np.ptp(x) == 0:
-        return np.ones(1 if n > 1 else 0, np.int64), 0
+    n = x.shape[0] - history
+    orders = [p for p in ORDERS if p <= max_order and p < n // 4 and p <= history + n // 2]
+    if not orders or np.ptp(x[history:]) == 0:
+        return np.ones(1 if x.shape[0] > 1 else 0, np.int64), 0
     top = orders[-1]
-    cov = _lagged_covariance(x, top)
+    start = max(0, history - top)
+    cov = _lagged_covariance(x[start:], top)
     m = n - top
     best = None
     ridge = 1e-10 * np.trace(cov) / (top + 1) + 1e-12
