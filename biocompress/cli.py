@@ -17,7 +17,7 @@ from .errors import BadInputError, BiocompressError, CorruptArchiveError, Verifi
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__,
                   pretty_exceptions_enable=False)
-out = Console()
+out = Console(width=None if Console().is_terminal else 120)
 err = Console(stderr=True)
 
 EXPORT_FORMATS = {".fif": "fif", ".edf": "edf", ".bdf": "edf", ".vhdr": "brainvision"}
@@ -50,7 +50,7 @@ def compress(
     """Compress a recording into a verified archive."""
     from .compress import compress as do_compress
 
-    path = _run(lambda: do_compress(input, output, mode=mode, overwrite=force, progress=True))
+    path = _run(lambda: do_compress(input, output, mode=mode, overwrite=force, progress=err.is_terminal))
     _print_summary(path)
 
 
@@ -145,7 +145,7 @@ def verify(
     """Decode every block and check every checksum; with SOURCE, compare with the original."""
     from .verify import verify_archive
 
-    report = _run(lambda: verify_archive(archive, source, progress=True))
+    report = _run(lambda: verify_archive(archive, source, progress=err.is_terminal))
     for line in report["lines"]:
         out.print(line, highlight=False)
     if not report["ok"]:

@@ -150,7 +150,6 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
             except scaling.KindMismatch as exc:  # a later chunk broke a kind: demote, restart
                 writer.discard()
                 kinds[exc.channels] += 1
-                advance(-raw.n_times)
             except BaseException:
                 writer.discard()
                 raise

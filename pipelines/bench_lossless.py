@@ -22,7 +22,7 @@ def main(argv=None) -> None:
     p.add_argument("corpus_dir", help="folder searched recursively for recordings (or one file)")
     p.add_argument("--csv", help="write one row per (file, codec) here")
     p.add_argument("--plot", help="write a PNG bar chart of the ratios here")
-    p.add_argument("--anchors", help="lossless.tsv of anchor figures (default: looked up near the corpus / cwd)")
+    p.add_argument("--anchors", help="lossless.tsv of anchor figures (default: looked up near corpus/cwd)")
     p.add_argument("--codecs", help=f"comma list out of: {','.join(ALL_NAMES)} (default: all)")
     p.add_argument("--limit", type=int, help="benchmark only the first N recordings found")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

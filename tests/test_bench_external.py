@@ -1,5 +1,7 @@
 """Each available external codec wrapper round-trips small synthetic 16- and 24-bit arrays."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -52,3 +54,20 @@ def test_missing_cli_reports_reason(monkeypatch):
     monkeypatch.setattr(ext.shutil, "which", lambda _: None)
     ok, why = ext.Flac8().available()
     assert not ok and "flac CLI not found" in why and "apt-get install flac" in why
+
+
+def test_runner_smoke(tmp_path, monkeypatch):
+    """run_benchmark on one fake recording: rows, CSV and PNG come out; biocompress left out."""
+    import biocompress.bench.lossless as lossless
+
+    x = _signal(16)
+    src = SimpleNamespace(codes=x, bits=16, sfreq=SFREQ, integer=True, n_channels=3, n_samples=x.shape[1])
+    (tmp_path / "fake.edf").write_bytes(b"")
+    monkeypatch.setattr(lossless, "_read_codes", lambda path: src)
+    rows = lossless.run_benchmark(tmp_path, codecs=["gzip9", "bzip2"], csv_path=tmp_path / "r.csv",
+                                  plot_path=tmp_path / "r.png", anchors_path=tmp_path / "none.tsv",
+                                  progress=False)
+    assert [r["codec"] for r in rows] == ["gzip9", "bzip2"]
+    assert all(r["status"] == "ok" and r["native_bytes"] == x.size * 2 for r in rows)
+    assert (tmp_path / "r.csv").read_text().count("\n") == 3
+    assert (tmp_path / "r.png").stat().st_size > 0

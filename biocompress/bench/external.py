@@ -247,8 +247,7 @@ class Mef3Red(Codec):
 
         if not sfreq:
             raise CodecSkipped("MEF 3 needs the sample rate")
-        if bits == 32 and codes.size and (codes.min() < -(2**31) or codes.max() > 2**31 - 1):
-            raise CodecSkipped("codes exceed the int32 range")
+        _check_range(codes, bits)  # <= 32 bits, so int32 counts are exact
         start_uutc = 946_684_800_000_000  # 2000-01-01; any fixed start will do
         names = [f"ch{i:04d}" for i in range(codes.shape[0])]
         counts = np.ascontiguousarray(codes, dtype=np.int32)
@@ -321,7 +320,7 @@ class _PerChannelCLI(Codec):
         _check_range(codes, bits)
         rate = max(1, int(round(sfreq))) if sfreq else 1000  # only stored in the header
         enc_s = dec_s = 0.0
-        size = 0
+        size, peak = 0, None
         back = np.empty_like(codes)
         with tempfile.TemporaryDirectory(dir=_tmp_root()) as tmp:
             tmp = Path(tmp)

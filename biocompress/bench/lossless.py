@@ -12,12 +12,13 @@ import math
 import sys
 import time
 import tracemalloc
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Sequence
 
 import numpy as np
-from rich.console import Console
+from rich.console import Console, Group
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -74,7 +75,8 @@ def _read_codes(path: Path):
 def _read_edf_codes_fallback(path: Path):
     """Digital values of a uniform-rate EDF/BDF (annotation signals dropped). Stop-gap only."""
     if path.suffix.lower() not in (".edf", ".bdf"):
-        raise NotImplementedError("biocompress.io.read_codes is not available yet (fallback reads EDF/BDF only)")
+        raise NotImplementedError("biocompress.io.read_codes not available yet; "
+                                  "the fallback reads EDF/BDF only")
     raw = path.read_bytes()
     ns, header_bytes = int(raw[252:256]), int(raw[184:192])
     n_records, record_s = int(raw[236:244]), float(raw[244:252])
@@ -129,21 +131,25 @@ def _single_thread() -> None:
         sys.modules["torch"].set_num_threads(1)
 
 
-def _load_biocompress():
-    """The LosslessCodec class, warmed up (JIT compiled) on a small array; None if missing."""
+def _load_biocompress() -> str | None:
+    """Import and warm up (JIT-compile) the LosslessCodec; the reason it is unusable, or None."""
     try:
         from biocompress.codecs.lossless import LosslessCodec
-    except ImportError:
-        return None
-    _single_thread()
-    warm = np.cumsum(np.random.default_rng(0).integers(-20, 21, (2, 4096)), axis=1)
-    codec = LosslessCodec()
-    codec.decode(codec.encode(warm))
+
+        _single_thread()
+        warm = np.cumsum(np.random.default_rng(0).integers(-20, 21, (2, 4096)), axis=1)
+        codec = LosslessCodec()
+        codec.decode(codec.encode(warm))
+    except ImportError as e:
+        return f"not available yet ({e})"
+    except Exception as e:  # a half-written codec must not stop the external benchmark
+        return f"failed to import or warm up ({type(e).__name__}: {e})"
     _single_thread()  # again: the import may have loaded numba/torch
-    return LosslessCodec
+    return None
 
 
-def _biocompress_codec(codes: np.ndarray, bits: int, sfreq: float | None, *, measure_memory: bool = True) -> Result:
+def _biocompress_codec(codes: np.ndarray, bits: int, sfreq: float | None, *,
+                       measure_memory: bool = True) -> Result:
     from biocompress.codecs.lossless import LosslessCodec
 
     c = LosslessCodec()
@@ -233,9 +239,8 @@ def _fmt(v, spec=".3f") -> str:
     return "-" if v in ("", None) or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
 
-def _file_table(path: Path, src, native: int, rows: list[dict]) -> Table:
-    t = Table(title=f"{path.name}  ({src.n_channels} ch x {src.n_samples} samples, {src.bits} bit, "
-                    f"{src.sfreq:g} Hz, {native / 1e6:.2f} MB native)", title_justify="left")
+def _file_table(path: Path, src, native: int, rows: list[dict]) -> Group:
+    t = Table()
     for col in ("codec", "ratio", "bytes", "enc MS/s", "dec MS/s", "peak MB", "note"):
         t.add_column(col, justify="left" if col in ("codec", "note") else "right")
     for r in rows:
@@ -245,7 +250,9 @@ def _file_table(path: Path, src, native: int, rows: list[dict]) -> Table:
         t.add_row(r["codec"], _fmt(r["ratio"]), str(r["compressed_bytes"]), _fmt(r["encode_msps"], ".2f"),
                   _fmt(r["decode_msps"], ".2f"), _fmt(mem / 1e6 if mem != "" else "", ".1f"),
                   f"{r['status']}: {note}" if note else "", style=style)
-    return t
+    head = (f"[bold]{path.name}[/bold]  {src.n_channels} ch x {src.n_samples} samples, {src.bits} bit, "
+            f"{src.sfreq:g} Hz, {native / 1e6:.2f} MB native")
+    return Group(head, t)
 
 
 def _summary_table(rows: list[dict], names: list[str]) -> Table:
@@ -267,7 +274,8 @@ def _summary_table(rows: list[dict], names: list[str]) -> Table:
         for n in names:
             ok = [r for r in rows if r["codec"] == n and r["status"] == "ok" and r[key_s]]
             secs = sum(r[key_s] for r in ok)
-            cells.append(_fmt(sum(r["n_channels"] * r["n_samples"] for r in ok) / secs / 1e6 if secs else "", ".2f"))
+            samples = sum(r["n_channels"] * r["n_samples"] for r in ok)
+            cells.append(_fmt(samples / secs / 1e6 if secs else "", ".2f"))
         t.add_row(label, *cells)
     return t
 
@@ -370,9 +378,10 @@ def run_benchmark(
             externals.append(c)
         else:
             console.print(f"[yellow]{c.name} unavailable: {why}[/yellow]")
-    bio = _load_biocompress() if BIOCOMPRESS in names else None
-    if BIOCOMPRESS in names and bio is None:
-        console.print("[yellow]biocompress codec not available yet[/yellow]")
+    bio = BIOCOMPRESS in names
+    if bio and (why := _load_biocompress()):
+        bio = False
+        console.print(f"[yellow]biocompress codec {why}[/yellow]")
     try:
         from biocompress.io import read_codes  # noqa: F401
     except ImportError:
@@ -404,12 +413,12 @@ def run_benchmark(
             file_rows = []
             for c in externals:
                 bar.update(task, description=f"{path.name}: {c.name}")
-                file_rows.append(_run_one(c.name, lambda: c.run(codes, src.bits, sfreq=src.sfreq),
-                                          path, src, native))
+                run = partial(c.run, codes, src.bits, sfreq=src.sfreq)
+                file_rows.append(_run_one(c.name, run, path, src, native))
             if bio:
                 bar.update(task, description=f"{path.name}: {BIOCOMPRESS}")
-                file_rows.append(_run_one(BIOCOMPRESS, lambda: _biocompress_codec(codes, src.bits, src.sfreq),
-                                          path, src, native))
+                run = partial(_biocompress_codec, codes, src.bits, src.sfreq)
+                file_rows.append(_run_one(BIOCOMPRESS, run, path, src, native))
             console.print(_file_table(path, src, native, file_rows))
             rows += file_rows
             bar.advance(task)

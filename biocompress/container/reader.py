@@ -149,6 +149,7 @@ class Archive:
             raise ValueError(f"window [{start}, {stop}) outside 0..{self.n_samples}")
         picks = np.arange(self.n_channels) if picks is None else np.atleast_1d(np.asarray(picks, int))
         out = np.empty((picks.size, stop - start), np.float64)
+        filled = np.zeros(picks.size, np.int64)  # samples written per requested channel
         idx = self.index
         hit = np.flatnonzero((idx["t_start"] < stop) & (idx["t_stop"] > start))
         for i in hit:
@@ -162,6 +163,9 @@ class Archive:
             part = codes[chans - row["ch_start"], a - row["t_start"] : b - row["t_start"]]
             kind = int(self.value_kind[chans[0]])
             out[rows, a - start : b - start] = scaling.from_codes(self.recipe, part, chans, kind)
+            filled[rows] += b - a
+        if (filled != stop - start).any():
+            raise CorruptArchiveError(f"{self.path}: block index does not cover samples [{start}, {stop})")
         return out
 
     def iter_chunks(self):

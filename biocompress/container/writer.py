@@ -17,7 +17,7 @@ from .layout import FORMAT_NAME, FORMAT_VERSION, INDEX_DTYPE, SEGMENT_BYTES, SEG
 
 def json_dataset(group: h5py.Group, name: str, obj) -> None:
     """Store a JSON document as gzip-filtered UTF-8 bytes (any HDF5 reader can inflate it)."""
-    data = np.frombuffer(json.dumps(obj, ensure_ascii=False).encode("utf-8"), np.uint8)
+    data = np.frombuffer(json.dumps(obj, ensure_ascii=False, allow_nan=False).encode("utf-8"), np.uint8)
     ds = group.create_dataset(name, data=data, compression="gzip" if data.size > 512 else None)
     ds.attrs["content"] = "application/json; charset=utf-8"
 

@@ -60,7 +60,8 @@ def _from_jsonable(value: Any) -> Any:
 def info_to_dict(info: mne.Info, ch_types: list[str]) -> dict:
     chs = []
     for ch in info["chs"]:
-        entry = {"ch_name": ch["ch_name"], "loc": [float(v) for v in ch["loc"]]}
+        # strict JSON has no NaN: unknown locations are stored as null
+        entry = {"ch_name": ch["ch_name"], "loc": [float(v) if np.isfinite(v) else None for v in ch["loc"]]}
         entry.update({f: int(ch[f]) for f in _CH_INT_FIELDS if f in ch})
         entry.update({f: float(ch[f]) for f in _CH_FLOAT_FIELDS})
         chs.append(entry)
@@ -99,7 +100,7 @@ def info_from_dict(d: dict) -> mne.Info:
                     ch[f] = _NAMED[f].get(src[f], src[f]) if f in _NAMED else src[f]
             for f in _CH_FLOAT_FIELDS:
                 ch[f] = src[f]
-            ch["loc"] = np.asarray(src["loc"], dtype=np.float64)
+            ch["loc"] = np.array([np.nan if v is None else v for v in src["loc"]], dtype=np.float64)
         info["bads"] = list(d.get("bads", []))
         if d.get("meas_date"):
             info["meas_date"] = dt.datetime.fromisoformat(d["meas_date"])
