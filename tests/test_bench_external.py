@@ -63,7 +63,7 @@ def test_runner_smoke(tmp_path, monkeypatch):
     x = _signal(16)
     src = SimpleNamespace(codes=x, bits=16, sfreq=SFREQ, integer=True, n_channels=3, n_samples=x.shape[1])
     (tmp_path / "fake.edf").write_bytes(b"")
-    monkeypatch.setattr(lossless, "_read_codes", lambda path: src)
+    monkeypatch.setattr(lossless, "read_codes", lambda path: src)
     rows = lossless.run_benchmark(tmp_path, codecs=["gzip9", "bzip2"], csv_path=tmp_path / "r.csv",
                                   plot_path=tmp_path / "r.png", anchors_path=tmp_path / "none.tsv",
                                   progress=False)

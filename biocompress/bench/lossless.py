@@ -14,7 +14,6 @@ import time
 import tracemalloc
 from functools import partial
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Sequence
 
 import numpy as np
@@ -22,6 +21,8 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from biocompress.io import read_codes
 
 from .external import ALL_CODECS, CodecSkipped, Result, RoundTripError, check_equal, make_codecs
 
@@ -61,55 +62,6 @@ CSV_FIELDS = (
 
 
 # --------------------------------------------------------------------------- reading
-
-
-def _read_codes(path: Path):
-    """:func:`biocompress.io.read_codes`, or a stop-gap EDF/BDF reader while that is missing."""
-    try:
-        from biocompress.io import read_codes
-    except ImportError:
-        return _read_edf_codes_fallback(path)
-    return read_codes(path)
-
-
-def _read_edf_codes_fallback(path: Path):
-    """Digital values of a uniform-rate EDF/BDF (annotation signals dropped). Stop-gap only."""
-    if path.suffix.lower() not in (".edf", ".bdf"):
-        raise NotImplementedError("biocompress.io.read_codes not available yet; "
-                                  "the fallback reads EDF/BDF only")
-    raw = path.read_bytes()
-    ns, header_bytes = int(raw[252:256]), int(raw[184:192])
-    n_records, record_s = int(raw[236:244]), float(raw[244:252])
-
-    def field(start: int, width: int) -> list[str]:
-        base = 256 + start * ns
-        return [raw[base + k * width: base + (k + 1) * width].decode("latin1").strip() for k in range(ns)]
-
-    labels, spr = field(0, 16), [int(v) for v in field(216, 8)]
-    bdf = raw[0] == 0xFF
-    width = 3 if bdf else 2
-    per_record = sum(spr)
-    stored = (len(raw) - header_bytes) // (per_record * width)
-    n_records = stored if n_records < 0 else min(n_records, stored)
-    body = np.frombuffer(raw, np.uint8, n_records * per_record * width, header_bytes)
-    if bdf:
-        b = body.reshape(-1, 3).astype(np.int32)
-        data = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
-        data = np.where(data >= 1 << 23, data - (1 << 24), data)
-    else:
-        data = body.view("<i2")
-    data = data.reshape(n_records, per_record)
-    offsets = np.concatenate([[0], np.cumsum(spr)])
-    keep = [k for k, lab in enumerate(labels) if not lab.endswith("Annotations")]
-    rates = {spr[k] for k in keep}
-    info = SimpleNamespace(bits=24 if bdf else 16, n_channels=len(keep), codes=None, integer=False)
-    info.sfreq = spr[keep[0]] / record_s if keep and record_s > 0 else 0.0
-    if len(rates) != 1:
-        info.n_samples, info.reason = 0, f"mixed sampling rates ({len(rates)} different)"
-        return info
-    info.codes = np.stack([data[:, offsets[k]:offsets[k + 1]].ravel() for k in keep]).astype(np.int64)
-    info.integer, info.n_samples = True, info.codes.shape[1]
-    return info
 
 
 def find_recordings(corpus_dir: Path) -> list[Path]:
@@ -308,7 +260,8 @@ def _anchor_tables(rows: list[dict], names: list[str], anchors: dict, console: C
         console.print("All measured ratios are within 2 % of the anchors.")
     missing = sorted(set(anchors) - set(files))
     if missing:
-        console.print(f"Anchor files not benchmarked here: {', '.join(missing)}")
+        listed = f": {', '.join(missing)}" if len(missing) <= 5 else ""
+        console.print(f"{len(missing)} anchor file(s) not benchmarked here{listed}")
 
 
 def _plot(rows: list[dict], names: list[str], plot_path) -> None:
@@ -382,11 +335,6 @@ def run_benchmark(
     if bio and (why := _load_biocompress()):
         bio = False
         console.print(f"[yellow]biocompress codec {why}[/yellow]")
-    try:
-        from biocompress.io import read_codes  # noqa: F401
-    except ImportError:
-        console.print("[yellow]biocompress.io.read_codes not available yet: "
-                      "using the stop-gap EDF/BDF reader[/yellow]")
     ran = [c.name for c in externals] + ([BIOCOMPRESS] if bio else [])
 
     paths = find_recordings(Path(corpus_dir))[:limit]
@@ -398,7 +346,7 @@ def run_benchmark(
         for path in paths:
             bar.update(task, description=path.name)
             try:
-                src = _read_codes(path)
+                src = read_codes(path)
             except Exception as e:
                 console.print(f"[dim]skip {path}: cannot read codes ({type(e).__name__}: {e})[/dim]")
                 bar.advance(task)
