@@ -158,7 +158,16 @@ def encode_rows(rows: list[np.ndarray], segment: int) -> bytes:
 
 
 def decode_rows(payload: bytes, lengths, segment: int) -> list[np.ndarray]:
+    try:
+        return _decode_rows(payload, lengths, segment)
+    except (AssertionError, ValueError, OverflowError) as exc:  # constriction's reports of bad data
+        raise CorruptArchiveError(f"residual stream cannot be decoded: {exc}") from exc
+
+
+def _decode_rows(payload: bytes, lengths, segment: int) -> list[np.ndarray]:
     words, low, esc_all = unpack_arrays(payload, 3)
+    if (words.dtype, low.dtype, esc_all.dtype) != (np.uint32, np.uint8, np.int64):
+        raise CorruptArchiveError("residual stream: unexpected array types")
     lengths = np.asarray(lengths, np.int64)
     seg_len = _segment_bounds(lengths, segment)
     decoder = constriction.stream.queue.RangeDecoder(words.astype(np.uint32))

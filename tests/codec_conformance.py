@@ -1,0 +1,120 @@
+"""Conformance checks every codec must pass (a helper module, not a test file).
+
+``check_codec(codec, codes)`` runs all of them: exact round trip, config round
+trip through ``biocompress.codecs.get_codec`` (via JSON, as archives store it),
+input validation, and graceful rejection of truncated / corrupted payloads.
+The parts are also available one by one.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from biocompress.codecs import get_codec
+from biocompress.errors import CorruptArchiveError
+
+# What a decoder may raise on damaged input; anything else is a conformance failure.
+REJECTIONS = (CorruptArchiveError, ValueError)
+
+
+def check_roundtrip(codec, codes: np.ndarray) -> bytes:
+    """Encode → bytes → decode is bit-exact, int64, same shape; encoding is deterministic."""
+    codes = np.asarray(codes)
+    payload = codec.encode(codes)
+    assert isinstance(payload, bytes), f"{codec!r}.encode returned {type(payload).__name__}, not bytes"
+    decoded = codec.decode(payload)
+    assert isinstance(decoded, np.ndarray)
+    assert decoded.dtype == np.int64, f"{codec!r} decodes to {decoded.dtype}, expected int64"
+    assert decoded.shape == codes.shape, f"{codec!r}: shape {decoded.shape} != {codes.shape}"
+    if not np.array_equal(decoded, codes.astype(np.int64)):
+        bad = np.argwhere(decoded != codes)
+        ch, t = bad[0]
+        raise AssertionError(f"{codec!r}: {len(bad)} codes differ, first at [{ch}, {t}]: "
+                             f"{decoded[ch, t]} != {codes[ch, t]}")
+    assert codec.encode(codes) == payload, f"{codec!r}: encoding the same codes twice gave different bytes"
+    # memory layout and integer width of the input must not matter
+    assert codec.encode(np.asfortranarray(codes)) == payload, f"{codec!r}: Fortran-ordered input encodes differently"
+    return payload
+
+
+def check_config(codec, payload: bytes, codes: np.ndarray) -> None:
+    """get_config() is JSON-able and get_codec(config) rebuilds an equal codec that decodes the payload."""
+    config = codec.get_config()
+    assert config["id"] == type(codec).codec_id
+    stored = json.loads(json.dumps(config))  # archives keep configs as JSON
+    rebuilt = get_codec(stored)
+    assert type(rebuilt) is type(codec)
+    assert rebuilt.get_config() == config
+    assert repr(rebuilt) == repr(codec)
+    decoded = rebuilt.decode(payload)
+    assert decoded.dtype == np.int64 and np.array_equal(decoded, codes)
+
+
+def check_input_validation(codec, codes: np.ndarray) -> None:
+    """Floats are refused with TypeError; arrays that are not 2-D with ValueError."""
+    import pytest
+
+    codes = np.asarray(codes)
+    with pytest.raises(TypeError):
+        codec.encode(codes.astype(np.float64))
+    with pytest.raises(TypeError):
+        codec.encode(codes.astype(np.float32))
+    with pytest.raises(ValueError):
+        codec.encode(codes.ravel())
+    with pytest.raises(ValueError):
+        codec.encode(codes[np.newaxis])
+
+
+def _corruptions(payload: bytes, max_flips: int = 160):
+    """Deterministic damaged variants: truncations, and single bytes XOR-ed with 0xFF."""
+    n = len(payload)
+    cuts = sorted({0, 1, 2, 5, 9, n // 4, n // 2, (3 * n) // 4, n - 2, n - 1} - {n})
+    for cut in cuts:
+        if 0 <= cut < n:
+            yield f"truncated to {cut} of {n} bytes", payload[:cut]
+    if n <= max_flips:
+        positions = range(n)
+    else:  # every header byte, then evenly spread positions, then the tail
+        positions = sorted(set(range(16)) | set(np.linspace(16, n - 1, max_flips - 24).astype(int))
+                           | set(range(n - 8, n)))
+    for i in positions:
+        b = bytearray(payload)
+        b[i] ^= 0xFF
+        yield f"byte {i} of {n} flipped", bytes(b)
+
+
+def check_corruption(codec, payload: bytes, codes: np.ndarray) -> None:
+    """Damaged payloads raise CorruptArchiveError (or ValueError) or decode to something else.
+
+    Any other exception type, or a result identical to the undamaged one, is
+    collected and reported. (A crash of the interpreter ends the run: also a failure.)
+    """
+    codes = np.asarray(codes)
+    problems = []
+    for what, damaged in _corruptions(payload):
+        try:
+            out = codec.decode(damaged)
+        except REJECTIONS:
+            continue
+        except Exception as exc:  # noqa: BLE001 - the point is to report which type escaped
+            problems.append(f"{what}: {type(exc).__module__}.{type(exc).__name__}: {str(exc)[:100]}")
+            continue
+        if not isinstance(out, np.ndarray):
+            problems.append(f"{what}: decode returned {type(out).__name__}")
+        elif out.shape == codes.shape and np.array_equal(out, codes):
+            problems.append(f"{what}: decoded to the original codes (damage went unnoticed)")
+    assert not problems, f"{codec!r}: {len(problems)} damaged payloads were mishandled:\n" + "\n".join(problems[:10])
+
+
+def check_codec(codec, codes, *, corruption: bool = True) -> bytes:
+    """Run every conformance check on ``codec`` with ``codes`` (2-D integers); return the payload."""
+    codes = np.asarray(codes)
+    assert codes.ndim == 2 and codes.dtype.kind in "iu", "check_codec needs 2-D integer codes"
+    payload = check_roundtrip(codec, codes)
+    check_config(codec, payload, codes)
+    check_input_validation(codec, codes)
+    if corruption:
+        check_corruption(codec, payload, codes)
+    return payload

@@ -1,0 +1,298 @@
+"""Codec conformance on every registered codec, and property tests of the LPC codec."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from biocompress.codecs import get_codec, registered_codecs
+from biocompress.codecs.base import check_2d_int
+from biocompress.codecs.lossless import FloatXorCodec, LPCCodec
+from biocompress.errors import CorruptArchiveError
+from biocompress.io import scaling
+from codec_conformance import check_codec, check_corruption
+from conftest import synthetic_codes
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+# ---------------------------------------------------------------------------------
+# Test data for the float codecs: bit codes of float samples, special values included
+# ---------------------------------------------------------------------------------
+
+
+def _float_specials(dtype) -> np.ndarray:
+    info = np.finfo(dtype)
+    nan_payload = (np.array([0x7FC00123], np.uint32).view(np.float32) if dtype == np.float32
+                   else np.array([0x7FF8000000000123], np.uint64).view(np.float64))
+    neg_nan = -np.abs(nan_payload)  # sign bit set, payload kept
+    vals = [0.0, -0.0, np.inf, -np.inf, np.nan, info.max, -info.max, info.tiny, -info.tiny,
+            info.smallest_subnormal, -info.smallest_subnormal, 1.0, -1.0]
+    return np.concatenate([np.array(vals, dtype), nan_payload.astype(dtype), neg_nan.astype(dtype)])
+
+
+def _float_signal(dtype, n_channels=4, n=3000, seed=1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = np.cumsum(rng.normal(0, 1e-6, (n_channels, n)), axis=1).astype(dtype)
+    specials = _float_specials(dtype)
+    x[1, 100 : 100 + specials.size] = specials
+    x[2, :] = specials[np.arange(n) % specials.size]  # specials next to each other
+    x[3, 500:700] = -0.0
+    return x
+
+
+def f32_codes() -> np.ndarray:
+    codes = scaling.f32_to_codes(_float_signal(np.float32))
+    # the codes must keep every float32 bit pattern (NaN payloads, -0.0) exactly
+    back = scaling.codes_to_f32(codes)
+    assert np.array_equal(back.view(np.int32), _float_signal(np.float32).view(np.int32))
+    return codes
+
+
+def f64_codes() -> np.ndarray:
+    codes = scaling.f64_to_codes(_float_signal(np.float64))
+    back = scaling.codes_to_f64(codes)
+    assert np.array_equal(back.view(np.int64), _float_signal(np.float64).view(np.int64))
+    return codes
+
+
+# ---------------------------------------------------------------------------------
+# Every registered codec configuration
+# ---------------------------------------------------------------------------------
+_LPC_VARIANTS = [
+    {},
+    {"max_order": 1},
+    {"max_order": 8, "segment": 16},
+    {"max_order": 32, "segment": 65536},
+    {"max_order": 12, "segment": 100},
+    {"frame": 256},
+    {"frame": 1000, "segment": 64},
+]
+
+
+def _lpc_cases():
+    fields = set(LPCCodec.config_fields)
+    for kw in _LPC_VARIANTS:
+        if set(kw) <= fields:  # a variant per config field the codec has
+            name = ",".join(f"{k}={v}" for k, v in kw.items()) or "default"
+            yield pytest.param(lambda kw=kw: LPCCodec(**kw), lambda: synthetic_codes(6, 5000, seed=3),
+                               id=f"lpc[{name}]")
+
+
+CASES = [
+    *_lpc_cases(),
+    pytest.param(lambda: LPCCodec(), lambda: synthetic_codes(3, 9000, seed=4, bits=24), id="lpc[24bit]"),
+    pytest.param(lambda: FloatXorCodec(4), f32_codes, id="float-xor[4,f32-specials]"),
+    pytest.param(lambda: FloatXorCodec(8), f64_codes, id="float-xor[8,f64-specials]"),
+    pytest.param(lambda: FloatXorCodec(8, level=1), f64_codes, id="float-xor[8,level=1]"),
+    pytest.param(lambda: FloatXorCodec(8), lambda: synthetic_codes(4, 2000, seed=5), id="float-xor[8,int-codes]"),
+]
+
+
+@pytest.mark.parametrize("make_codec, make_codes", CASES)
+def test_codec_conformance(make_codec, make_codes):
+    codec, codes = make_codec(), make_codes()
+    # LPC's handling of damaged payloads is a known bug: see test_lpc_rejects_damaged_payloads
+    payload = check_codec(codec, codes, corruption=not isinstance(codec, LPCCodec))
+    assert len(payload) > 0
+
+
+def test_every_registered_codec_has_a_conformance_case():
+    covered = {case.values[0]().codec_id for case in CASES}
+    assert set(registered_codecs()) <= covered, f"codecs without conformance cases: {set(registered_codecs()) - covered}"
+
+
+def test_lpc_rejects_damaged_payloads():
+    codes = synthetic_codes(3, 700, seed=0)
+    payload = LPCCodec().encode(codes)
+    check_corruption(LPCCodec(), payload, codes)
+
+
+def _lpc_low_bits_dtype_offset(payload: bytes) -> int:
+    """Offset of the dtype code of the residual stream's low-bits array (lpc-v1 layout)."""
+    (plen,) = struct.unpack_from("<I", payload, 6)
+    body = 10 + plen
+    code, n_words = struct.unpack_from("<BI", payload, body)
+    assert code == 4  # uint32 words of the range coder
+    return body + 5 + 4 * n_words
+
+
+def test_lpc_wrong_array_dtype_is_corrupt_archive_error():
+    rng = np.random.default_rng(7)
+    codes = np.cumsum(rng.integers(-5000, 5001, (2, 2000)), axis=1)  # big residuals → low bits
+    payload = LPCCodec().encode(codes)
+    pos = _lpc_low_bits_dtype_offset(payload)
+    assert payload[pos] == 0  # uint8
+    damaged = bytearray(payload)
+    damaged[pos] = 1  # int8: same size, wrong type
+    with pytest.raises(CorruptArchiveError):
+        LPCCodec().decode(bytes(damaged))
+
+
+# ---------------------------------------------------------------------------------
+# Configs and input validation
+# ---------------------------------------------------------------------------------
+def test_get_codec_rejects_unknown_id_and_keys():
+    with pytest.raises(CorruptArchiveError, match="unknown codec"):
+        get_codec({"id": "no-such-codec-v9"})
+    with pytest.raises(CorruptArchiveError, match="unknown config keys"):
+        get_codec({**LPCCodec().get_config(), "surprise": 1})
+
+
+@pytest.mark.parametrize("kwargs", [{"max_order": 3}, {"max_order": 64}, {"segment": 8}, {"segment": 70000}])
+def test_lpc_rejects_bad_parameters(kwargs):
+    with pytest.raises(ValueError):
+        LPCCodec(**kwargs)
+
+
+def test_float_codec_rejects_bad_width_and_out_of_range_codes():
+    with pytest.raises(ValueError):
+        FloatXorCodec(2)
+    with pytest.raises(ValueError):
+        FloatXorCodec(4).encode(np.array([[2**31]], np.int64))
+    with pytest.raises(ValueError):
+        FloatXorCodec(4).encode(np.array([[-(2**31) - 1]], np.int64))
+
+
+def test_check_2d_int_accepts_every_integer_dtype():
+    for dt in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64):
+        out = check_2d_int(np.ones((2, 3), dt))
+        assert out.dtype == np.int64 and out.flags.c_contiguous
+    with pytest.raises(TypeError):
+        check_2d_int(np.ones((2, 3), bool))
+    with pytest.raises(ValueError):
+        check_2d_int(np.array([[2**64 - 1]], np.uint64))
+
+
+@pytest.mark.parametrize("width", [4, 8])
+def test_float_codec_keeps_special_float_bits(width):
+    """Through the codec and back to floats: NaN payloads, ±inf and -0.0 survive bit for bit."""
+    dtype = np.float32 if width == 4 else np.float64
+    x = _float_signal(dtype)
+    to_codes = scaling.f32_to_codes if width == 4 else scaling.f64_to_codes
+    to_float = scaling.codes_to_f32 if width == 4 else scaling.codes_to_f64
+    codec = FloatXorCodec(width)
+    y = to_float(codec.decode(codec.encode(to_codes(x))))
+    ints = np.int32 if width == 4 else np.int64
+    assert np.array_equal(np.asarray(y, dtype).view(ints), x.view(ints))
+
+
+def test_f32_codes_preserve_float_order():
+    x = np.sort(np.random.default_rng(0).normal(0, 1e3, 2000).astype(np.float32))
+    x = np.concatenate([[-np.inf], x, [np.inf]]).astype(np.float32)
+    assert (np.diff(scaling.f32_to_codes(x)) >= 0).all()
+
+
+# ---------------------------------------------------------------------------------
+# Property tests of the LPC codec
+# ---------------------------------------------------------------------------------
+PROPS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _lpc_configs():
+    out = [LPCCodec(), LPCCodec(max_order=4, segment=16)]
+    if "frame" in LPCCodec.config_fields:
+        out.append(LPCCodec(max_order=16, segment=64, frame=256))
+    return out
+
+
+codecs = st.sampled_from(_lpc_configs())
+
+
+def assert_lpc_roundtrip(codec, codes):
+    codes = np.asarray(codes, np.int64)
+    payload = codec.encode(codes)
+    assert isinstance(payload, bytes)
+    out = codec.decode(payload)
+    assert out.dtype == np.int64 and out.shape == codes.shape
+    assert np.array_equal(out, codes)
+    assert np.array_equal(get_codec(codec.get_config()).decode(payload), codes)
+
+
+@PROPS
+@given(codec=codecs, value=st.integers(INT32_MIN, INT32_MAX), n_ch=st.integers(1, 5), n=st.integers(1, 3000))
+def test_lpc_constant_channels(codec, value, n_ch, n):
+    codes = np.full((n_ch, n), value, np.int64)
+    codes[n_ch // 2] = -1 - value  # a second constant, mirrored (also in int32 range)
+    assert_lpc_roundtrip(codec, codes)
+
+
+@PROPS
+@given(codec=codecs, values=st.lists(st.integers(INT32_MIN, INT32_MAX), min_size=1, max_size=12))
+def test_lpc_one_sample(codec, values):
+    assert_lpc_roundtrip(codec, np.array(values, np.int64)[:, np.newaxis])
+
+
+@PROPS
+@given(codec=codecs, seed=st.integers(0, 2**32 - 1), n=st.integers(1, 5000), step=st.integers(1, 2**12))
+def test_lpc_one_channel(codec, seed, n, step):
+    rng = np.random.default_rng(seed)
+    x = np.cumsum(rng.integers(-step, step + 1, n))
+    assert_lpc_roundtrip(codec, np.clip(x, INT32_MIN, INT32_MAX)[np.newaxis])
+
+
+@PROPS
+@given(codec=codecs, seed=st.integers(0, 2**32 - 1), n_ch=st.integers(1, 4), n=st.integers(2, 3000),
+       white=st.booleans())
+def test_lpc_24bit_values(codec, seed, n_ch, n, white):
+    rng = np.random.default_rng(seed)
+    lo, hi = -(2**23), 2**23 - 1
+    if white:  # full-scale noise: no prediction possible
+        x = rng.integers(lo, hi + 1, (n_ch, n))
+    else:
+        x = np.clip(np.cumsum(rng.integers(-50000, 50001, (n_ch, n)), axis=1), lo, hi)
+    x[:, 0] = lo
+    x[:, -1] = hi
+    assert_lpc_roundtrip(codec, x)
+
+
+EXTREMES = [INT32_MIN, INT32_MAX, INT32_MIN + 1, INT32_MAX - 1, 0, -1, 1]
+
+
+@PROPS
+@given(codec=codecs, data=st.data(), n_ch=st.integers(1, 3), n=st.integers(1, 2500))
+def test_lpc_full_range_int32(codec, data, n_ch, n):
+    pattern = data.draw(st.sampled_from(["alternating", "random-extremes", "uniform", "step"]))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    if pattern == "alternating":
+        x = np.where(np.arange(n) % 2 == 0, INT32_MIN, INT32_MAX)[np.newaxis].repeat(n_ch, 0)
+        x[-1] = -1 - x[-1]  # the other phase on the last channel
+    elif pattern == "random-extremes":
+        x = rng.choice(EXTREMES, (n_ch, n))
+    elif pattern == "uniform":
+        x = rng.integers(INT32_MIN, INT32_MAX, (n_ch, n), endpoint=True)
+    else:  # long runs jumping between the extremes
+        x = np.where((np.arange(n) // max(1, n // 7)) % 2 == 0, INT32_MAX, INT32_MIN)[np.newaxis].repeat(n_ch, 0)
+    assert x.min() >= INT32_MIN and x.max() <= INT32_MAX
+    assert_lpc_roundtrip(codec, x.astype(np.int64))
+
+
+@PROPS
+@given(codec=codecs, seed=st.integers(0, 2**32 - 1), n_ch=st.integers(1, 6), n=st.integers(50, 4000),
+       bits=st.sampled_from([12, 16, 24, 32]))
+def test_lpc_random_walks_with_spikes_and_saturation(codec, seed, n_ch, n, bits):
+    assert_lpc_roundtrip(codec, synthetic_codes(n_ch, n, seed=seed % 2**31, bits=bits))
+
+
+@PROPS
+@given(seed=st.integers(0, 2**32 - 1), segment=st.sampled_from([16, 100, 256, 1000]),
+       blocks=st.integers(0, 6), rest=st.integers(1, 999))
+def test_lpc_length_not_multiple_of_segment(seed, segment, blocks, rest):
+    rest = rest % segment or 1
+    n = blocks * segment + rest
+    assert n % segment != 0
+    codec = LPCCodec(segment=segment)
+    assert_lpc_roundtrip(codec, synthetic_codes(3, n, seed=seed % 2**31))
+
+
+@PROPS
+@given(codec=codecs, seed=st.integers(0, 2**32 - 1), n=st.integers(1, 3000),
+       scale=st.sampled_from([1, 7, 256, 1000]), offset=st.integers(-(2**20), 2**20))
+def test_lpc_values_on_a_coarse_grid(codec, seed, n, scale, offset):
+    """Codes that are multiples of a step plus an offset (unused low bits, gain-scaled codes)."""
+    rng = np.random.default_rng(seed)
+    x = np.cumsum(rng.integers(-20, 21, (2, n)), axis=1) * scale + offset
+    assert_lpc_roundtrip(codec, x)

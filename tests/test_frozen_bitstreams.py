@@ -1,0 +1,118 @@
+"""Frozen bitstreams: payloads and an archive written once, decoded forever.
+
+Codec ids and format versions are immutable (docs/FORMAT.md §9). These fixtures
+were written by tests/fixtures/make_fixtures.py with the code of the commit
+named in tests/fixtures/manifest.json. If one of these tests fails, the
+decoder no longer reads what a released version wrote: restore the old
+behaviour (or give the new bitstream a new id) — never regenerate the fixture.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+import biocompress
+from biocompress.codecs import get_codec
+from biocompress.io.source import open_raw
+from conftest import FIXTURES_DIR, SAMPLES_DIR, assert_bitwise_equal
+
+MANIFEST = json.loads((FIXTURES_DIR / "manifest.json").read_text())
+PAYLOADS = {k: v for k, v in MANIFEST.items() if v["kind"] == "payload"}
+ARCHIVES = {k: v for k, v in MANIFEST.items() if v["kind"] == "archive"}
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_manifest_lists_every_fixture_file():
+    listed = set()
+    for entry in MANIFEST.values():
+        listed |= {entry.get("payload"), entry.get("archive"), entry["expected"]} - {None}
+    data_files = {p.name for p in FIXTURES_DIR.iterdir() if p.suffix in (".bin", ".npy", ".h5")}
+    assert data_files == listed
+    ids = {e["codec"]["id"] for e in PAYLOADS.values()}
+    assert {"lpc-v1", "float-xor-zlib-v1"} <= ids
+
+
+@pytest.mark.parametrize("name", sorted(PAYLOADS))
+def test_frozen_payload_decodes_bit_exact(name):
+    entry = PAYLOADS[name]
+    path = FIXTURES_DIR / entry["payload"]
+    assert _sha256(path) == entry["payload_sha256"], f"{path.name} was modified: fixtures are never regenerated"
+    expected = np.load(FIXTURES_DIR / entry["expected"]).astype(np.int64)
+    assert list(expected.shape) == entry["shape"]
+    codec = get_codec(dict(entry["codec"]))
+    decoded = codec.decode(path.read_bytes())
+    assert decoded.dtype == np.int64
+    assert decoded.shape == expected.shape
+    assert np.array_equal(decoded, expected)
+
+
+def test_frozen_lpc_payload_decodes_from_id_alone():
+    """A config holding only the id takes the documented defaults (FORMAT.md §8)."""
+    entry = PAYLOADS["lpc-v1_default"]
+    expected = np.load(FIXTURES_DIR / entry["expected"]).astype(np.int64)
+    decoded = get_codec({"id": "lpc-v1"}).decode((FIXTURES_DIR / entry["payload"]).read_bytes())
+    assert np.array_equal(decoded, expected)
+    # the fixture's counter channel proves no sample moved
+    assert np.array_equal(decoded[0], np.arange(expected.shape[1]))
+
+
+@pytest.fixture(scope="module", params=sorted(ARCHIVES))
+def frozen_archive(request):
+    entry = ARCHIVES[request.param]
+    path = FIXTURES_DIR / entry["archive"]
+    assert _sha256(path) == entry["archive_sha256"], f"{path.name} was modified: fixtures are never regenerated"
+    return path, entry, np.load(FIXTURES_DIR / entry["expected"])
+
+
+def test_frozen_archive_samples(frozen_archive):
+    path, entry, expected = frozen_archive
+    assert expected.dtype == np.float64
+    raw = biocompress.read_raw(path)
+    assert_bitwise_equal(raw.get_data(), expected)
+    with biocompress.open(path) as arc:
+        result = arc.verify()
+        assert result["ok"] and result["samples_sha256"] == entry["samples_sha256"]
+        assert_bitwise_equal(arc.read(), expected)
+        # a window across the block boundary (blocks of 256 samples) and a channel subset
+        picks = [0, 7, 8, 41]
+        assert_bitwise_equal(arc.read(250, 300, picks=picks), expected[picks, 250:300])
+
+
+def test_frozen_archive_metadata(frozen_archive):
+    path, entry, _ = frozen_archive
+    with biocompress.open(path) as arc:
+        assert arc.h5.attrs["format"] == "biocompress" and int(arc.h5.attrs["format_version"]) == 1
+        assert arc.mode == "lossless"
+        assert (arc.n_channels, arc.n_samples, arc.sfreq) == (entry["n_channels"], entry["n_samples"], entry["sfreq"])
+        assert arc.ch_names == entry["ch_names"]
+        assert arc.codec_configs == entry["codecs"]
+    raw = biocompress.read_raw(path)
+    assert raw.ch_names == entry["ch_names"]
+    assert raw.get_channel_types() == entry["ch_types"]
+    assert raw.info["sfreq"] == entry["sfreq"]
+    assert raw.info["meas_date"] == dt.datetime.fromisoformat(entry["meas_date"])
+    ann = entry["annotations"]
+    assert list(raw.annotations.onset) == ann["onset"]
+    assert list(raw.annotations.duration) == ann["duration"]
+    assert list(raw.annotations.description) == ann["description"]
+    assert raw.annotations.orig_time == raw.info["meas_date"]
+
+
+def test_frozen_archive_matches_source_read_by_current_mne():
+    """The fixture's expected samples are still what MNE reads from the source.
+
+    A failure here (and not in the tests above) means MNE changed how it scales
+    the EDF, not that the archive bitstream changed.
+    """
+    entry = ARCHIVES["archive-v1_chtypes_2s"]
+    expected = np.load(FIXTURES_DIR / entry["expected"])
+    raw = open_raw(SAMPLES_DIR / "chtypes_edf.edf").crop(0.0, 2.0, include_tmax=False)
+    assert_bitwise_equal(raw.get_data(), expected)
