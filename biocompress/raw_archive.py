@@ -21,9 +21,15 @@ class RawArchive(BaseRaw):
             first, n = arc.first_samp, arc.n_samples
         super().__init__(
             info, preload=preload, first_samps=(first,), last_samps=(first + n - 1,),
-            filenames=(str(fname.resolve()),), raw_extras=[{"n_channels": info["nchan"], "first_samp": first}], orig_format="double", verbose=verbose,
+            filenames=(str(fname.resolve()),), raw_extras=[{"n_channels": info["nchan"], "first_samp": first,
+                         "cals": np.array([ch["range"] * ch["cal"] for ch in info["chs"]])}], orig_format="double", verbose=verbose,
         )
-        self.set_annotations(annotations, emit_warning=False)
+        if annotations.orig_time is None:
+            # onsets were stored as MNE reported them (first_time included); set_annotations
+            # would add first_time again, and subtracting it first is not exact in floats
+            self._annotations = annotations
+        else:
+            self.set_annotations(annotations, emit_warning=False)
 
     def _read_segment_file(self, data, idx, fi, start, stop, cals, mult):
         extras = self._raw_extras[fi]
@@ -33,7 +39,8 @@ class RawArchive(BaseRaw):
         if mult is None:
             data[:] = x  # archives hold MNE's calibrated values already
         else:
-            data[:] = mult @ (x / cals[:, np.newaxis])
+            # mult (projector/compensation) expects uncalibrated rows and carries the cals itself
+            data[:] = mult @ (x / extras["cals"][:, np.newaxis])
 
 
 def read_raw(archive, preload=False, verbose=None) -> RawArchive:

@@ -148,6 +148,8 @@ class Archive:
         if not 0 <= start <= stop <= self.n_samples:
             raise ValueError(f"window [{start}, {stop}) outside 0..{self.n_samples}")
         picks = np.arange(self.n_channels) if picks is None else np.atleast_1d(np.asarray(picks, int))
+        if picks.size and (picks.min() < 0 or picks.max() >= self.n_channels):
+            raise IndexError(f"picks must be channel indices in 0..{self.n_channels - 1}, got {picks.tolist()}")
         out = np.empty((picks.size, stop - start), np.float64)
         filled = np.zeros(picks.size, np.int64)  # samples written per requested channel
         idx = self.index
