@@ -20,7 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__,
 out = Console(width=None if Console().is_terminal else 120)
 err = Console(stderr=True)
 
-EXPORT_FORMATS = {".fif": "fif", ".edf": "edf", ".bdf": "edf", ".vhdr": "brainvision"}
+EXPORT_FORMATS = {".fif": "fif", ".edf": "edf", ".bdf": "bdf", ".vhdr": "brainvision"}
 
 
 def _fail(message: str, code: int) -> None:
@@ -66,6 +66,8 @@ def decompress(
         _fail(f"{output}: unsupported output extension {ext!r}; use one of {sorted(EXPORT_FORMATS)}", 2)
     if output.exists() and not force:
         _fail(f"{output}: exists (use --force to overwrite)", 2)
+    if not output.parent.is_dir():
+        _fail(f"{output}: output folder does not exist", 2)
 
     def export():
         import shutil

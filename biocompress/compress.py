@@ -50,8 +50,8 @@ def codec_for(kind: int):
 
 
 def default_output(src: Path) -> Path:
-    name = src.name[: -len("".join(src.suffixes))] if src.suffixes else src.name
-    return src.with_name((name or src.name) + ".bc.h5")
+    """INPUT's stem (last extension removed) + .bc.h5, beside it."""
+    return src.with_name(src.stem + ".bc.h5")
 
 
 def _needs_whole_read(raw) -> bool:

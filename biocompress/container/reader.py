@@ -64,10 +64,11 @@ class Archive:
         if a.get("format") != FORMAT_NAME:
             self.h5.close()
             raise BadInputError(self.path, "HDF5 file is not a biocompress archive")
-        if int(a.get("format_version", -1)) not in READABLE_VERSIONS:
+        version = int(a.get("format_version", -1))
+        if version not in READABLE_VERSIONS:
             self.h5.close()
             raise BadInputError(
-                self.path, f"archive format version {a.get('format_version')} is not supported "
+                self.path, f"archive format version {version} is not supported "
                 f"(this biocompress reads {READABLE_VERSIONS})"
             )
 

@@ -1,0 +1,285 @@
+"""The HDF5 container: block index, checksums, format checks, atomic writes."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+import biocompress
+import importlib
+from biocompress.codecs.base import _REGISTRY, Codec
+from biocompress.codecs.lossless import LPCCodec
+from biocompress.container.layout import FORMAT_VERSION, INDEX_DTYPE, SEGMENT_NAME
+from biocompress.container.reader import Archive, sample_bytes
+from biocompress.errors import BadInputError, CorruptArchiveError, VerificationError
+from biocompress.io.source import open_raw
+from conftest import (
+    SAMPLES_DIR, assert_bitwise_equal, folder_names, leftovers, sample_recordings, synthetic_codes,
+    synthetic_raw,
+)
+
+SAMPLES = sample_recordings()
+# the package exports the function `compress`, which hides the module of the same name
+compress_mod = importlib.import_module("biocompress.compress")
+
+
+@pytest.fixture
+def small_archive(tmp_path):
+    """A synthetic archive with several time windows and channel groups (11 channels, blocks of 700)."""
+    raw = synthetic_raw(synthetic_codes(11, 2500, seed=1))
+    return biocompress.compress(raw, tmp_path / "small.bc.h5", block_samples=700), raw
+
+
+# --- index --------------------------------------------------------------------------------
+def _coverage(arc: Archive) -> np.ndarray:
+    count = np.zeros((arc.n_channels, arc.n_samples), np.int64)
+    for row in arc.index:
+        count[row["ch_start"] : row["ch_stop"], row["t_start"] : row["t_stop"]] += 1
+    return count
+
+
+@pytest.mark.parametrize("src", SAMPLES, ids=lambda p: p.name)
+def test_index_covers_every_sample_exactly_once(src, sample_archive):
+    with biocompress.open(sample_archive(src)) as arc:
+        assert arc.index.dtype == INDEX_DTYPE
+        assert (_coverage(arc) == 1).all()
+        idx = arc.index
+        assert (idx["t_start"] < idx["t_stop"]).all() and (idx["ch_start"] < idx["ch_stop"]).all()
+        for row in idx:  # one value kind per block
+            assert np.unique(arc.value_kind[row["ch_start"] : row["ch_stop"]]).size == 1
+
+
+def test_index_of_multi_block_archive(small_archive):
+    path, _ = small_archive
+    with biocompress.open(path) as arc:
+        assert (_coverage(arc) == 1).all()
+        assert sorted(set(arc.index["t_start"].tolist())) == [0, 700, 1400, 2100]
+        assert sorted(set(zip(arc.index["ch_start"].tolist(), arc.index["ch_stop"].tolist()))) == [(0, 8), (8, 11)]
+        assert arc.index.size == 8
+        # blocks lie inside their payload segment, back to back, and pass their CRC
+        for i, row in enumerate(arc.index):
+            seg = arc.h5["data/payload"][SEGMENT_NAME.format(int(row["segment"]))]
+            assert row["offset"] + row["length"] <= seg.shape[0]
+            assert len(arc.block_bytes(i)) == row["length"]
+        assert arc.attrs["block_samples"] == 700
+
+
+def test_block_decodes_to_index_shape(small_archive):
+    path, raw = small_archive
+    with biocompress.open(path) as arc:
+        for i, row in enumerate(arc.index):
+            codes = arc.decode_block(i)
+            assert codes.shape == (row["ch_stop"] - row["ch_start"], row["t_stop"] - row["t_start"])
+            if row["ch_start"] == 0:  # the counter channel's codes are the sample numbers
+                assert np.array_equal(codes[0], np.arange(row["t_start"], row["t_stop"]))
+
+
+def test_samples_sha256_matches_layout(small_archive):
+    import hashlib
+
+    path, raw = small_archive
+    with biocompress.open(path) as arc:
+        assert arc.attrs["samples_sha256"] == hashlib.sha256(sample_bytes(raw.get_data())).hexdigest()
+        assert arc.verify()["ok"]
+
+
+def test_archive_attributes(small_archive):
+    path, raw = small_archive
+    with h5py.File(path, "r") as f:
+        assert f.attrs["format"] == "biocompress"
+        assert int(f.attrs["format_version"]) == FORMAT_VERSION == 1
+        assert f.attrs["mode"] == "lossless"
+        assert f.attrs["created_by"].startswith("biocompress ")
+        d = f["data"].attrs
+        assert (int(d["n_samples"]), int(d["n_channels"]), float(d["sfreq"])) == (2500, 11, 250.0)
+        json.loads(bytes(f["info/json"][()]).decode("utf-8"))  # strict JSON
+        assert json.loads(f["channels"].attrs["value_kinds"]) == ["int", "f32", "f64"]
+
+
+# --- damaged and foreign files -------------------------------------------------------------------
+def _flip(path, position):
+    with h5py.File(path, "r+") as f:
+        ds = f["data/payload/000000"]
+        ds[position] = ds[position] ^ 0x01
+
+
+def test_crc_mismatch_raises_corrupt_archive(small_archive):
+    path, _ = small_archive
+    with biocompress.open(path) as arc:
+        row = arc.index[3]
+        assert row["segment"] == 0
+        target = int(row["offset"] + row["length"] // 2)
+        t0, t1, c0 = int(row["t_start"]), int(row["t_stop"]), int(row["ch_start"])
+    _flip(path, target)
+    with biocompress.open(path) as arc:
+        with pytest.raises(CorruptArchiveError, match="CRC"):
+            arc.read(t0, t1, picks=[c0])
+        with pytest.raises(CorruptArchiveError):
+            arc.read()
+        with pytest.raises(CorruptArchiveError):
+            arc.verify()
+        # blocks that were not damaged still read
+        other = arc.index[0]
+        assert arc.read(int(other["t_start"]), int(other["t_stop"]), picks=[0]).shape == (1, 700)
+    with pytest.raises(CorruptArchiveError):
+        biocompress.read_raw(path).get_data()
+
+
+def test_block_outside_payload_is_corrupt(small_archive):
+    path, _ = small_archive
+    with h5py.File(path, "r+") as f:
+        index = f["data/index"][()]
+        index[0]["length"] = 10**9
+        f["data/index"][...] = index
+    with biocompress.open(path) as arc:
+        with pytest.raises(CorruptArchiveError, match="outside"):
+            arc.read(0, 10)
+
+
+def test_index_gap_is_corrupt(small_archive):
+    path, _ = small_archive
+    with h5py.File(path, "r+") as f:
+        index = f["data/index"][()]
+        del f["data/index"]
+        f["data"].create_dataset("index", data=index[1:])  # drop block 0
+    with biocompress.open(path) as arc:
+        with pytest.raises(CorruptArchiveError):
+            arc.read(0, 10)
+
+
+def test_non_biocompress_hdf5_is_bad_input(tmp_path):
+    p = tmp_path / "other.h5"
+    with h5py.File(p, "w") as f:
+        f.create_dataset("x", data=np.arange(10))
+    with pytest.raises(BadInputError, match="not a biocompress archive"):
+        biocompress.open(p)
+    with pytest.raises(BadInputError):
+        biocompress.read_raw(p)
+
+
+def test_not_hdf5_and_missing_are_bad_input(tmp_path):
+    with pytest.raises(BadInputError, match="not an HDF5 file"):
+        biocompress.open(SAMPLES_DIR / "chtypes_edf.edf")
+    with pytest.raises(BadInputError, match="no such archive"):
+        biocompress.open(tmp_path / "missing.bc.h5")
+
+
+def _set_format_version(path, version):
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = version
+
+
+def test_unsupported_format_version_is_bad_input(small_archive):
+    path, _ = small_archive
+    _set_format_version(path, 99)
+    with pytest.raises(BadInputError, match="format version") as info:
+        biocompress.open(path)
+    assert str(path) in str(info.value) and "not supported" in str(info.value)
+    with pytest.raises(BadInputError):
+        biocompress.read_raw(path)
+
+
+def test_unsupported_format_version_message_names_the_version(small_archive):
+    path, _ = small_archive
+    _set_format_version(path, 99)
+    with pytest.raises(BadInputError, match="version 99"):
+        biocompress.open(path)
+
+
+def test_unknown_codec_id_in_archive_is_corrupt(small_archive):
+    path, _ = small_archive
+    with h5py.File(path, "r+") as f:
+        f["data"].attrs["codecs"] = json.dumps([{"id": "lpc-v99"}])
+    with pytest.raises(CorruptArchiveError, match="lpc-v99"):
+        biocompress.open(path)
+
+
+def test_missing_part_is_corrupt(small_archive):
+    path, _ = small_archive
+    with h5py.File(path, "r+") as f:
+        del f["channels/value_kind"]
+    with pytest.raises(CorruptArchiveError, match="missing"):
+        biocompress.open(path)
+
+
+# --- atomic writes ----------------------------------------------------------------------------
+def test_no_temp_files_after_compress(tmp_path):
+    for src in SAMPLES:
+        biocompress.compress(src, tmp_path / (src.name + ".bc.h5"))
+    assert leftovers(tmp_path) == []
+    assert folder_names(tmp_path) == sorted(p.name + ".bc.h5" for p in SAMPLES)
+
+
+def test_compress_api_refuses_overwrite(tmp_path):
+    src = SAMPLES_DIR / "test_bdf_stim_channel.bdf"
+    dst = biocompress.compress(src, tmp_path / "a.bc.h5")
+    before = dst.read_bytes()
+    with pytest.raises(BadInputError, match="exists"):
+        biocompress.compress(src, dst)
+    assert dst.read_bytes() == before
+    biocompress.compress(SAMPLES_DIR / "chtypes_edf.edf", dst, overwrite=True)
+    with biocompress.open(dst) as arc:
+        assert arc.n_channels == 42
+    assert leftovers(tmp_path) == []
+
+
+def test_compress_api_bad_arguments(tmp_path):
+    raw = synthetic_raw(synthetic_codes(2, 100))
+    with pytest.raises(BadInputError, match="dst"):
+        biocompress.compress(raw)
+    with pytest.raises(BadInputError, match="mode"):
+        biocompress.compress(raw, tmp_path / "x.bc.h5", mode="lossy")
+    with pytest.raises(BadInputError, match="does not exist"):
+        biocompress.compress(raw, tmp_path / "no" / "x.bc.h5")
+    assert folder_names(tmp_path) == []
+
+
+class _ExplodingCodec(LPCCodec):
+    def encode(self, codes):
+        raise RuntimeError("codec exploded")
+
+
+def test_failing_codec_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(compress_mod, "codec_for", lambda kind: _ExplodingCodec())
+    with pytest.raises(RuntimeError, match="codec exploded"):
+        biocompress.compress(SAMPLES_DIR / "chtypes_edf.edf", tmp_path / "out.bc.h5")
+    assert folder_names(tmp_path) == []
+
+
+def test_failing_codec_keeps_existing_output(tmp_path, monkeypatch):
+    dst = biocompress.compress(SAMPLES_DIR / "test_bdf_stim_channel.bdf", tmp_path / "out.bc.h5")
+    before = dst.read_bytes()
+    monkeypatch.setattr(compress_mod, "codec_for", lambda kind: _ExplodingCodec())
+    with pytest.raises(RuntimeError):
+        biocompress.compress(SAMPLES_DIR / "chtypes_edf.edf", dst, overwrite=True)
+    assert dst.read_bytes() == before
+    assert folder_names(tmp_path) == ["out.bc.h5"]
+
+
+class _OffByOneCodec(Codec):
+    """Encodes correctly, decodes every code + 1: verify-after-write must catch it."""
+
+    codec_id = "test-off-by-one-v1"
+
+    def encode(self, codes):
+        return LPCCodec().encode(codes)
+
+    def decode(self, payload):
+        return LPCCodec().decode(payload) + 1
+
+
+def test_verify_after_write_catches_wrong_decoder(tmp_path, monkeypatch):
+    monkeypatch.setitem(_REGISTRY, _OffByOneCodec.codec_id, _OffByOneCodec)
+    monkeypatch.setattr(compress_mod, "codec_for", lambda kind: _OffByOneCodec())
+    with pytest.raises(VerificationError, match="differs"):
+        biocompress.compress(SAMPLES_DIR / "chtypes_edf.edf", tmp_path / "out.bc.h5")
+    assert folder_names(tmp_path) == []
+
+
+def test_verify_false_skips_check_but_archive_is_valid(tmp_path):
+    src = SAMPLES_DIR / "chtypes_edf.edf"
+    dst = biocompress.compress(src, tmp_path / "nv.bc.h5", verify=False)
+    assert_bitwise_equal(biocompress.read_raw(dst).get_data(), open_raw(src).get_data())
