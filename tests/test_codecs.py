@@ -95,8 +95,7 @@ CASES = [
 @pytest.mark.parametrize("make_codec, make_codes", CASES)
 def test_codec_conformance(make_codec, make_codes):
     codec, codes = make_codec(), make_codes()
-    # LPC's handling of damaged payloads is a known bug: see test_lpc_rejects_damaged_payloads
-    payload = check_codec(codec, codes, corruption=not isinstance(codec, LPCCodec))
+    payload = check_codec(codec, codes)
     assert len(payload) > 0
 
 
@@ -105,7 +104,35 @@ def test_every_registered_codec_has_a_conformance_case():
     assert set(registered_codecs()) <= covered, f"codecs without conformance cases: {set(registered_codecs()) - covered}"
 
 
+class _IgnoresPayload(FloatXorCodec):
+    """Decodes every payload to the same codes: the conformance check must notice."""
+
+    def decode(self, payload):
+        return synthetic_codes(2, 300, seed=1)
+
+
+class _RaisesKeyError(FloatXorCodec):
+    def decode(self, payload):
+        if payload != self.encode(synthetic_codes(2, 300, seed=1)):
+            raise KeyError("not a rejection the codec interface allows")
+        return super().decode(payload)
+
+
+class _Lossy(FloatXorCodec):
+    def decode(self, payload):
+        out = super().decode(payload)
+        out[0, -1] += 1
+        return out
+
+
+@pytest.mark.parametrize("bad", [_IgnoresPayload, _RaisesKeyError, _Lossy])
+def test_conformance_check_catches_bad_codecs(bad):
+    with pytest.raises(AssertionError):
+        check_codec(bad(8), synthetic_codes(2, 300, seed=1))
+
+
 def test_lpc_rejects_damaged_payloads():
+    """Regression: constriction's AssertionError on invalid data used to escape decode."""
     codes = synthetic_codes(3, 700, seed=0)
     payload = LPCCodec().encode(codes)
     check_corruption(LPCCodec(), payload, codes)
