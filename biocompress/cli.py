@@ -85,7 +85,9 @@ def decompress(
             if ext == ".fif":
                 raw.save(target, fmt="double", overwrite=True, verbose="ERROR")
             else:
-                mne.export.export_raw(target, raw, fmt=EXPORT_FORMATS[ext], overwrite=True, verbose="ERROR")
+                # one physical range per channel: per-type ranges flatten small EEG next to large channels
+                extra = {"physical_range": "channelwise"} if ext in (".edf", ".bdf") else {}
+                mne.export.export_raw(target, raw, fmt=EXPORT_FORMATS[ext], overwrite=True, verbose="ERROR", **extra)
             for produced in tmpdir.iterdir():
                 os.replace(produced, output.parent / produced.name)
         except Exception as exc:
