@@ -13,9 +13,10 @@ import numpy as np
 
 from .codecs.lossless import FloatXorCodec, LPCCodec
 from .container.reader import Archive, sample_bytes
+from .container.layout import put_text
 from .container.writer import ArchiveWriter, json_dataset
 from .errors import BadInputError, VerificationError
-from .io import metadata, scaling
+from .io import edf_native, metadata, scaling
 from .io.source import open_raw
 from .progress import progress_bar
 
@@ -35,18 +36,22 @@ class ChannelGroup:
         return np.arange(self.start, self.stop)
 
 
-def plan_groups(kinds: np.ndarray, size: int = GROUP_CHANNELS) -> list[ChannelGroup]:
-    """Contiguous runs of channels with one value kind, at most ``size`` channels each."""
+def plan_groups(kinds: np.ndarray, stored: np.ndarray | None = None,
+                size: int = GROUP_CHANNELS) -> list[ChannelGroup]:
+    """Contiguous runs of channels with one value kind and one stored length, ≤ ``size`` each."""
+    key = list(zip(kinds.tolist(), (stored if stored is not None else np.zeros(len(kinds))).tolist()))
     groups, start = [], 0
     for ch in range(1, len(kinds) + 1):
-        if ch == len(kinds) or kinds[ch] != kinds[start] or ch - start == size:
+        if ch == len(kinds) or key[ch] != key[start] or ch - start == size:
             groups.append(ChannelGroup(start, ch, int(kinds[start])))
             start = ch
     return groups
 
 
 def codec_for(kind: int):
-    return LPCCodec() if kind == 0 else FloatXorCodec(width=4 if kind == 1 else 8)
+    if kind in (0, scaling.NATIVE):
+        return LPCCodec()
+    return FloatXorCodec(width=4 if kind == 1 else 8)
 
 
 def default_output(src: Path) -> Path:
@@ -56,23 +61,29 @@ def default_output(src: Path) -> Path:
 
 def _needs_whole_read(raw) -> bool:
     """MNE resamples mixed-rate EDF/BDF signals over the whole read: read it in one go."""
-    extras = raw._raw_extras[0] if raw._raw_extras else None
-    if isinstance(extras, dict) and "n_samps" in extras:
-        n_samps = np.asarray(extras["n_samps"])[np.asarray(extras.get("sel", slice(None)))]
-        return bool(np.unique(n_samps).size > 1)
-    return False
+    per_record = edf_native.samples_per_record(raw)
+    return per_record is not None and np.unique(per_record).size > 1
 
 
-def _chunks(raw, block: int):
+def _chunks(raw, block: int, whole: np.ndarray | None):
     n = raw.n_times
-    if _needs_whole_read(raw):
-        x = raw.get_data()
-        for t0 in range(0, n, block):
-            yield t0, min(n, t0 + block), x[:, t0 : t0 + block]
-        return
     for t0 in range(0, n, block):
         t1 = min(n, t0 + block)
-        yield t0, t1, raw.get_data(start=t0, stop=t1)
+        yield t0, t1, whole[:, t0:t1] if whole is not None else raw.get_data(start=t0, stop=t1)
+
+
+def _native_codes(raw, recipe, whole: np.ndarray) -> dict[int, np.ndarray]:
+    """Native-rate codes of the channels MNE resamples, where they rebuild MNE's view exactly."""
+    found = {}
+    for ch in edf_native.native_channels(raw):
+        try:
+            codes = edf_native.read_native_codes(raw, ch)
+        except (OSError, ValueError):  # e.g. an in-memory Raw no longer matching its file
+            continue
+        view = edf_native.mne_view(recipe, codes, ch, raw.n_times)
+        if (view.view(np.int64) == whole[ch].view(np.int64)).all():
+            found[int(ch)] = codes
+    return found
 
 
 def _file_digest(path: Path) -> dict:
@@ -97,18 +108,37 @@ def _source_files(src_path: Path | None, raw) -> list[Path]:
     return paths
 
 
-def _encode(raw, writer: ArchiveWriter, kinds, recipe, block, progress) -> str:
-    """Encode every block; return the SHA-256 of the source samples."""
-    groups = plan_groups(kinds)
+def _encode(raw, writer: ArchiveWriter, kinds, recipe, block, progress, whole, native) -> str:
+    """Encode every block; return the SHA-256 of the source samples.
+
+    Channels in ``native`` (value kind int-native) are blocked in their own sample
+    clock: their index rows count native samples.
+    """
+    groups = plan_groups(kinds, _stored_samples(raw, native))
     sha = hashlib.sha256()
-    for t0, t1, x in _chunks(raw, block):
+    for t0, t1, x in _chunks(raw, block, whole):
         sha.update(sample_bytes(x))
         for g in groups:
-            codes = scaling.to_codes(recipe, x[g.start : g.stop], g.picks, g.kind)
-            codec = codec_for(g.kind)
-            writer.add_block(t0, t1, g.start, g.stop, codec.get_config(), codec.encode(codes))
+            if g.kind != scaling.NATIVE:
+                codes = scaling.to_codes(recipe, x[g.start : g.stop], g.picks, g.kind)
+                codec = codec_for(g.kind)
+                writer.add_block(t0, t1, g.start, g.stop, codec.get_config(), codec.encode(codes))
         progress(t1 - t0)
+    for g in groups:
+        if g.kind == scaling.NATIVE:
+            codes = np.stack([native[ch] for ch in g.picks])
+            codec = codec_for(g.kind)
+            for t0 in range(0, codes.shape[1], block):
+                t1 = min(codes.shape[1], t0 + block)
+                writer.add_block(t0, t1, g.start, g.stop, codec.get_config(), codec.encode(codes[:, t0:t1]))
     return sha.hexdigest()
+
+
+def _stored_samples(raw, native: dict) -> np.ndarray:
+    stored = np.full(raw.info["nchan"], raw.n_times, np.int64)
+    for ch, codes in native.items():
+        stored[ch] = codes.size
+    return stored
 
 
 def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
@@ -138,14 +168,17 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
         raise BadInputError(dst, "output folder does not exist")
 
     recipe = scaling.recipe_for(raw)
-    first = raw.get_data(start=0, stop=min(raw.n_times, block_samples))
+    whole = raw.get_data() if _needs_whole_read(raw) else None
+    native = _native_codes(raw, recipe, whole) if whole is not None else {}
+    first = whole[:, :block_samples] if whole is not None else raw.get_data(start=0, stop=min(raw.n_times, block_samples))
     kinds = scaling.detect_kinds(recipe, first)
+    kinds[list(native)] = scaling.NATIVE
     label = src_path.name if src_path else "recording"
     with progress_bar(f"compress {label}", raw.n_times, enabled=progress) as advance:
         while True:
             writer = ArchiveWriter(dst, mode=mode)
             try:
-                sha = _encode(raw, writer, kinds, recipe, block_samples, advance)
+                sha = _encode(raw, writer, kinds, recipe, block_samples, advance, whole, native)
                 break
             except scaling.KindMismatch as exc:  # a later chunk broke a kind: demote, restart
                 writer.discard()
@@ -154,7 +187,7 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
                 writer.discard()
                 raise
     with writer:
-        _write_metadata(writer.h5, raw, recipe, kinds, src_path)
+        _write_metadata(writer.h5, raw, recipe, kinds, _stored_samples(raw, native), src_path)
         writer.finish({
             "n_samples": raw.n_times, "n_channels": raw.info["nchan"],
             "sfreq": float(raw.info["sfreq"]), "first_samp": int(raw.first_samp),
@@ -172,26 +205,26 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
         return writer.publish(overwrite=overwrite)
 
 
-def _write_metadata(h5: h5py.File, raw, recipe, kinds, src_path) -> None:
+def _write_metadata(h5: h5py.File, raw, recipe, kinds, stored, src_path) -> None:
     info = h5.create_group("info")
     json_dataset(info, "json", metadata.info_to_dict(raw.info, raw.get_channel_types()))
     ch = h5.create_group("channels")
-    ch.create_dataset("names", data=np.array([n.encode("utf-8") for n in raw.ch_names], dtype=h5py.string_dtype()))
+    ch.create_dataset("names", data=_fixed_utf8(raw.ch_names))
     ch.create_dataset("value_kind", data=np.asarray(kinds, np.int8))
-    ch.attrs["value_kinds"] = json.dumps(scaling.VALUE_KINDS)
-    ch.attrs["recipe_steps"] = json.dumps(list(recipe.steps))
+    ch.create_dataset("stored_samples", data=np.asarray(stored, np.int64))
+    put_text(ch.attrs, "value_kinds", json.dumps(scaling.VALUE_KINDS))
+    put_text(ch.attrs, "recipe_steps", json.dumps(list(recipe.steps)))
     for name, values in recipe.params.items():
         ch.create_dataset(f"recipe_{name}", data=np.asarray(values, np.float64))
     ann = metadata.annotations_to_dict(raw.annotations)
     g = h5.create_group("annotations")
     g.create_dataset("onset", data=ann["onset"])
     g.create_dataset("duration", data=ann["duration"])
-    g.create_dataset("description", data=np.array([s.encode("utf-8") for s in ann["description"]],
-                                                    dtype=h5py.string_dtype()))
-    g.attrs["ch_names"] = json.dumps(ann["ch_names"])
-    g.attrs["orig_time"] = ann["orig_time"] or ""
+    g.create_dataset("description", data=_fixed_utf8(ann["description"]))
+    put_text(g.attrs, "ch_names", json.dumps(ann["ch_names"]))
+    put_text(g.attrs, "orig_time", ann["orig_time"] or "")
     files = [_file_digest(p) for p in _source_files(src_path, raw)]
-    h5.attrs["source"] = json.dumps({
+    put_text(h5.attrs, "source", json.dumps({
         "file_name": src_path.name if src_path else None,
         "file_size": files[0]["size"] if files else None,
         "sha256": files[0]["sha256"] if files else None,
@@ -199,4 +232,10 @@ def _write_metadata(h5: h5py.File, raw, recipe, kinds, src_path) -> None:
         "reader": type(raw).__name__,
         "mne_version": mne.__version__,
         "source_bytes": sum(f["size"] for f in files),
-    })
+    }))
+
+
+def _fixed_utf8(texts) -> np.ndarray:
+    """Fixed-length UTF-8 byte strings (no global heap; NUL-padded, so no trailing NULs kept)."""
+    encoded = [t.encode("utf-8") for t in texts]
+    return np.array(encoded, dtype=f"S{max([len(e) for e in encoded] + [1])}")

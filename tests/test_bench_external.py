@@ -1,11 +1,12 @@
 """Each available external codec wrapper round-trips small synthetic 16- and 24-bit arrays."""
 
-from types import SimpleNamespace
+
 
 import numpy as np
 import pytest
 
 from biocompress.bench.external import ALL_CODECS, RoundTripError, check_equal, pack, unpack
+from biocompress.io.codes import SourceCodes
 
 SFREQ = 250.0
 
@@ -61,7 +62,7 @@ def test_runner_smoke(tmp_path, monkeypatch):
     import biocompress.bench.lossless as lossless
 
     x = _signal(16)
-    src = SimpleNamespace(codes=x, bits=16, sfreq=SFREQ, integer=True, n_channels=3, n_samples=x.shape[1])
+    src = SourceCodes(codes=x, bits=16, sfreq=SFREQ, integer=True, n_channels=3, n_samples=x.shape[1])
     (tmp_path / "fake.edf").write_bytes(b"")
     monkeypatch.setattr(lossless, "read_codes", lambda path: src)
     rows = lossless.run_benchmark(tmp_path, codecs=["gzip9", "bzip2"], csv_path=tmp_path / "r.csv",
@@ -71,3 +72,14 @@ def test_runner_smoke(tmp_path, monkeypatch):
     assert all(r["status"] == "ok" and r["native_bytes"] == x.size * 2 for r in rows)
     assert (tmp_path / "r.csv").read_text().count("\n") == 3
     assert (tmp_path / "r.png").stat().st_size > 0
+
+
+def test_read_codes_mixed_rate_edf_keeps_native_rates():
+    from biocompress.io import read_codes
+    from conftest import SAMPLES_DIR
+
+    src = read_codes(SAMPLES_DIR / "mixed_rate.edf")
+    assert src.integer and src.codes is None
+    rates = sorted(p.shape[1] // 6 for p in src.parts)
+    assert rates == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+    assert src.n_stored * 2 == 2 * 6 * sum([1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 128, 512, 128, 512, 512, 512])

@@ -12,7 +12,7 @@ import biocompress
 import importlib
 from biocompress.codecs.base import _REGISTRY, Codec
 from biocompress.codecs.lossless import LPCCodec
-from biocompress.container.layout import FORMAT_VERSION, INDEX_DTYPE, SEGMENT_NAME
+from biocompress.container.layout import FORMAT_VERSION, INDEX_DTYPE, SEGMENT_NAME, get_text
 from biocompress.container.reader import Archive, sample_bytes
 from biocompress.errors import BadInputError, CorruptArchiveError, VerificationError
 from biocompress.io.source import open_raw
@@ -35,9 +35,14 @@ def small_archive(tmp_path):
 
 # --- index --------------------------------------------------------------------------------
 def _coverage(arc: Archive) -> np.ndarray:
+    """How often each stored sample is in a block; -1 marks samples a channel does not store."""
     count = np.zeros((arc.n_channels, arc.n_samples), np.int64)
     for row in arc.index:
         count[row["ch_start"] : row["ch_stop"], row["t_start"] : row["t_stop"]] += 1
+    for ch, n in enumerate(arc.stored_samples):  # int-native channels store fewer samples
+        count[ch, n:] -= 1 if n < arc.n_samples else 0
+        assert (count[ch, n:] == -1).all(), f"channel {ch}: blocks beyond its {n} stored samples"
+        count[ch, n:] = 1
     return count
 
 
@@ -89,14 +94,16 @@ def test_samples_sha256_matches_layout(small_archive):
 def test_archive_attributes(small_archive):
     path, raw = small_archive
     with h5py.File(path, "r") as f:
-        assert f.attrs["format"] == "biocompress"
-        assert int(f.attrs["format_version"]) == FORMAT_VERSION == 1
-        assert f.attrs["mode"] == "lossless"
-        assert f.attrs["created_by"].startswith("biocompress ")
+        assert get_text(f.attrs, "format") == "biocompress"
+        assert int(f.attrs["format_version"]) == FORMAT_VERSION == 2
+        assert get_text(f.attrs, "mode") == "lossless"
+        assert get_text(f.attrs, "created_by").startswith("biocompress ")
+        assert all(not isinstance(v, str) for v in f.attrs.values()), "no variable-length (global heap) strings"
         d = f["data"].attrs
         assert (int(d["n_samples"]), int(d["n_channels"]), float(d["sfreq"])) == (2500, 11, 250.0)
         json.loads(bytes(f["info/json"][()]).decode("utf-8"))  # strict JSON
-        assert json.loads(f["channels"].attrs["value_kinds"]) == ["int", "f32", "f64"]
+        assert json.loads(get_text(f["channels"].attrs, "value_kinds")) == ["int", "f32", "f64", "int-native"]
+        assert (f["channels/stored_samples"][()] == 2500).all()
 
 
 # --- damaged and foreign files -------------------------------------------------------------------

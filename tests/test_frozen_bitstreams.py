@@ -18,6 +18,8 @@ import pytest
 
 import biocompress
 from biocompress.codecs import get_codec
+from biocompress.container.layout import get_text
+from biocompress.container.reader import sample_bytes
 from biocompress.io.source import open_raw
 from conftest import FIXTURES_DIR, SAMPLES_DIR, assert_bitwise_equal
 
@@ -33,7 +35,7 @@ def _sha256(path) -> str:
 def test_manifest_lists_every_fixture_file():
     listed = set()
     for entry in MANIFEST.values():
-        listed |= {entry.get("payload"), entry.get("archive"), entry["expected"]} - {None}
+        listed |= {entry.get("payload"), entry.get("archive"), entry.get("expected")} - {None}
     data_files = {p.name for p in FIXTURES_DIR.iterdir() if p.suffix in (".bin", ".npy", ".h5")}
     assert data_files == listed
     ids = {e["codec"]["id"] for e in PAYLOADS.values()}
@@ -69,27 +71,34 @@ def frozen_archive(request):
     entry = ARCHIVES[request.param]
     path = FIXTURES_DIR / entry["archive"]
     assert _sha256(path) == entry["archive_sha256"], f"{path.name} was modified: fixtures are never regenerated"
-    return path, entry, np.load(FIXTURES_DIR / entry["expected"])
+    expected = np.load(FIXTURES_DIR / entry["expected"]) if entry.get("expected") else None
+    return path, entry, expected
 
 
 def test_frozen_archive_samples(frozen_archive):
     path, entry, expected = frozen_archive
-    assert expected.dtype == np.float64
-    raw = biocompress.read_raw(path)
-    assert_bitwise_equal(raw.get_data(), expected)
+    data = biocompress.read_raw(path).get_data()
+    # the samples' SHA-256 was computed from the source at compression time
+    assert hashlib.sha256(sample_bytes(data)).hexdigest() == entry["samples_sha256"]
+    if expected is not None:
+        assert expected.dtype == np.float64
+        assert_bitwise_equal(data, expected)
     with biocompress.open(path) as arc:
         result = arc.verify()
         assert result["ok"] and result["samples_sha256"] == entry["samples_sha256"]
-        assert_bitwise_equal(arc.read(), expected)
-        # a window across the block boundary (blocks of 256 samples) and a channel subset
-        picks = [0, 7, 8, 41]
-        assert_bitwise_equal(arc.read(250, 300, picks=picks), expected[picks, 250:300])
+        assert_bitwise_equal(arc.read(), data)
+        # a window across a block boundary and a channel subset
+        block = entry.get("block_samples", 256)
+        picks = [0, 7, 8, arc.n_channels - 1]
+        assert_bitwise_equal(arc.read(block - 6, block + 44, picks=picks), data[picks, block - 6 : block + 44])
+        assert arc.value_kind.tolist() == entry.get("value_kinds", arc.value_kind.tolist())
 
 
 def test_frozen_archive_metadata(frozen_archive):
     path, entry, _ = frozen_archive
     with biocompress.open(path) as arc:
-        assert arc.h5.attrs["format"] == "biocompress" and int(arc.h5.attrs["format_version"]) == 1
+        assert get_text(arc.h5.attrs, "format") == "biocompress"
+        assert int(arc.h5.attrs["format_version"]) == entry.get("format_version", 1)
         assert arc.mode == "lossless"
         assert (arc.n_channels, arc.n_samples, arc.sfreq) == (entry["n_channels"], entry["n_samples"], entry["sfreq"])
         assert arc.ch_names == entry["ch_names"]
@@ -116,3 +125,11 @@ def test_frozen_archive_matches_source_read_by_current_mne():
     expected = np.load(FIXTURES_DIR / entry["expected"])
     raw = open_raw(SAMPLES_DIR / "chtypes_edf.edf").crop(0.0, 2.0, include_tmax=False)
     assert_bitwise_equal(raw.get_data(), expected)
+
+
+def test_frozen_mixed_rate_archive_matches_source_read_by_current_mne():
+    """Native-rate channels rebuilt through MNE's resampling still equal MNE's reading."""
+    entry = ARCHIVES["archive-v2_mixed_rate"]
+    raw = open_raw(SAMPLES_DIR / entry["source_sample"])
+    assert hashlib.sha256(sample_bytes(raw.get_data())).hexdigest() == entry["samples_sha256"]
+    assert 3 in entry["value_kinds"], "the fixture must hold int-native channels"

@@ -38,7 +38,8 @@ FAIRNESS_RULES = "\n".join((
     "- Same integer samples for everyone: the stored sample codes of each recording (EDF/BDF digital "
     "values, integer codes of other formats); recordings whose samples are not integer codes are skipped.",
     "- Ratio = native bytes / compressed bytes, native bytes = n_channels x n_samples x bits/8 "
-    "(bits = native width 16/24/32).",
+    "(bits = native width 16/24/32). Mixed-rate EDF/BDF: every signal at its own rate (no resampling); "
+    "each codec compresses each group of equal-rate channels and the sizes and times add up.",
     "- Bytes counted: gzip/bzip2/xz/zstd their whole output stream (time-interleaved little-endian "
     "samples at native width); mtscomp its .cbin (not the .ch JSON, as in the anchors); MEF3 RED the "
     ".tdat files less their 1024-byte headers; flac/wavpack one mono file per channel, file headers "
@@ -123,6 +124,16 @@ def _biocompress_codec(codes: np.ndarray, bits: int, sfreq: float | None, *,
     return Result(len(payload), t1 - t0, t2 - t1, peak, "tracemalloc peak (Python/NumPy heap)")
 
 
+def _over_parts(run, parts: list[np.ndarray], bits: int, sfreq, name: str) -> Result:
+    """Run a codec on each uniform-rate part of a recording (mixed-rate EDF/BDF) and add up."""
+    if len(parts) > 1 and name == "mtscomp":
+        raise CodecSkipped("mtscomp takes uniform-rate recordings only")
+    results = [run(p, bits, sfreq=sfreq) for p in parts]
+    peaks = [r.peak_mem_bytes for r in results if r.peak_mem_bytes is not None]
+    return Result(sum(r.compressed_bytes for r in results), sum(r.encode_s for r in results),
+                  sum(r.decode_s for r in results), max(peaks) if peaks else None, results[0].mem_method)
+
+
 # --------------------------------------------------------------------------- anchors
 
 
@@ -170,7 +181,7 @@ def _row(path: Path, src, native: int, codec: str, **kw) -> dict:
 
 
 def _run_one(name, fn, path, src, native) -> dict:
-    n = src.n_channels * src.n_samples
+    n = src.n_stored
     try:
         r = fn()
     except CodecSkipped as e:
@@ -356,16 +367,16 @@ def run_benchmark(
                 console.print(f"[dim]skip {path}: {why}[/dim]")
                 bar.advance(task)
                 continue
-            codes = np.ascontiguousarray(src.codes, dtype=np.int64)
-            native = src.n_channels * src.n_samples * src.bits // 8
+            parts = [np.ascontiguousarray(p, dtype=np.int64) for p in src.parts]
+            native = src.n_stored * src.bits // 8
             file_rows = []
             for c in externals:
                 bar.update(task, description=f"{path.name}: {c.name}")
-                run = partial(c.run, codes, src.bits, sfreq=src.sfreq)
+                run = partial(_over_parts, c.run, parts, src.bits, src.sfreq, c.name)
                 file_rows.append(_run_one(c.name, run, path, src, native))
             if bio:
                 bar.update(task, description=f"{path.name}: {BIOCOMPRESS}")
-                run = partial(_biocompress_codec, codes, src.bits, src.sfreq)
+                run = partial(_over_parts, _biocompress_codec, parts, src.bits, src.sfreq, BIOCOMPRESS)
                 file_rows.append(_run_one(BIOCOMPRESS, run, path, src, native))
             console.print(_file_table(path, src, native, file_rows))
             rows += file_rows

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 FORMAT_NAME = "biocompress"
-FORMAT_VERSION = 1
-READABLE_VERSIONS = (1,)
+FORMAT_VERSION = 2  # 2 added value kind int-native and /channels/stored_samples
+READABLE_VERSIONS = (1, 2)
 SEGMENT_NAME = "{:06d}"  # /data/payload/000000, 000001, ...
 SEGMENT_BYTES = 8 << 20  # blocks are buffered and written as contiguous segments of ~8 MiB
 
@@ -24,5 +24,17 @@ INDEX_DTYPE = np.dtype(
     ]
 )
 
-# Value kinds of io.scaling, stored per channel as int8.
-VALUE_KINDS = ("int", "f32", "f64")
+
+def put_text(attrs, key: str, text: str) -> None:
+    """Store a string attribute as fixed-length UTF-8.
+
+    h5py's default (variable-length) strings live in a global heap whose smallest
+    collection is 4 KiB, a large share of a small archive.
+    """
+    attrs[key] = np.bytes_(text.encode("utf-8"))
+
+
+def get_text(attrs, key: str, default=None):
+    """Read a string attribute written either as fixed-length bytes or variable-length str."""
+    value = attrs.get(key, default)
+    return value.decode("utf-8") if isinstance(value, bytes) else value

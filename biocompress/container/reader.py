@@ -14,8 +14,8 @@ import numpy as np
 
 from ..codecs import get_codec
 from ..errors import BadInputError, CorruptArchiveError
-from ..io import metadata, scaling
-from .layout import FORMAT_NAME, INDEX_DTYPE, READABLE_VERSIONS, SEGMENT_NAME
+from ..io import edf_native, metadata, scaling
+from .layout import FORMAT_NAME, INDEX_DTYPE, READABLE_VERSIONS, SEGMENT_NAME, get_text
 
 
 def read_json(ds: h5py.Dataset):
@@ -41,15 +41,17 @@ class Archive:
             self._check_format()
             data = self.h5["data"]
             self.index = data["index"][()].astype(INDEX_DTYPE)
-            self.codec_configs = json.loads(data.attrs["codecs"])
-            self.attrs = dict(data.attrs)
+            self.codec_configs = json.loads(get_text(data.attrs, "codecs"))
+            self.attrs = {k: get_text(data.attrs, k) for k in data.attrs}
             self.n_samples = int(data.attrs["n_samples"])
             self.n_channels = int(data.attrs["n_channels"])
             self.sfreq = float(data.attrs["sfreq"])
             self.first_samp = int(data.attrs.get("first_samp", 0))
             ch = self.h5["channels"]
             self.value_kind = ch["value_kind"][()].astype(np.int8)
-            steps = tuple(json.loads(ch.attrs["recipe_steps"]))
+            self.stored_samples = (ch["stored_samples"][()].astype(np.int64) if "stored_samples" in ch
+                                   else np.full(self.n_channels, self.n_samples, np.int64))
+            steps = tuple(json.loads(get_text(ch.attrs, "recipe_steps")))
             params = {s.split(":")[1]: ch[f"recipe_{s.split(':')[1]}"][()] for s in steps}
             self.recipe = scaling.Recipe(steps, params)
         except KeyError as exc:
@@ -58,10 +60,12 @@ class Archive:
         self._codecs = [get_codec(c) for c in self.codec_configs]
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_size = cache_blocks
+        self._native_views: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.native = self.value_kind == scaling.NATIVE
 
     def _check_format(self):
         a = self.h5.attrs
-        if a.get("format") != FORMAT_NAME:
+        if get_text(a, "format") != FORMAT_NAME:
             self.h5.close()
             raise BadInputError(self.path, "HDF5 file is not a biocompress archive")
         version = int(a.get("format_version", -1))
@@ -84,7 +88,7 @@ class Archive:
 
     @property
     def mode(self) -> str:
-        return str(self.h5.attrs["mode"])
+        return get_text(self.h5.attrs, "mode")
 
     @cached_property
     def info(self):
@@ -98,14 +102,14 @@ class Archive:
                 "onset": g["onset"][()],
                 "duration": g["duration"][()],
                 "description": [s.decode("utf-8") for s in g["description"][()]],
-                "ch_names": json.loads(g.attrs["ch_names"]),
-                "orig_time": g.attrs.get("orig_time") or None,
+                "ch_names": json.loads(get_text(g.attrs, "ch_names")),
+                "orig_time": get_text(g.attrs, "orig_time") or None,
             }
         )
 
     @cached_property
     def source(self) -> dict:
-        return json.loads(self.h5.attrs["source"])
+        return json.loads(get_text(self.h5.attrs, "source"))
 
     @property
     def ch_names(self) -> list[str]:
@@ -142,6 +146,30 @@ class Archive:
             self._cache.popitem(last=False)
         return codes
 
+    def stored_codes(self, ch: int) -> np.ndarray:
+        """Every stored code of channel ``ch``, in its own sample clock."""
+        idx = self.index
+        hit = np.flatnonzero((idx["ch_start"] <= ch) & (idx["ch_stop"] > ch))
+        out = np.empty(int(self.stored_samples[ch]), np.int64)
+        filled = 0
+        for i in hit:
+            row = idx[i]
+            out[row["t_start"] : row["t_stop"]] = self.decode_block(int(i))[ch - row["ch_start"]]
+            filled += int(row["t_stop"] - row["t_start"])
+        if filled != out.size:
+            raise CorruptArchiveError(f"{self.path}: block index does not cover channel {ch}")
+        return out
+
+    def _native_view(self, ch: int) -> np.ndarray:
+        """MNE's resampled float64 view of an int-native channel (whole recording, cached)."""
+        if ch not in self._native_views:
+            codes = self.stored_codes(ch)
+            self._native_views[ch] = edf_native.mne_view(self.recipe, codes, ch, self.n_samples)
+            if len(self._native_views) > self._cache_size:
+                self._native_views.popitem(last=False)
+        self._native_views.move_to_end(ch)
+        return self._native_views[ch]
+
     def read(self, start: int = 0, stop: int | None = None, picks=None) -> np.ndarray:
         """Samples [start, stop) of channels ``picks`` as MNE's float64 values."""
         stop = self.n_samples if stop is None else int(stop)
@@ -153,11 +181,15 @@ class Archive:
             raise IndexError(f"picks must be channel indices in 0..{self.n_channels - 1}, got {picks.tolist()}")
         out = np.empty((picks.size, stop - start), np.float64)
         filled = np.zeros(picks.size, np.int64)  # samples written per requested channel
+        is_native = self.native[picks]
+        for r in np.flatnonzero(is_native):
+            out[r] = self._native_view(int(picks[r]))[start:stop]
+            filled[r] = stop - start
         idx = self.index
         hit = np.flatnonzero((idx["t_start"] < stop) & (idx["t_stop"] > start))
         for i in hit:
             row = idx[i]
-            rows = np.flatnonzero((picks >= row["ch_start"]) & (picks < row["ch_stop"]))
+            rows = np.flatnonzero((picks >= row["ch_start"]) & (picks < row["ch_stop"]) & ~is_native)
             if rows.size == 0:
                 continue
             codes = self.decode_block(int(i))
@@ -173,9 +205,16 @@ class Archive:
 
     def iter_chunks(self):
         """(start, stop, samples of every channel) per time window, in time order."""
-        for t0 in np.unique(self.index["t_start"]):
-            t1 = int(self.index["t_stop"][self.index["t_start"] == t0].max())
-            yield int(t0), t1, self.read(int(t0), t1)
+        regular = ~self.native[self.index["ch_start"]]
+        if regular.any():
+            starts = self.index["t_start"][regular]
+            stops = self.index["t_stop"][regular]
+            windows = [(int(t0), int(stops[starts == t0].max())) for t0 in np.unique(starts)]
+        else:
+            step = int(self.attrs.get("block_samples", 16384))
+            windows = [(t0, min(self.n_samples, t0 + step)) for t0 in range(0, self.n_samples, step)]
+        for t0, t1 in windows:
+            yield t0, t1, self.read(t0, t1)
 
     def verify(self, progress=None) -> dict:
         """Decode every block and compare the samples' SHA-256 with the stored one."""

@@ -12,14 +12,14 @@ import h5py
 import numpy as np
 
 from .._version import __version__
-from .layout import FORMAT_NAME, FORMAT_VERSION, INDEX_DTYPE, SEGMENT_BYTES, SEGMENT_NAME
+from .layout import FORMAT_NAME, FORMAT_VERSION, INDEX_DTYPE, SEGMENT_BYTES, SEGMENT_NAME, put_text
 
 
 def json_dataset(group: h5py.Group, name: str, obj) -> None:
     """Store a JSON document as gzip-filtered UTF-8 bytes (any HDF5 reader can inflate it)."""
     data = np.frombuffer(json.dumps(obj, ensure_ascii=False, allow_nan=False).encode("utf-8"), np.uint8)
     ds = group.create_dataset(name, data=data, compression="gzip" if data.size > 512 else None)
-    ds.attrs["content"] = "application/json; charset=utf-8"
+    put_text(ds.attrs, "content", "application/json; charset=utf-8")
 
 
 class ArchiveWriter:
@@ -34,11 +34,11 @@ class ArchiveWriter:
         fd, tmp = tempfile.mkstemp(prefix=f".{self.dst.name}.", suffix=".tmp", dir=self.dst.parent)
         os.close(fd)
         self.tmp = Path(tmp)
-        self.h5 = h5py.File(self.tmp, "w", libver=("v110", "latest"))
-        self.h5.attrs["format"] = FORMAT_NAME
+        self.h5 = h5py.File(self.tmp, "w", libver=("v110", "latest"), meta_block_size=512)
+        put_text(self.h5.attrs, "format", FORMAT_NAME)
         self.h5.attrs["format_version"] = FORMAT_VERSION
-        self.h5.attrs["created_by"] = f"biocompress {__version__}"
-        self.h5.attrs["mode"] = mode
+        put_text(self.h5.attrs, "created_by", f"biocompress {__version__}")
+        put_text(self.h5.attrs, "mode", mode)
         self.payload = self.h5.create_group("data").create_group("payload")
         self._index: list[tuple] = []
         self._codecs: list[str] = []
@@ -86,9 +86,12 @@ class ArchiveWriter:
         data = self.h5["data"]
         index = np.array(self._index, dtype=INDEX_DTYPE)
         data.create_dataset("index", data=index)
-        data.attrs["codecs"] = json.dumps([json.loads(c) for c in self._codecs])
+        put_text(data.attrs, "codecs", json.dumps([json.loads(c) for c in self._codecs]))
         for key, value in data_attrs.items():
-            data.attrs[key] = value
+            if isinstance(value, str):
+                put_text(data.attrs, key, value)
+            else:
+                data.attrs[key] = value
         self.h5.close()
 
     def publish(self, *, overwrite: bool = False) -> Path:
@@ -97,6 +100,9 @@ class ArchiveWriter:
         if self.dst.exists() and not overwrite:
             self.discard()
             raise FileExistsError(f"{self.dst}: exists (use --force to overwrite)")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp made it private; give it a normal file's mode
         os.replace(self.tmp, self.dst)
         self._published = True
         return self.dst

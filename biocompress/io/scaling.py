@@ -10,6 +10,8 @@ Every channel gets a *value kind*:
 ``int``  ``v`` is an integer code in int32 range (EDF/BDF digital values, int FIF, ...)
 ``f32``  ``v`` is a float32 sample (float FIF, EEGLAB, BrainVision float, ANT CNT)
 ``f64``  anything else: the float64 value itself is stored
+``int-native``  an EDF/BDF signal MNE resamples: its integer codes are stored at the
+        signal's own rate and MNE's view is rebuilt by :mod:`.edf_native`
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-VALUE_KINDS = ("int", "f32", "f64")
+VALUE_KINDS = ("int", "f32", "f64", "int-native")
+NATIVE = 3
 INT32_LIMIT = 2**31 - 1
 _ANT_UNITS = {"uv": 1e-6, "µv": 1e-6}
 
