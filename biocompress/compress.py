@@ -11,7 +11,7 @@ import h5py
 import mne
 import numpy as np
 
-from .codecs.lossless import FloatXorCodec, LPCCodec
+from .codecs.lossless import FloatXorCodec, LPCXCodec
 from .container.reader import Archive, sample_bytes
 from .container.layout import put_text
 from .container.writer import ArchiveWriter, json_dataset
@@ -21,7 +21,7 @@ from .io.source import open_raw
 from .progress import progress_bar
 
 BLOCK_SAMPLES = 16384
-GROUP_CHANNELS = 8
+GROUP_CHANNELS = 32  # the cross-channel stage finds references within a group
 MODES = ("lossless",)
 
 
@@ -50,7 +50,7 @@ def plan_groups(kinds: np.ndarray, stored: np.ndarray | None = None,
 
 def codec_for(kind: int):
     if kind in (0, scaling.NATIVE):
-        return LPCCodec()
+        return LPCXCodec()
     return FloatXorCodec(width=4 if kind == 1 else 8)
 
 
@@ -108,13 +108,13 @@ def _source_files(src_path: Path | None, raw) -> list[Path]:
     return paths
 
 
-def _encode(raw, writer: ArchiveWriter, kinds, recipe, block, progress, whole, native) -> str:
+def _encode(raw, writer: ArchiveWriter, kinds, recipe, block, group_size, progress, whole, native) -> str:
     """Encode every block; return the SHA-256 of the source samples.
 
     Channels in ``native`` (value kind int-native) are blocked in their own sample
     clock: their index rows count native samples.
     """
-    groups = plan_groups(kinds, _stored_samples(raw, native))
+    groups = plan_groups(kinds, _stored_samples(raw, native), group_size)
     sha = hashlib.sha256()
     for t0, t1, x in _chunks(raw, block, whole):
         sha.update(sample_bytes(x))
@@ -142,16 +142,23 @@ def _stored_samples(raw, native: dict) -> np.ndarray:
 
 
 def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
-             block_samples: int = BLOCK_SAMPLES, progress: bool = False, verify: bool = True) -> Path:
+             block_samples: int = BLOCK_SAMPLES, group_channels: int = GROUP_CHANNELS,
+             progress: bool = False, verify: bool = True) -> Path:
     """Compress a recording (a path MNE reads, or an ``mne.io.Raw``) into an archive.
 
     The archive is written under a temporary name beside ``dst``, decoded and
     compared with the source, and only then renamed to ``dst``.
 
+    Blocks hold ``block_samples`` samples of up to ``group_channels`` channels;
+    larger groups give the cross-channel stage more references, smaller ones make
+    reading a few channels cheaper.
+
     Returns
     -------
     Path of the archive.
     """
+    if block_samples < 1 or group_channels < 1:
+        raise BadInputError(None, "block_samples and group_channels must be positive")
     if mode not in MODES:
         raise BadInputError(None, f"mode must be one of {MODES}, got {mode!r}")
     if isinstance(src, mne.io.BaseRaw):
@@ -178,7 +185,7 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
         while True:
             writer = ArchiveWriter(dst, mode=mode)
             try:
-                sha = _encode(raw, writer, kinds, recipe, block_samples, advance, whole, native)
+                sha = _encode(raw, writer, kinds, recipe, block_samples, group_channels, advance, whole, native)
                 break
             except scaling.KindMismatch as exc:  # a later chunk broke a kind: demote, restart
                 writer.discard()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from biocompress.codecs import get_codec, registered_codecs
 from biocompress.codecs.base import check_2d_int
-from biocompress.codecs.lossless import FloatXorCodec, LPCCodec
+from biocompress.codecs.lossless import FloatXorCodec, LPCCodec, LPCXCodec
 from biocompress.errors import CorruptArchiveError
 from biocompress.io import scaling
 from codec_conformance import check_codec, check_corruption
@@ -82,8 +82,30 @@ def _lpc_cases():
                                id=f"lpc[{name}]")
 
 
+def correlated_codes(n_ch: int = 10, n: int = 6000, seed: int = 11) -> np.ndarray:
+    """Channels sharing a common innovation (as EEG channels do), so the cross-channel stage engages."""
+    rng = np.random.default_rng(seed)
+    common = rng.integers(-200, 201, n)
+    x = np.cumsum(common[np.newaxis] * rng.uniform(0.5, 1.5, (n_ch, 1)) + rng.integers(-20, 21, (n_ch, n)), axis=1)
+    x[1, 100:160] = x[1, 99]  # a flat run
+    x[2, 3000] += 30000  # a spike
+    return np.round(x).astype(np.int64)
+
+
+def test_cross_channel_stage_engages_and_pays():
+    codes = correlated_codes()
+    with_xc, without = LPCXCodec().encode(codes), LPCXCodec(refs=0).encode(codes)
+    assert len(with_xc) < 0.9 * len(without)
+    assert np.array_equal(LPCXCodec().decode(with_xc), codes)
+
+
 CASES = [
     *_lpc_cases(),
+    pytest.param(lambda: LPCXCodec(), correlated_codes, id="lpc-v2[default,correlated]"),
+    pytest.param(lambda: LPCXCodec(refs=1, frame=256, segment=64), correlated_codes, id="lpc-v2[refs=1,frame=256]"),
+    pytest.param(lambda: LPCXCodec(refs=8), lambda: synthetic_codes(6, 5000, seed=3), id="lpc-v2[refs=8]"),
+    pytest.param(lambda: LPCXCodec(refs=0), correlated_codes, id="lpc-v2[refs=0]"),
+    pytest.param(lambda: LPCXCodec(), lambda: synthetic_codes(3, 9000, seed=4, bits=24), id="lpc-v2[24bit]"),
     pytest.param(lambda: LPCCodec(), lambda: synthetic_codes(3, 9000, seed=4, bits=24), id="lpc[24bit]"),
     pytest.param(lambda: FloatXorCodec(4), f32_codes, id="float-xor[4,f32-specials]"),
     pytest.param(lambda: FloatXorCodec(8), f64_codes, id="float-xor[8,f64-specials]"),
@@ -223,6 +245,7 @@ def _lpc_configs():
     out = [LPCCodec(), LPCCodec(max_order=4, segment=16)]
     if "frame" in LPCCodec.config_fields:
         out.append(LPCCodec(max_order=16, segment=64, frame=256))
+    out += [LPCXCodec(), LPCXCodec(refs=2, max_order=8, segment=64, frame=256)]
     return out
 
 

@@ -30,7 +30,7 @@ compress_mod = importlib.import_module("biocompress.compress")
 def small_archive(tmp_path):
     """A synthetic archive with several time windows and channel groups (11 channels, blocks of 700)."""
     raw = synthetic_raw(synthetic_codes(11, 2500, seed=1))
-    return biocompress.compress(raw, tmp_path / "small.bc.h5", block_samples=700), raw
+    return biocompress.compress(raw, tmp_path / "small.bc.h5", block_samples=700, group_channels=8), raw
 
 
 # --- index --------------------------------------------------------------------------------

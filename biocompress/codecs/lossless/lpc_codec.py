@@ -1,4 +1,5 @@
-"""Lossless codec v1: per-channel least-squares LPC + class-sorted range coding."""
+"""Lossless codecs: least-squares LPC per channel (+ a cross-channel stage in lpc-v2),
+residuals range-coded by class."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 from ...errors import CorruptArchiveError
 from ..base import Codec, check_2d_int, register_codec
 from ..bytepack import pack_arrays, unpack_arrays
-from . import lpc, residual_coder
+from . import cross_channel, lpc, residual_coder
 
 _HEADER = struct.Struct("<HI")  # n_channels, n_samples
 
@@ -58,13 +59,14 @@ class LPCCodec(Codec):
         self.segment = int(segment)
         self.frame = int(frame)
 
-    def encode(self, codes) -> bytes:
-        codes = check_2d_int(codes)
+    def _predict(self, codes: np.ndarray):
+        """Per-channel LPC: (orders, shifts, offsets, steps, coefficient rows, residuals)."""
         n_ch, n = codes.shape
         n_frames = -(-n // self.frame)
         orders = np.zeros((n_ch, n_frames), np.int64)
         shifts = np.zeros((n_ch, n_frames), np.int64)
-        offsets, steps, rows = [], [], []
+        offsets, steps, coefs = [], [], []
+        residuals = np.empty((n_ch, n), np.int64)
         for ch, x in enumerate(codes):
             offset, step, x = remove_offset_and_step(x)
             qs = []
@@ -75,40 +77,115 @@ class LPCCodec(Codec):
                 qs.append(q)
                 orders[ch, f], shifts[ch, f] = q.size, shift
             q = np.concatenate(qs) if qs else np.zeros(0, np.int64)
-            r = lpc.lpc_residual(x, q, orders[ch], shifts[ch], self.frame)
-            p0 = int(orders[ch, 0]) if n_frames else 0
-            # coefficients travel through the range coder too: a row of their own
-            rows += [q, r[:p0], r[p0:]]
+            residuals[ch] = lpc.lpc_residual(x, q, orders[ch], shifts[ch], self.frame)
+            coefs.append(q)
             offsets.append(offset)
             steps.append(step)
-        params = pack_arrays(
-            orders.astype(np.uint8).ravel(), shifts.astype(np.uint8).ravel(),
-            np.asarray(offsets, np.int64), np.asarray(steps, np.int64),
-        )
-        body = residual_coder.encode_rows(rows, self.segment)
+        return orders, shifts, np.asarray(offsets, np.int64), np.asarray(steps, np.int64), coefs, residuals
+
+    def _params(self, orders, shifts, offsets, steps, extra=()) -> bytes:
+        return pack_arrays(orders.astype(np.uint8).ravel(), shifts.astype(np.uint8).ravel(), offsets, steps, *extra)
+
+    def encode(self, codes) -> bytes:
+        codes = check_2d_int(codes)
+        n_ch, n = codes.shape
+        orders, shifts, offsets, steps, coefs, residuals = self._predict(codes)
+        params = self._params(orders, shifts, offsets, steps)
+        return self._assemble(n_ch, n, params, coefs, residuals, orders)
+
+    def _assemble(self, n_ch, n, params: bytes, coefs, residuals, orders, tail_rows=()) -> bytes:
+        rows = []
+        for ch in range(n_ch):
+            p0 = int(orders[ch, 0]) if orders.shape[1] else 0
+            # coefficients travel through the range coder too: a row of their own
+            rows += [coefs[ch], residuals[ch, :p0], residuals[ch, p0:]]
+        body = residual_coder.encode_rows(rows + list(tail_rows), self.segment)
         return _HEADER.pack(n_ch, n) + struct.pack("<I", len(params)) + params + body
 
+    _N_PARAMS = 4
+
     def decode(self, payload: bytes) -> np.ndarray:
+        n_ch, n, params, rows, orders, shifts = self._parse(payload)
+        residuals = np.empty((n_ch, n), np.int64)
+        for ch in range(n_ch):
+            residuals[ch] = np.concatenate(rows[3 * ch + 1 : 3 * ch + 3])
+        residuals = self._undo_cross(residuals, params, rows[3 * n_ch :])
+        return self._synthesize(residuals, rows, orders, shifts, params[2], params[3])
+
+    def _tail_lengths(self, params, n_ch: int, n_frames: int) -> list[int]:
+        return []
+
+    def _undo_cross(self, residuals, params, tail_rows):
+        return residuals
+
+    def _parse(self, payload: bytes):
         if len(payload) < _HEADER.size + 4:
-            raise CorruptArchiveError("lpc-v1 payload shorter than its header")
+            raise CorruptArchiveError(f"{self.codec_id} payload shorter than its header")
         n_ch, n = _HEADER.unpack_from(payload)
         (plen,) = struct.unpack_from("<I", payload, _HEADER.size)
         start = _HEADER.size + 4
-        orders, shifts, offsets, steps = unpack_arrays(payload[start : start + plen], 4)
+        params = unpack_arrays(payload[start : start + plen], self._N_PARAMS)
+        orders, shifts, offsets, steps = params[:4]
         n_frames = -(-n // self.frame)
         if (orders.size != n_ch * n_frames or shifts.size != orders.size or offsets.size != n_ch
                 or steps.size != n_ch or (steps < 1).any() or (shifts > 62).any()):
-            raise CorruptArchiveError("lpc-v1 predictor parameters inconsistent with header")
+            raise CorruptArchiveError(f"{self.codec_id} predictor parameters inconsistent with header")
         orders = orders.astype(np.int64).reshape(n_ch, n_frames)
         shifts = shifts.astype(np.int64).reshape(n_ch, n_frames)
         p0 = orders[:, 0] if n_frames else np.zeros(n_ch, np.int64)
         if (p0 > n).any():
-            raise CorruptArchiveError("lpc-v1 predictor order longer than the block")
-        lengths = np.ravel(np.column_stack([orders.sum(axis=1), p0, n - p0]))
-        rows = residual_coder.decode_rows(payload[start + plen :], lengths, self.segment)
+            raise CorruptArchiveError(f"{self.codec_id} predictor order longer than the block")
+        lengths = list(np.ravel(np.column_stack([orders.sum(axis=1), p0, n - p0])))
+        lengths += self._tail_lengths(params, n_ch, n_frames)
+        rows = residual_coder.decode_rows(payload[start + plen :], np.asarray(lengths, np.int64), self.segment)
+        return n_ch, n, params, rows, orders, shifts
+
+    def _synthesize(self, residuals, rows, orders, shifts, offsets, steps) -> np.ndarray:
+        n_ch, n = residuals.shape
         out = np.empty((n_ch, n), np.int64)
         for ch in range(n_ch):
-            q, warm, main = rows[3 * ch : 3 * ch + 3]
-            y = lpc.lpc_restore(np.concatenate([warm, main]), q, orders[ch], shifts[ch], self.frame)
+            y = lpc.lpc_restore(residuals[ch], rows[3 * ch], orders[ch], shifts[ch], self.frame)
             out[ch] = y * steps[ch] + offsets[ch]
         return out
+
+
+@register_codec
+class LPCXCodec(LPCCodec):
+    """lpc-v1 plus a cross-channel stage: each channel's LPC residual is predicted,
+    per frame, from up to ``refs`` earlier channels' residuals (lags −1, 0, +1).
+
+    Channels should be ordered so that neighbours are related (as montages are);
+    references are chosen by residual correlation per frame.
+    """
+
+    codec_id = "lpc-v2"
+    config_fields = ("max_order", "segment", "frame", "refs")
+    _N_PARAMS = 5
+
+    def __init__(self, max_order: int = lpc.MAX_ORDER, segment: int = 256, frame: int = 4096, refs: int = 3):
+        super().__init__(max_order, segment, frame)
+        if not 0 <= refs <= 8:
+            raise ValueError(f"refs must be within 0..8, got {refs}")
+        self.refs = int(refs)
+
+    def encode(self, codes) -> bytes:
+        codes = check_2d_int(codes)
+        n_ch, n = codes.shape
+        orders, shifts, offsets, steps, coefs, residuals = self._predict(codes)
+        errors, refs, xcoefs = cross_channel.choose(residuals, self.frame, self.refs)
+        params = self._params(orders, shifts, offsets, steps, (refs.ravel(),))
+        return self._assemble(n_ch, n, params, coefs, errors, orders, tail_rows=(xcoefs,))
+
+    def _tail_lengths(self, params, n_ch, n_frames):
+        refs = params[4]
+        if refs.size != n_ch * n_frames * self.refs:
+            raise CorruptArchiveError("lpc-v2 cross-channel references inconsistent with header")
+        return [int((refs != cross_channel.NO_REF).sum()) * len(cross_channel.LAGS)]
+
+    def _undo_cross(self, residuals, params, tail_rows):
+        n_ch, n = residuals.shape
+        refs = params[4].reshape(n_ch, -(-n // self.frame), self.refs)
+        try:
+            return cross_channel.restore(residuals, refs, tail_rows[0], self.frame)
+        except ValueError as exc:
+            raise CorruptArchiveError(f"lpc-v2: {exc}") from exc
