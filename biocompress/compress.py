@@ -18,10 +18,12 @@ from .container.writer import ArchiveWriter, json_dataset
 from .errors import BadInputError, VerificationError
 from .io import edf_native, metadata, scaling
 from .io.source import open_raw
+from .parallel import BlockPool
 from .progress import progress_bar
 
 BLOCK_SAMPLES = 16384
 GROUP_CHANNELS = 32  # the cross-channel stage finds references within a group
+SMALL_RECORDING = 1_000_000  # samples; below this, worker processes cost more than they save
 MODES = ("lossless",)
 
 
@@ -108,7 +110,8 @@ def _source_files(src_path: Path | None, raw) -> list[Path]:
     return paths
 
 
-def _encode(raw, writer: ArchiveWriter, kinds, recipe, block, group_size, progress, whole, native) -> str:
+def _encode(raw, writer: ArchiveWriter, kinds, recipe, block, group_size, progress, whole, native,
+            pool: BlockPool) -> str:
     """Encode every block; return the SHA-256 of the source samples.
 
     Channels in ``native`` (value kind int-native) are blocked in their own sample
@@ -116,21 +119,26 @@ def _encode(raw, writer: ArchiveWriter, kinds, recipe, block, group_size, progre
     """
     groups = plan_groups(kinds, _stored_samples(raw, native), group_size)
     sha = hashlib.sha256()
-    for t0, t1, x in _chunks(raw, block, whole):
-        sha.update(sample_bytes(x))
+
+    def jobs():  # ((t0, t1, ch_start, ch_stop, config), config, codes), read and hashed lazily
+        for t0, t1, x in _chunks(raw, block, whole):
+            sha.update(sample_bytes(x))
+            for g in groups:
+                if g.kind != scaling.NATIVE:
+                    codes = scaling.to_codes(recipe, x[g.start : g.stop], g.picks, g.kind)
+                    config = codec_for(g.kind).get_config()
+                    yield (t0, t1, g.start, g.stop, config), config, codes
+            progress(t1 - t0)
         for g in groups:
-            if g.kind != scaling.NATIVE:
-                codes = scaling.to_codes(recipe, x[g.start : g.stop], g.picks, g.kind)
-                codec = codec_for(g.kind)
-                writer.add_block(t0, t1, g.start, g.stop, codec.get_config(), codec.encode(codes))
-        progress(t1 - t0)
-    for g in groups:
-        if g.kind == scaling.NATIVE:
-            codes = np.stack([native[ch] for ch in g.picks])
-            codec = codec_for(g.kind)
-            for t0 in range(0, codes.shape[1], block):
-                t1 = min(codes.shape[1], t0 + block)
-                writer.add_block(t0, t1, g.start, g.stop, codec.get_config(), codec.encode(codes[:, t0:t1]))
+            if g.kind == scaling.NATIVE:
+                codes = np.stack([native[ch] for ch in g.picks])
+                config = codec_for(g.kind).get_config()
+                for t0 in range(0, codes.shape[1], block):
+                    t1 = min(codes.shape[1], t0 + block)
+                    yield (t0, t1, g.start, g.stop, config), config, codes[:, t0:t1]
+
+    for (t0, t1, c0, c1, config), payload in pool.encode_stream(jobs()):
+        writer.add_block(t0, t1, c0, c1, config, payload)
     return sha.hexdigest()
 
 
@@ -143,7 +151,7 @@ def _stored_samples(raw, native: dict) -> np.ndarray:
 
 def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
              block_samples: int = BLOCK_SAMPLES, group_channels: int = GROUP_CHANNELS,
-             progress: bool = False, verify: bool = True) -> Path:
+             workers: int | None = None, progress: bool = False, verify: bool = True) -> Path:
     """Compress a recording (a path MNE reads, or an ``mne.io.Raw``) into an archive.
 
     The archive is written under a temporary name beside ``dst``, decoded and
@@ -151,7 +159,8 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
 
     Blocks hold ``block_samples`` samples of up to ``group_channels`` channels;
     larger groups give the cross-channel stage more references, smaller ones make
-    reading a few channels cheaper.
+    reading a few channels cheaper. Blocks are encoded on ``workers`` processes
+    (default: every core; recordings under ~1 M samples stay in-process).
 
     Returns
     -------
@@ -181,11 +190,13 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
     kinds = scaling.detect_kinds(recipe, first)
     kinds[list(native)] = scaling.NATIVE
     label = src_path.name if src_path else "recording"
-    with progress_bar(f"compress {label}", raw.n_times, enabled=progress) as advance:
+    if workers is None:
+        workers = 1 if raw.n_times * raw.info["nchan"] < SMALL_RECORDING else None
+    with progress_bar(f"compress {label}", raw.n_times, enabled=progress) as advance, BlockPool(workers) as pool:
         while True:
             writer = ArchiveWriter(dst, mode=mode)
             try:
-                sha = _encode(raw, writer, kinds, recipe, block_samples, group_channels, advance, whole, native)
+                sha = _encode(raw, writer, kinds, recipe, block_samples, group_channels, advance, whole, native, pool)
                 break
             except scaling.KindMismatch as exc:  # a later chunk broke a kind: demote, restart
                 writer.discard()

@@ -245,20 +245,30 @@ def test_compress_api_bad_arguments(tmp_path):
 
 
 class _ExplodingCodec(LPCCodec):
+    codec_id = "test-exploding-v1"
+
     def encode(self, codes):
         raise RuntimeError("codec exploded")
 
 
-def test_failing_codec_leaves_nothing(tmp_path, monkeypatch):
+@pytest.fixture
+def exploding(monkeypatch):
+    """Blocks are encoded by codec id (possibly in worker processes): register the test codec."""
+    monkeypatch.setitem(_REGISTRY, _ExplodingCodec.codec_id, _ExplodingCodec)
     monkeypatch.setattr(compress_mod, "codec_for", lambda kind: _ExplodingCodec())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_failing_codec_leaves_nothing(tmp_path, exploding, workers):
     with pytest.raises(RuntimeError, match="codec exploded"):
-        biocompress.compress(SAMPLES_DIR / "chtypes_edf.edf", tmp_path / "out.bc.h5")
+        biocompress.compress(SAMPLES_DIR / "chtypes_edf.edf", tmp_path / "out.bc.h5", workers=workers)
     assert folder_names(tmp_path) == []
 
 
 def test_failing_codec_keeps_existing_output(tmp_path, monkeypatch):
     dst = biocompress.compress(SAMPLES_DIR / "test_bdf_stim_channel.bdf", tmp_path / "out.bc.h5")
     before = dst.read_bytes()
+    monkeypatch.setitem(_REGISTRY, _ExplodingCodec.codec_id, _ExplodingCodec)
     monkeypatch.setattr(compress_mod, "codec_for", lambda kind: _ExplodingCodec())
     with pytest.raises(RuntimeError):
         biocompress.compress(SAMPLES_DIR / "chtypes_edf.edf", dst, overwrite=True)
@@ -290,3 +300,14 @@ def test_verify_false_skips_check_but_archive_is_valid(tmp_path):
     src = SAMPLES_DIR / "chtypes_edf.edf"
     dst = biocompress.compress(src, tmp_path / "nv.bc.h5", verify=False)
     assert_bitwise_equal(biocompress.read_raw(dst).get_data(), open_raw(src).get_data())
+
+
+def test_worker_processes_write_the_same_blocks(tmp_path):
+    """Blocks encoded on worker processes come back in order and byte-identical."""
+    src = SAMPLES_DIR / "Subject00_2.edf"
+    one = biocompress.compress(src, tmp_path / "one.bc.h5", workers=1, block_samples=4096)
+    two = biocompress.compress(src, tmp_path / "two.bc.h5", workers=2, block_samples=4096)
+    with biocompress.open(one) as a, biocompress.open(two) as b:
+        assert a.index.size > 4
+        assert np.array_equal(a.index, b.index)
+        assert all(a.block_bytes(i) == b.block_bytes(i) for i in range(a.index.size))

@@ -13,6 +13,7 @@ ahead, and the whole stage is integer numpy on arrays (no per-sample loop).
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 LAGS = (-1, 0, 1)
@@ -21,6 +22,7 @@ COEF_LIMIT = 1 << 20
 NO_REF = 255
 _HEADROOM = 2**62
 _TAP_COST_BITS = 14.0
+IRLS_STEPS = 1
 
 
 def lagged(r: np.ndarray, a: int, b: int, lag: int) -> np.ndarray:
@@ -32,6 +34,19 @@ def lagged(r: np.ndarray, a: int, b: int, lag: int) -> np.ndarray:
     return out
 
 
+def coded_bits(e: np.ndarray, segment: int = 256) -> float:
+    """Rough coded size of residuals under segment-adaptive Laplace models (bits).
+
+    Mean |e| per segment, not energy: spikes inflate energy but cost only a few escapes.
+    """
+    m = e.shape[0] // segment * segment
+    parts = [np.abs(e[:m]).reshape(-1, segment).mean(axis=1)] if m else []
+    bits = float(segment * np.log2(parts[0] + 0.7).sum()) if m else 0.0
+    if m < e.shape[0]:
+        bits += (e.shape[0] - m) * float(np.log2(np.abs(e[m:]).mean() + 0.7))
+    return bits
+
+
 def predict(residuals: np.ndarray, refs, coefs: np.ndarray, a: int, b: int) -> np.ndarray:
     acc = np.full(b - a, 1 << (SHIFT - 1), np.int64)
     k = 0
@@ -40,6 +55,44 @@ def predict(residuals: np.ndarray, refs, coefs: np.ndarray, a: int, b: int) -> n
             acc += coefs[k] * lagged(residuals[j], a, b, lag)
             k += 1
     return acc >> SHIFT
+
+
+@numba.njit(cache=True, nogil=True)
+def _weighted_normal_equations(d, y, w):
+    # Σ w·dᵀd and Σ w·d·y without temporaries (a BLAS call per frame is slower here)
+    n, k = d.shape
+    gram = np.zeros((k, k))
+    rhs = np.zeros(k)
+    for t in range(n):
+        for i in range(k):
+            wi = w[t] * d[t, i]
+            rhs[i] += wi * y[t]
+            for j in range(i + 1):
+                gram[i, j] += wi * d[t, j]
+    for i in range(k):
+        for j in range(i):
+            gram[j, i] = gram[i, j]
+    return gram, rhs
+
+
+def robust_fit(d: np.ndarray, y: np.ndarray, iterations: int | None = None):
+    """Taps minimising roughly Σ|error| (iteratively reweighted least squares).
+
+    Residuals are Laplacian with bursts; a plain least-squares fit chases the bursts.
+    """
+    iterations = IRLS_STEPS if iterations is None else iterations
+    eye = np.eye(d.shape[1])
+    w = np.ones(d.shape[0])
+    fit = None
+    for _ in range(iterations + 1):
+        gram, rhs = _weighted_normal_equations(d, y, w)
+        try:
+            fit = np.linalg.solve(gram + (1e-9 * np.trace(gram) + 1e-12) * eye, rhs)
+        except np.linalg.LinAlgError:
+            return fit
+        err = np.abs(y - d @ fit)
+        w = 1.0 / np.maximum(err, 0.5 * err.mean() + 1e-9)
+    return fit
 
 
 def choose(residuals: np.ndarray, frame: int, n_refs: int):
@@ -69,12 +122,14 @@ def choose(residuals: np.ndarray, frame: int, n_refs: int):
                 continue
             cand = np.sort(np.argsort(-np.abs(corr[c, :c]), kind="stable")[:n_refs])
             design = np.stack([lagged(residuals[j], a, b, lag) for j in cand for lag in LAGS], axis=1)
-            fit, *_ = np.linalg.lstsq(design.astype(np.float64), block[c], rcond=None)
+            fit = robust_fit(design.astype(np.float64), block[c])
+            if fit is None:
+                continue
             q = np.clip(np.round(fit * (1 << SHIFT)), -COEF_LIMIT, COEF_LIMIT).astype(np.int64)
             if (np.abs(q).sum() + 1) * (int(peak[cand].max()) + 1) >= _HEADROOM:
                 continue
             e = residuals[c, a:b] - predict(residuals, cand, q, a, b)
-            gain = 0.5 * (b - a) * np.log2((energy[c] + (b - a)) / (float((e.astype(np.float64) ** 2).sum()) + (b - a)))
+            gain = coded_bits(residuals[c, a:b]) - coded_bits(e)
             if gain > q.size * _TAP_COST_BITS + 8:
                 errors[c, a:b] = e
                 refs[c, f, : cand.size] = cand

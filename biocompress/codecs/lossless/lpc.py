@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from scipy.linalg import solve_triangular
 
 ORDERS = (1, 2, 4, 8, 12, 16, 24, 32)
 MAX_ORDER = ORDERS[-1]
@@ -100,22 +101,22 @@ def choose_predictor(x: np.ndarray, max_order: int = MAX_ORDER, coef_bits: float
     start = max(0, history - top)
     cov = _lagged_covariance(x[start:], top)
     m = n - top
-    best = None
     ridge = 1e-10 * np.trace(cov) / (top + 1) + 1e-12
-    for p in orders:
-        r_mat = cov[1 : p + 1, 1 : p + 1] + ridge * np.eye(p)
-        rhs = cov[1 : p + 1, 0]
-        try:
-            coef = np.linalg.solve(r_mat, rhs)
-        except np.linalg.LinAlgError:
-            continue
-        energy = max(cov[0, 0] - coef @ rhs, 1e-3 * m)
-        cost = 0.5 * m * np.log2(energy / m) + p * coef_bits
-        if best is None or cost < best[0]:
-            best = (cost, coef)
-    if best is None:
+    try:
+        # One Cholesky factor serves every order: the order-p normal equations use its
+        # leading p×p block, and their residual energy is cov00 − ‖z[:p]‖², z = L⁻¹·rhs.
+        chol = np.linalg.cholesky(cov[1:, 1:] + ridge * np.eye(top))
+    except np.linalg.LinAlgError:
         return np.ones(1, np.int64), 0
-    return quantize(best[1], int(np.abs(x).max()))
+    z = solve_triangular(chol, cov[1:, 0], lower=True)
+    energy = np.maximum(cov[0, 0] - np.cumsum(z**2), 1e-3 * m)
+    p_all = np.asarray(orders)
+    cost = 0.5 * m * np.log2(energy[p_all - 1] / m) + p_all * coef_bits
+    p = int(p_all[np.argmin(cost)])
+    coef = solve_triangular(chol[:p, :p].T, z[:p], lower=False)
+    if not np.isfinite(coef).all():
+        return np.ones(1, np.int64), 0
+    return quantize(coef, int(np.abs(x).max()))
 
 
 def quantize(coef: np.ndarray, max_abs_x: int, precision: int = 14):

@@ -18,6 +18,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import constriction
+import numba
 import numpy as np
 
 from ...errors import CorruptArchiveError
@@ -92,6 +93,34 @@ def _flat_tables():
     return np.concatenate([t[0] for t in tables]), offsets, K, k
 
 
+@numba.njit(cache=True, nogil=True)
+def _refine_classes(res, seg_len, guess, flat, offsets, K_of, k_of, escape_bits):
+    # For each segment, the class among guess-2..guess+2 whose table codes it in fewest bits.
+    out = np.empty(seg_len.size, np.int64)
+    pos = 0
+    for j in range(seg_len.size):
+        n = seg_len[j]
+        best_bits = np.inf
+        best_c = 0
+        for d in range(-2, 3):
+            c = min(max(guess[j] + d, 0), N_CLASSES - 1)
+            if d > -2 and c == min(max(guess[j] + d - 1, 0), N_CLASSES - 1):
+                continue  # clipped onto the previous candidate
+            K, k, base = K_of[c], k_of[c], offsets[c]
+            bits = 0.0
+            for t in range(pos, pos + n):
+                hi = res[t] >> k
+                if hi > K or hi < -K:
+                    bits += flat[base + 2 * K + 1] + k + escape_bits
+                else:
+                    bits += flat[base + hi + K] + k
+            if bits < best_bits:
+                best_bits, best_c = bits, c
+        out[j] = best_c
+        pos += n
+    return out
+
+
 def choose_classes(res: np.ndarray, seg_len: np.ndarray) -> np.ndarray:
     """Class per segment: start at the maximum-likelihood scale, refine by exact cost."""
     if res.size == 0:
@@ -100,19 +129,7 @@ def choose_classes(res: np.ndarray, seg_len: np.ndarray) -> np.ndarray:
     mean_abs = np.add.reduceat(np.abs(res), starts) / seg_len
     guess = np.rint(4 * np.log2(np.maximum(mean_abs, 1e-3)) + _CLASS_ZERO).astype(np.int64)
     flat, offsets, K_of, k_of = _flat_tables()
-    costs = []
-    candidates = []
-    for d in (-2, -1, 0, 1, 2):
-        c_seg = np.clip(guess + d, 0, N_CLASSES - 1)
-        c = np.repeat(c_seg, seg_len)
-        k, K = k_of[c], K_of[c]
-        hi = res >> k
-        esc = np.abs(hi) > K
-        bits = flat[offsets[c] + np.where(esc, 2 * K + 1, hi + K)] + k + esc * _ESCAPE_COST_BITS
-        costs.append(np.add.reduceat(bits, starts))
-        candidates.append(c_seg)
-    best = np.argmin(np.stack(costs), axis=0)
-    return np.stack(candidates)[best, np.arange(seg_len.size)]
+    return _refine_classes(res, seg_len, guess, flat, offsets, K_of, k_of, _ESCAPE_COST_BITS)
 
 
 def _pack_low_bits(lo: np.ndarray, k: int) -> np.ndarray:
