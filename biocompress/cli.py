@@ -158,6 +158,31 @@ def verify(
 
 
 @app.command()
+def bench(
+    corpus_dir: Path = typer.Argument(..., help="Folder searched recursively for recordings (or one file)."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Write one row per (file, codec) here."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG bar chart of the ratios here."),
+    anchors: Optional[Path] = typer.Option(None, "--anchors", help="lossless.tsv of anchor figures "
+                                           "(default: looked up near the corpus)."),
+    codecs: Optional[str] = typer.Option(None, "--codecs", help="Comma list of codecs (default: all)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N recordings found."),
+):
+    """Lossless benchmark: biocompress side by side with FLAC, WavPack, zstd, xz, mtscomp, MEF3."""
+    from .bench.lossless import ALL_NAMES, run_benchmark
+
+    if not corpus_dir.exists():
+        _fail(f"{corpus_dir}: no such file or folder", 2)
+    names = [c.strip() for c in codecs.split(",") if c.strip()] if codecs else None
+    unknown = [n for n in names or () if n not in ALL_NAMES]
+    if unknown:
+        _fail(f"unknown codec(s) {unknown}; known: {', '.join(ALL_NAMES)}", 2)
+    rows = run_benchmark(corpus_dir, codecs=names, csv_path=csv, plot_path=plot, anchors_path=anchors,
+                         progress=err.is_terminal, limit=limit)
+    if not rows:
+        raise typer.Exit(2)
+
+
+@app.command()
 def demo(
     samples: Optional[Path] = typer.Argument(None, help="Folder of recordings (default: the bundled data_samples/)."),
 ):

@@ -83,3 +83,32 @@ def test_read_codes_mixed_rate_edf_keeps_native_rates():
     rates = sorted(p.shape[1] // 6 for p in src.parts)
     assert rates == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
     assert src.n_stored * 2 == 2 * 6 * sum([1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 128, 512, 128, 512, 512, 512])
+
+
+def test_bench_command_runs_on_data_samples(tmp_path):
+    """`biocompress bench` end to end on the bundled samples (a few codecs, to stay fast)."""
+    import csv
+
+    from typer.testing import CliRunner
+
+    from biocompress.cli import app
+    from conftest import SAMPLES_DIR
+
+    res = CliRunner().invoke(app, ["bench", str(SAMPLES_DIR), "--codecs", "gzip9,biocompress,biocompress_1p",
+                                   "--csv", str(tmp_path / "b.csv"), "--plot", str(tmp_path / "b.png")])
+    assert res.exit_code == 0, res.output
+    assert "Fairness rules" in res.output
+    rows = list(csv.DictReader(open(tmp_path / "b.csv")))
+    ours = [r for r in rows if r["codec"].startswith("biocompress")]
+    assert ours and all(r["status"] == "ok" and float(r["ratio"]) > 1.5 for r in ours)
+    assert {r["file"] for r in rows} >= {"Subject00_2.edf", "mixed_rate.edf"}
+    assert (tmp_path / "b.png").stat().st_size > 0
+
+
+def test_bench_command_rejects_unknown_codec():
+    from typer.testing import CliRunner
+
+    from biocompress.cli import app
+
+    res = CliRunner().invoke(app, ["bench", ".", "--codecs", "nope"])
+    assert res.exit_code == 2

@@ -21,6 +21,7 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from threadpoolctl import threadpool_limits
 
 from biocompress.io import read_codes
 
@@ -378,7 +379,8 @@ def run_benchmark(
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=console, disable=not progress, transient=True)
     try:
-        _run_files(paths, externals, ours, pools, bar, console, rows)
+        with threadpool_limits(1):  # single-threaded numerics in this process, like the externals
+            _run_files(paths, externals, ours, pools, bar, console, rows)
     finally:
         for pool in pools.values():
             pool.close()
