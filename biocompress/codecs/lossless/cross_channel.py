@@ -113,6 +113,8 @@ def choose(residuals: np.ndarray, frame: int, n_refs: int):
     frame_coefs = [[None] * n_frames for _ in range(n_ch)]
     for f in range(n_frames):
         a, b = f * frame, min(n, (f + 1) * frame)
+        if b - a < 16:  # too short to fit taps worth their cost
+            continue
         block = residuals[:, a:b].astype(np.float64)
         energy = (block**2).sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
