@@ -47,14 +47,29 @@ def coded_bits(e: np.ndarray, segment: int = 256) -> float:
     return bits
 
 
+@numba.njit(cache=True, nogil=True)
+def _predict_kernel(residuals, refs, coefs, a, b, lags, shift):
+    n = residuals.shape[1]
+    out = np.empty(b - a, np.int64)
+    half = np.int64(1) << (shift - 1)
+    for t in range(a, b):
+        acc = half
+        k = 0
+        for j in refs:
+            for lag in lags:
+                u = t + lag
+                if 0 <= u < n:
+                    acc += coefs[k] * residuals[j, u]
+                k += 1
+        out[t - a] = acc >> shift
+    return out
+
+
+_LAGS = np.asarray(LAGS, np.int64)
+
+
 def predict(residuals: np.ndarray, refs, coefs: np.ndarray, a: int, b: int) -> np.ndarray:
-    acc = np.full(b - a, 1 << (SHIFT - 1), np.int64)
-    k = 0
-    for j in refs:
-        for lag in LAGS:
-            acc += coefs[k] * lagged(residuals[j], a, b, lag)
-            k += 1
-    return acc >> SHIFT
+    return _predict_kernel(residuals, np.asarray(refs, np.int64), np.asarray(coefs, np.int64), a, b, _LAGS, SHIFT)
 
 
 @numba.njit(cache=True, nogil=True)

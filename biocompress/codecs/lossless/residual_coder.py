@@ -142,18 +142,39 @@ def _unpack_low_bits(buf: np.ndarray, n: int, k: int) -> np.ndarray:
     return (bits << np.arange(k, dtype=np.int64)).sum(axis=1)
 
 
+@numba.njit(cache=True, nogil=True)
+def _group_by_class(sample_class, n_classes):
+    # stable counting sort: order[i] = position of the i-th sample once sorted by class
+    counts = np.zeros(n_classes + 1, np.int64)
+    for c in sample_class:
+        counts[c + 1] += 1
+    starts = np.cumsum(counts)
+    fill = starts[:-1].copy()
+    order = np.empty(sample_class.size, np.int64)
+    for i in range(sample_class.size):
+        c = sample_class[i]
+        order[fill[c]] = i
+        fill[c] += 1
+    return order, starts
+
+
+def _class_groups(classes: np.ndarray, seg_len: np.ndarray):
+    """Samples grouped by class: (order, present classes, bounds of each class's group)."""
+    sample_class = np.repeat(classes, seg_len)
+    order, starts = _group_by_class(sample_class, N_CLASSES)
+    present = np.flatnonzero(np.diff(starts))
+    bounds = np.append(starts[present], sample_class.size)
+    return order, present, bounds
+
+
 def encode_rows(rows: list[np.ndarray], segment: int) -> bytes:
     """Range-code int64 residual rows; row lengths must be known to the decoder."""
     lengths = np.array([r.size for r in rows], np.int64)
     res = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     seg_len = _segment_bounds(lengths, segment)
     classes = choose_classes(res, seg_len)
-    sample_class = np.repeat(classes, seg_len)
-    order = np.argsort(sample_class, kind="stable")
+    order, present, bounds = _class_groups(classes, seg_len)
     res_sorted = res[order]
-    cls_sorted = sample_class[order]
-    present, first = np.unique(cls_sorted, return_index=True)
-    bounds = np.append(first, res_sorted.size)
 
     encoder = constriction.stream.queue.RangeEncoder()
     deltas = np.diff(classes, prepend=0).astype(np.int32)
@@ -192,12 +213,8 @@ def _decode_rows(payload: bytes, lengths, segment: int) -> list[np.ndarray]:
     classes = np.cumsum(deltas)
     if classes.size and (classes.min() < 0 or classes.max() >= N_CLASSES):
         raise CorruptArchiveError("residual stream: scale class out of range")
-    sample_class = np.repeat(classes, seg_len)
-    order = np.argsort(sample_class, kind="stable")
-    cls_sorted = sample_class[order]
-    present, first = np.unique(cls_sorted, return_index=True)
-    bounds = np.append(first, cls_sorted.size)
-    res_sorted = np.empty(cls_sorted.size, np.int64)
+    order, present, bounds = _class_groups(classes, seg_len)
+    res_sorted = np.empty(order.size, np.int64)
     low_pos = esc_pos = 0
     for i, c in enumerate(present):
         n = int(bounds[i + 1] - bounds[i])
