@@ -47,21 +47,42 @@ def coded_bits(e: np.ndarray, segment: int = 256) -> float:
     return bits
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _predict_kernel(residuals, refs, coefs, a, b, lags, shift):
+    # Tap by tap over the frame (vectorizes); in float64 while every partial sum is an
+    # integer below 2**53 (exact in any order), else in int64. Same integers either way.
     n = residuals.shape[1]
-    out = np.empty(b - a, np.int64)
+    total = 0.0
+    for k in range(coefs.size):
+        total += abs(float(coefs[k]))
+    peak = 0.0
+    for j in refs:
+        for t in range(max(0, a - 1), min(n, b + 1)):
+            peak = max(peak, abs(float(residuals[j, t])))
     half = np.int64(1) << (shift - 1)
-    for t in range(a, b):
-        acc = half
+    out = np.empty(b - a, np.int64)
+    if total * peak < 4.0e15:
+        acc = np.full(b - a, float(half))
         k = 0
         for j in refs:
             for lag in lags:
-                u = t + lag
-                if 0 <= u < n:
-                    acc += coefs[k] * residuals[j, u]
+                c = float(coefs[k])
+                for t in range(max(a, -lag), min(b, n - lag)):
+                    acc[t - a] += c * residuals[j, t + lag]
                 k += 1
-        out[t - a] = acc >> shift
+        scale = 1.0 / float(np.int64(1) << shift)
+        for t in range(b - a):
+            out[t] = np.int64(np.floor(acc[t] * scale))
+        return out
+    acc_i = np.full(b - a, half)
+    k = 0
+    for j in refs:
+        for lag in lags:
+            for t in range(max(a, -lag), min(b, n - lag)):
+                acc_i[t - a] += coefs[k] * residuals[j, t + lag]
+            k += 1
+    for t in range(b - a):
+        out[t] = acc_i[t] >> shift
     return out
 
 

@@ -22,39 +22,70 @@ MAX_ORDER = ORDERS[-1]
 _HEADROOM = 2**62
 
 
-@numba.njit(cache=True, nogil=True)
-def _predict(x, i, q, q0, p, shift):
-    if i < p:  # warm-up: only at the start of a block, where history is missing
-        return x[i - 1] if i > 0 else 0
-    acc = np.int64(1) << (shift - 1) if shift > 0 else np.int64(0)
-    for k in range(p):
-        acc += q[q0 + k] * x[i - 1 - k]
-    return acc >> shift
+# Float64 represents every integer below 2**53 exactly, so while Σ|q|·max|x| stays
+# under this bound the prediction sum is exact in any summation order: the kernels then
+# run it in float64, which LLVM vectorizes (reassociation allowed), and fall back to
+# int64 otherwise. Both paths give the same integers.
+_FLOAT_EXACT = 4.0e15
+_FASTMATH = {"reassoc", "contract"}
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _run(x_in, r_in, q, orders, shifts, frame, synthesize):
+    # synthesize: x = r + pred (decoder); else r = x - pred (encoder, x given)
+    n = r_in.shape[0] if synthesize else x_in.shape[0]
+    out = np.empty(n, np.int64)
+    x = out if synthesize else x_in
+    xf = np.empty(n, np.float64)
+    big = 0.0  # max |x| over the samples so far
+    if not synthesize:
+        for i in range(n):
+            xf[i] = x[i]
+    q0 = 0
+    for f in range(orders.shape[0]):
+        p, shift = orders[f], shifts[f]
+        qf = q[q0 : q0 + p][::-1].astype(np.float64)  # reversed: a dot product with xf[i-p:i]
+        qsum = 0.0
+        for k in range(p):
+            qsum += abs(qf[k])
+        half = np.int64(1) << (shift - 1) if shift > 0 else np.int64(0)
+        scale = 1.0 / float(np.int64(1) << shift)
+        stop = min(n, (f + 1) * frame)
+        if not synthesize:  # the frame's samples and their history are known up front
+            for i in range(max(0, f * frame - p), stop):
+                big = max(big, abs(xf[i]))
+        for i in range(f * frame, stop):
+            if i < p:  # warm-up: only at the start of a block, where history is missing
+                pred = x[i - 1] if i > 0 else 0
+            elif qsum * big < _FLOAT_EXACT:
+                acc = float(half)
+                for k in range(p):
+                    acc += qf[k] * xf[i - p + k]
+                pred = np.int64(np.floor(acc * scale))
+            else:
+                acc_i = half
+                for k in range(p):
+                    acc_i += q[q0 + k] * x[i - 1 - k]
+                pred = acc_i >> shift
+            if synthesize:
+                v = r_in[i] + pred
+                out[i] = v
+                xf[i] = v
+                big = max(big, abs(xf[i]))
+            else:
+                out[i] = x[i] - pred
+        q0 += p
+    return out
+
+
 def lpc_residual(x, q, orders, shifts, frame):
     """Residuals of x; frame f (samples [f·frame, (f+1)·frame)) uses predictor f."""
-    n = x.shape[0]
-    r = np.empty(n, np.int64)
-    q0 = 0
-    for f in range(orders.shape[0]):
-        for i in range(f * frame, min(n, (f + 1) * frame)):
-            r[i] = x[i] - _predict(x, i, q, q0, orders[f], shifts[f])
-        q0 += orders[f]
-    return r
+    return _run(np.asarray(x, np.int64), np.empty(0, np.int64), q, orders, shifts, frame, False)
 
 
-@numba.njit(cache=True, nogil=True)
 def lpc_restore(r, q, orders, shifts, frame):
-    n = r.shape[0]
-    x = np.empty(n, np.int64)
-    q0 = 0
-    for f in range(orders.shape[0]):
-        for i in range(f * frame, min(n, (f + 1) * frame)):
-            x[i] = r[i] + _predict(x, i, q, q0, orders[f], shifts[f])
-        q0 += orders[f]
-    return x
+    """Inverse of :func:`lpc_residual`."""
+    return _run(np.empty(0, np.int64), np.asarray(r, np.int64), q, orders, shifts, frame, True)
 
 
 @numba.njit(cache=True, nogil=True)
