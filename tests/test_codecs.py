@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from biocompress.codecs import get_codec, registered_codecs
 from biocompress.codecs.base import check_2d_int
-from biocompress.codecs.lossless import FloatXorCodec, LPCCodec, LPCXCodec
+from biocompress.codecs.lossless import FloatXorCodec, LPCCodec, LPCX3Codec, LPCXCodec
 from biocompress.errors import CorruptArchiveError
 from biocompress.io import scaling
 from codec_conformance import check_codec, check_corruption
@@ -106,6 +106,10 @@ CASES = [
     pytest.param(lambda: LPCXCodec(refs=8), lambda: synthetic_codes(6, 5000, seed=3), id="lpc-v2[refs=8]"),
     pytest.param(lambda: LPCXCodec(refs=0), correlated_codes, id="lpc-v2[refs=0]"),
     pytest.param(lambda: LPCXCodec(), lambda: synthetic_codes(3, 9000, seed=4, bits=24), id="lpc-v2[24bit]"),
+    pytest.param(lambda: LPCX3Codec(), correlated_codes, id="lpc-v3[default,correlated]"),
+    pytest.param(lambda: LPCX3Codec(refs=0, frame=256, segment=16), lambda: synthetic_codes(6, 5000, seed=3),
+                 id="lpc-v3[refs=0,segment=16]"),
+    pytest.param(lambda: LPCX3Codec(), lambda: synthetic_codes(3, 9000, seed=4, bits=24), id="lpc-v3[24bit]"),
     pytest.param(lambda: LPCCodec(), lambda: synthetic_codes(3, 9000, seed=4, bits=24), id="lpc[24bit]"),
     pytest.param(lambda: FloatXorCodec(4), f32_codes, id="float-xor[4,f32-specials]"),
     pytest.param(lambda: FloatXorCodec(8), f64_codes, id="float-xor[8,f64-specials]"),
@@ -246,6 +250,7 @@ def _lpc_configs():
     if "frame" in LPCCodec.config_fields:
         out.append(LPCCodec(max_order=16, segment=64, frame=256))
     out += [LPCXCodec(), LPCXCodec(refs=2, max_order=8, segment=64, frame=256)]
+    out += [LPCX3Codec(), LPCX3Codec(refs=1, max_order=4, segment=32, frame=256)]
     return out
 
 
@@ -346,3 +351,31 @@ def test_lpc_values_on_a_coarse_grid(codec, seed, n, scale, offset):
     rng = np.random.default_rng(seed)
     x = np.cumsum(rng.integers(-20, 21, (2, n)), axis=1) * scale + offset
     assert_lpc_roundtrip(codec, x)
+
+
+# SHA-256 of every Laplace (lpc-v1/v2) and shaped (lpc-v3) table's float64 probabilities,
+# computed with numpy 2 on x86-64 Linux when lpc-v3 was introduced.
+SHAPED_TABLES_SHA256 = "2b1ca085ea163916d6d542aa17820b27d6801bb26da3c32f57d84f534750891d"
+
+
+def test_shaped_tables_are_frozen():
+    """lpc-v3's tables are computed at run time: their exact float64 bits must never drift
+    (a different libm or numpy could otherwise make a decoder disagree with the encoder)."""
+    import hashlib
+
+    from biocompress.codecs.lossless import residual_coder as rc
+
+    sha = hashlib.sha256()
+    for c in range(rc.N_CLASSES):
+        sha.update(rc._table(c)[0].tobytes())
+        for shape in range(len(rc.SHAPES)):
+            sha.update(rc._shaped_table(c, shape)[0].tobytes())
+    assert sha.hexdigest() == SHAPED_TABLES_SHA256, "entropy-model tables changed on this platform"
+
+
+def test_shaped_coding_beats_laplace_on_gaussian_residuals():
+    from biocompress.codecs.lossless import residual_coder as rc
+
+    rows = [np.round(np.random.default_rng(3).normal(0, 40, 20000)).astype(np.int64)]
+    assert len(rc.encode_rows(rows, 256, shaped=True)) < 0.995 * len(rc.encode_rows(rows, 256))
+    assert np.array_equal(rc.decode_rows(rc.encode_rows(rows, 256, True), [20000], 256, True)[0], rows[0])

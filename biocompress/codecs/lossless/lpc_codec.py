@@ -47,6 +47,7 @@ class LPCCodec(Codec):
 
     codec_id = "lpc-v1"
     config_fields = ("max_order", "segment", "frame")
+    _SHAPED = False  # residual segments coded with Laplace tables only
 
     def __init__(self, max_order: int = lpc.MAX_ORDER, segment: int = 256, frame: int = 4096):
         if max_order not in lpc.ORDERS:
@@ -99,7 +100,7 @@ class LPCCodec(Codec):
             p0 = int(orders[ch, 0]) if orders.shape[1] else 0
             # coefficients travel through the range coder too: a row of their own
             rows += [coefs[ch], residuals[ch, :p0], residuals[ch, p0:]]
-        body = residual_coder.encode_rows(rows + list(tail_rows), self.segment)
+        body = residual_coder.encode_rows(rows + list(tail_rows), self.segment, self._SHAPED)
         return _HEADER.pack(n_ch, n) + struct.pack("<I", len(params)) + params + body
 
     _N_PARAMS = 4
@@ -137,7 +138,8 @@ class LPCCodec(Codec):
             raise CorruptArchiveError(f"{self.codec_id} predictor order longer than the block")
         lengths = list(np.ravel(np.column_stack([orders.sum(axis=1), p0, n - p0])))
         lengths += self._tail_lengths(params, n_ch, n_frames)
-        rows = residual_coder.decode_rows(payload[start + plen :], np.asarray(lengths, np.int64), self.segment)
+        rows = residual_coder.decode_rows(payload[start + plen :], np.asarray(lengths, np.int64), self.segment,
+                                          self._SHAPED)
         return n_ch, n, params, rows, orders, shifts
 
     def _synthesize(self, residuals, rows, orders, shifts, offsets, steps) -> np.ndarray:
@@ -189,3 +191,12 @@ class LPCXCodec(LPCCodec):
             return cross_channel.restore(residuals, refs, tail_rows[0], self.frame)
         except ValueError as exc:
             raise CorruptArchiveError(f"lpc-v2: {exc}") from exc
+
+
+@register_codec
+class LPCX3Codec(LPCXCodec):
+    """lpc-v2 whose residual segments also choose a distribution shape (Laplace-like
+    to Gaussian-like), which fits prediction residuals better than Laplace alone."""
+
+    codec_id = "lpc-v3"
+    _SHAPED = True

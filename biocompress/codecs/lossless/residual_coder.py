@@ -60,15 +60,44 @@ def _table(c: int):
     return probs / probs.sum(), K, k
 
 
+# Shaped coding (lpc-v3): each segment also picks a generalized-Gaussian shape β, density
+# ∝ exp(−(|x|/α)^β) with α = s·Γ(1/β)/Γ(2/β) so that its mean |x| is the class scale s.
+# Prediction residuals are neither Gaussian nor Laplacian (kurtosis 3-6, bursts above).
+SHAPES = (0.75, 1.25, 2.0)
+_ALPHA_OVER_SCALE = (0.5935092778940371, 1.3029767363855875, 1.7724538509055159)
+_SHAPE_MODEL = constriction.stream.model.Categorical(np.full(len(SHAPES), 1.0 / len(SHAPES)), perfect=False)
+
+
 @lru_cache(maxsize=None)
-def _model(c: int):
-    probs, _, _ = _table(c)
+def _shaped_table(c: int, shape: int):
+    """(probabilities, K, k) of class c with shape SHAPES[shape]: bin centres, then escape."""
+    s = float(class_scale(c))
+    k = int(class_low_bits(c))
+    step = 1 << k
+    K = int(np.ceil(_TAIL * s / step)) + 1
+    beta, alpha = SHAPES[shape], s * _ALPHA_OVER_SCALE[shape]
+    centre = lambda j: np.abs(j * float(step) + (step - 1) / 2.0)  # noqa: E731
+    dens = np.exp(-((centre(np.arange(-K, K + 1)) / alpha) ** beta))
+    outside = np.concatenate([np.arange(-4 * K - 4, -K), np.arange(K + 1, 4 * K + 4)])
+    tail = float(np.exp(-((centre(outside) / alpha) ** beta)).sum())
+    probs = np.append(dens, max(tail, 1e-9 * float(dens.sum())))
+    probs = np.maximum(probs / probs.sum(), 1e-12)
+    return probs / probs.sum(), K, k
+
+
+def _any_table(c: int, shape: int | None):
+    return _table(c) if shape is None else _shaped_table(c, shape)
+
+
+@lru_cache(maxsize=None)
+def _model(c: int, shape: int | None = None):
+    probs, _, _ = _any_table(c, shape)
     return constriction.stream.model.Categorical(probs.astype(np.float64), perfect=False)
 
 
 @lru_cache(maxsize=None)
-def _log2_table(c: int):
-    probs, K, k = _table(c)
+def _log2_table(c: int, shape: int | None = None):
+    probs, K, k = _any_table(c, shape)
     return -np.log2(probs), K, k
 
 
@@ -83,10 +112,12 @@ def _segment_bounds(lengths: np.ndarray, segment: int):
     return np.asarray(segs, dtype=np.int64)
 
 
-@lru_cache(maxsize=1)
-def _flat_tables():
-    """All classes' -log2 p tables end to end, for vectorized cost evaluation."""
-    tables = [_log2_table(c) for c in range(N_CLASSES)]
+@lru_cache(maxsize=2)
+def _flat_tables(shaped: bool = False):
+    """All tables' -log2 p end to end (key = class, or class·len(SHAPES) + shape)."""
+    keys = [(c, sh) for c in range(N_CLASSES) for sh in range(len(SHAPES))] if shaped else \
+        [(c, None) for c in range(N_CLASSES)]
+    tables = [_log2_table(c, sh) for c, sh in keys]
     K = np.array([t[1] for t in tables], np.int64)
     k = np.array([t[2] for t in tables], np.int64)
     offsets = np.concatenate([[0], np.cumsum(2 * K + 2)[:-1]])
@@ -121,14 +152,53 @@ def _refine_classes(res, seg_len, guess, flat, offsets, K_of, k_of, escape_bits)
     return out
 
 
-def choose_classes(res: np.ndarray, seg_len: np.ndarray) -> np.ndarray:
-    """Class per segment: start at the maximum-likelihood scale, refine by exact cost."""
-    if res.size == 0:
-        return np.zeros(0, np.int64)
+@numba.njit(cache=True, nogil=True)
+def _refine_shaped(res, seg_len, guess, flat, offsets, K_of, k_of, escape_bits, n_shapes):
+    # Per segment, the (class, shape) key among classes guess-2..guess+2 and every shape
+    # that codes it in fewest bits.
+    out = np.empty(seg_len.size, np.int64)
+    pos = 0
+    for j in range(seg_len.size):
+        n = seg_len[j]
+        best_bits = np.inf
+        best_key = 0
+        lo = min(max(guess[j] - 2, 0), N_CLASSES - 1)
+        hi_c = min(max(guess[j] + 2, 0), N_CLASSES - 1)
+        for c in range(lo, hi_c + 1):
+            for sh in range(n_shapes):
+                key = c * n_shapes + sh
+                K, k, base = K_of[key], k_of[key], offsets[key]
+                bits = 0.0
+                for t in range(pos, pos + n):
+                    hi = res[t] >> k
+                    if hi > K or hi < -K:
+                        bits += flat[base + 2 * K + 1] + k + escape_bits
+                    else:
+                        bits += flat[base + hi + K] + k
+                if bits < best_bits:
+                    best_bits, best_key = bits, key
+        out[j] = best_key
+        pos += n
+    return out
+
+
+def _guess_classes(res: np.ndarray, seg_len: np.ndarray) -> np.ndarray:
     starts = np.concatenate([[0], np.cumsum(seg_len)[:-1]])
     mean_abs = np.add.reduceat(np.abs(res), starts) / seg_len
-    guess = np.rint(4 * np.log2(np.maximum(mean_abs, 1e-3)) + _CLASS_ZERO).astype(np.int64)
-    flat, offsets, K_of, k_of = _flat_tables()
+    return np.rint(4 * np.log2(np.maximum(mean_abs, 1e-3)) + _CLASS_ZERO).astype(np.int64)
+
+
+def choose_classes(res: np.ndarray, seg_len: np.ndarray, shaped: bool = False) -> np.ndarray:
+    """Table key per segment: start at the maximum-likelihood scale, refine by exact cost.
+
+    Unshaped: the key is the class. Shaped: class·len(SHAPES) + shape.
+    """
+    if res.size == 0:
+        return np.zeros(0, np.int64)
+    guess = _guess_classes(res, seg_len)
+    flat, offsets, K_of, k_of = _flat_tables(shaped)
+    if shaped:
+        return _refine_shaped(res, seg_len, guess, flat, offsets, K_of, k_of, _ESCAPE_COST_BITS, len(SHAPES))
     return _refine_classes(res, seg_len, guess, flat, offsets, K_of, k_of, _ESCAPE_COST_BITS)
 
 
@@ -158,35 +228,46 @@ def _group_by_class(sample_class, n_classes):
     return order, starts
 
 
-def _class_groups(classes: np.ndarray, seg_len: np.ndarray):
-    """Samples grouped by class: (order, present classes, bounds of each class's group)."""
+def _class_groups(classes: np.ndarray, seg_len: np.ndarray, n_keys: int = N_CLASSES):
+    """Samples grouped by table key: (order, present keys, bounds of each key's group)."""
     sample_class = np.repeat(classes, seg_len)
-    order, starts = _group_by_class(sample_class, N_CLASSES)
+    order, starts = _group_by_class(sample_class, n_keys)
     present = np.flatnonzero(np.diff(starts))
     bounds = np.append(starts[present], sample_class.size)
     return order, present, bounds
 
 
-def encode_rows(rows: list[np.ndarray], segment: int) -> bytes:
-    """Range-code int64 residual rows; row lengths must be known to the decoder."""
+def _split_key(key: int, shaped: bool):
+    return (key // len(SHAPES), key % len(SHAPES)) if shaped else (key, None)
+
+
+def encode_rows(rows: list[np.ndarray], segment: int, shaped: bool = False) -> bytes:
+    """Range-code int64 residual rows; row lengths must be known to the decoder.
+
+    ``shaped`` (lpc-v3): every segment also has a shape out of :data:`SHAPES`.
+    """
     lengths = np.array([r.size for r in rows], np.int64)
     res = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     seg_len = _segment_bounds(lengths, segment)
-    classes = choose_classes(res, seg_len)
-    order, present, bounds = _class_groups(classes, seg_len)
+    keys = choose_classes(res, seg_len, shaped)
+    n_shapes = len(SHAPES) if shaped else 1
+    order, present, bounds = _class_groups(keys, seg_len, N_CLASSES * n_shapes)
     res_sorted = res[order]
 
     encoder = constriction.stream.queue.RangeEncoder()
-    deltas = np.diff(classes, prepend=0).astype(np.int32)
+    deltas = np.diff(keys // n_shapes, prepend=0).astype(np.int32)
     encoder.encode(deltas, _CLASS_DELTA_MODEL)
+    if shaped:
+        encoder.encode((keys % n_shapes).astype(np.int32), _SHAPE_MODEL)
     low_parts, escapes = [], []
-    for i, c in enumerate(present):
+    for i, key in enumerate(present):
         seg = res_sorted[bounds[i] : bounds[i + 1]]
-        _, K, k = _table(int(c))
+        c, shape = _split_key(int(key), shaped)
+        _, K, k = _any_table(c, shape)
         hi = seg >> k
         esc = np.abs(hi) > K
         symbols = np.where(esc, 2 * K + 1, hi + K).astype(np.int32)
-        encoder.encode(symbols, _model(int(c)))
+        encoder.encode(symbols, _model(c, shape))
         escapes.append(hi[esc])
         if k:
             low_parts.append(_pack_low_bits(seg & ((1 << k) - 1), k))
@@ -195,14 +276,14 @@ def encode_rows(rows: list[np.ndarray], segment: int) -> bytes:
     return pack_arrays(encoder.get_compressed(), low, esc_all.astype(np.int64))
 
 
-def decode_rows(payload: bytes, lengths, segment: int) -> list[np.ndarray]:
+def decode_rows(payload: bytes, lengths, segment: int, shaped: bool = False) -> list[np.ndarray]:
     try:
-        return _decode_rows(payload, lengths, segment)
+        return _decode_rows(payload, lengths, segment, shaped)
     except (AssertionError, ValueError, OverflowError) as exc:  # constriction's reports of bad data
         raise CorruptArchiveError(f"residual stream cannot be decoded: {exc}") from exc
 
 
-def _decode_rows(payload: bytes, lengths, segment: int) -> list[np.ndarray]:
+def _decode_rows(payload: bytes, lengths, segment: int, shaped: bool) -> list[np.ndarray]:
     words, low, esc_all = unpack_arrays(payload, 3)
     if (words.dtype, low.dtype, esc_all.dtype) != (np.uint32, np.uint8, np.int64):
         raise CorruptArchiveError("residual stream: unexpected array types")
@@ -213,13 +294,18 @@ def _decode_rows(payload: bytes, lengths, segment: int) -> list[np.ndarray]:
     classes = np.cumsum(deltas)
     if classes.size and (classes.min() < 0 or classes.max() >= N_CLASSES):
         raise CorruptArchiveError("residual stream: scale class out of range")
-    order, present, bounds = _class_groups(classes, seg_len)
+    n_shapes = len(SHAPES) if shaped else 1
+    keys = classes * n_shapes
+    if shaped:
+        keys += decoder.decode(_SHAPE_MODEL, seg_len.size).astype(np.int64)
+    order, present, bounds = _class_groups(keys, seg_len, N_CLASSES * n_shapes)
     res_sorted = np.empty(order.size, np.int64)
     low_pos = esc_pos = 0
-    for i, c in enumerate(present):
+    for i, key in enumerate(present):
         n = int(bounds[i + 1] - bounds[i])
-        _, K, k = _table(int(c))
-        symbols = decoder.decode(_model(int(c)), n).astype(np.int64)
+        c, shape = _split_key(int(key), shaped)
+        _, K, k = _any_table(c, shape)
+        symbols = decoder.decode(_model(c, shape), n).astype(np.int64)
         hi = symbols - K
         esc = symbols == 2 * K + 1
         n_esc = int(esc.sum())
