@@ -47,7 +47,7 @@ FAIRNESS_RULES = "\n".join((
     "samples at native width); mtscomp its .cbin (not the .ch JSON, as in the anchors); MEF3 RED the "
     ".tdat files less their 1024-byte headers; flac/wavpack one mono file per channel, file headers "
     "included; biocompress the payload of the blocks its archive writer makes (16384 samples x up "
-    "to 32 channels, lpc-v2), not the HDF5 container.",
+    "to 32 channels, lpc-v3), not the HDF5 container.",
     "- Threads: every external codec runs single-threaded; command-line tools run one process per "
     "channel, sequentially, on input files already written to tmpfs. biocompress_1p encodes the "
     "blocks in one process; biocompress encodes and decodes them on one worker process per core, "

@@ -20,6 +20,7 @@ from scipy.linalg import solve_triangular
 ORDERS = (1, 2, 4, 8, 12, 16, 24, 32)
 MAX_ORDER = ORDERS[-1]
 _HEADROOM = 2**62
+MIN_PRECISION, MAX_PRECISION = 14, 24  # fractional bits of the quantized coefficients
 
 
 # Float64 represents every integer below 2**53 exactly, so while Σ|q|·max|x| stays
@@ -147,7 +148,11 @@ def choose_predictor(x: np.ndarray, max_order: int = MAX_ORDER, coef_bits: float
     coef = solve_triangular(chol[:p, :p].T, z[:p], lower=False)
     if not np.isfinite(coef).all():
         return np.ones(1, np.int64), 0
-    return quantize(coef, int(np.abs(x).max()))
+    # Coefficient errors add noise ∝ 2^-precision·|x|: the more the predictor removes
+    # (gain in bits), the finer the coefficients must be (EEG ~10 bits → 15; pure tones → 24).
+    gain_bits = 0.5 * np.log2(max(cov[0, 0], 1e-300) / energy[p - 1])
+    precision = int(np.clip(np.ceil(gain_bits) + 4, MIN_PRECISION, MAX_PRECISION))
+    return quantize(coef, int(np.abs(x).max()), precision)
 
 
 def quantize(coef: np.ndarray, max_abs_x: int, precision: int = 14):
