@@ -6,6 +6,7 @@ import hashlib
 import json
 import zlib
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 from ..codecs import get_codec
 from ..errors import BadInputError, CorruptArchiveError
 from ..io import edf_native, metadata, scaling
+from ..parallel import default_workers
 from .layout import FORMAT_NAME, INDEX_DTYPE, READABLE_VERSIONS, SEGMENT_NAME, get_text
 
 
@@ -136,15 +138,30 @@ class Archive:
         if i in self._cache:
             self._cache.move_to_end(i)
             return self._cache[i]
+        return self._remember(i, self._decode_uncached(i))
+
+    def _decode_uncached(self, i: int) -> np.ndarray:
         row = self.index[i]
         codes = self._codecs[int(row["codec"])].decode(self.block_bytes(i))
         shape = (int(row["ch_stop"] - row["ch_start"]), int(row["t_stop"] - row["t_start"]))
         if codes.shape != shape:
             raise CorruptArchiveError(f"{self.path}: block {i} decodes to {codes.shape}, index says {shape}")
+        return codes
+
+    def _remember(self, i: int, codes: np.ndarray) -> np.ndarray:
         self._cache[i] = codes
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return codes
+
+    def _prefetch(self, blocks: list[int]) -> None:
+        """Decode the uncached blocks of one request on several threads (numba kernels
+        release the GIL), when they all fit in the cache."""
+        missing = [i for i in blocks if i not in self._cache]
+        if len(missing) < 2 or len(blocks) > self._cache_size:
+            return
+        for i, codes in zip(missing, _decode_threads().map(self._decode_uncached, missing)):
+            self._remember(i, codes)
 
     def stored_codes(self, ch: int) -> np.ndarray:
         """Every stored code of channel ``ch``, in its own sample clock."""
@@ -187,12 +204,13 @@ class Archive:
             filled[r] = stop - start
         idx = self.index
         hit = np.flatnonzero((idx["t_start"] < stop) & (idx["t_stop"] > start))
-        for i in hit:
+        wanted = [(int(i), np.flatnonzero((picks >= idx["ch_start"][i]) & (picks < idx["ch_stop"][i]) & ~is_native))
+                  for i in hit]
+        wanted = [(i, rows) for i, rows in wanted if rows.size]
+        self._prefetch([i for i, _ in wanted])
+        for i, rows in wanted:
             row = idx[i]
-            rows = np.flatnonzero((picks >= row["ch_start"]) & (picks < row["ch_stop"]) & ~is_native)
-            if rows.size == 0:
-                continue
-            codes = self.decode_block(int(i))
+            codes = self.decode_block(i)
             a, b = max(start, int(row["t_start"])), min(stop, int(row["t_stop"]))
             chans = picks[rows]
             part = codes[chans - row["ch_start"], a - row["t_start"] : b - row["t_start"]]
@@ -225,6 +243,16 @@ class Archive:
                 progress(t1 - t0)
         expected = self.attrs["samples_sha256"]
         return {"samples_sha256": sha.hexdigest(), "expected": expected, "ok": sha.hexdigest() == expected}
+
+
+_THREADS: list[ThreadPoolExecutor] = []
+
+
+def _decode_threads() -> ThreadPoolExecutor:
+    """One small thread pool per process, shared by every open archive."""
+    if not _THREADS:
+        _THREADS.append(ThreadPoolExecutor(max_workers=default_workers(), thread_name_prefix="biocompress-decode"))
+    return _THREADS[0]
 
 
 def sample_bytes(x: np.ndarray) -> bytes:
