@@ -379,3 +379,31 @@ def test_shaped_coding_beats_laplace_on_gaussian_residuals():
     rows = [np.round(np.random.default_rng(3).normal(0, 40, 20000)).astype(np.int64)]
     assert len(rc.encode_rows(rows, 256, shaped=True)) < 0.995 * len(rc.encode_rows(rows, 256))
     assert np.array_equal(rc.decode_rows(rc.encode_rows(rows, 256, True), [20000], 256, True)[0], rows[0])
+
+
+@pytest.mark.parametrize("stop", [0, 1, 255, 256, 700, 5999, 6000, None])
+@pytest.mark.parametrize("channels", [None, [0], [9], [2, 7], list(range(10))])
+def test_lpc_v3_decodes_a_prefix_of_some_channels(stop, channels):
+    """Frames past ``stop`` and channels outside ``channels`` (and their references) may be skipped."""
+    codes = correlated_codes()
+    codec = LPCX3Codec(frame=256, segment=64)
+    out = codec.decode_prefix(codec.encode(codes), stop, channels)
+    rows = list(range(codes.shape[0])) if channels is None else channels
+    upto = codes.shape[1] if stop is None else stop
+    assert out.shape[0] == codes.shape[0] and out.shape[1] >= upto
+    assert np.array_equal(out[rows, :upto], codes[rows, :upto])
+
+
+def test_archive_partial_then_full_reads(tmp_path):
+    """Blocks cached from a partial decode are not served to a request they do not cover."""
+    import biocompress
+    from biocompress.io.source import open_raw
+    from conftest import SAMPLES_DIR
+
+    src = SAMPLES_DIR / "Subject00_2.edf"
+    ref = open_raw(src).get_data()
+    dst = biocompress.compress(src, tmp_path / "a.bc.h5")
+    with biocompress.open(dst) as arc:
+        assert np.array_equal(arc.read(100, 900, picks=[3]), ref[[3], 100:900])
+        assert np.array_equal(arc.read(100, 16000, picks=[3, 4]), ref[[3, 4], 100:16000])
+        assert np.array_equal(arc.read(0, 31000), ref)

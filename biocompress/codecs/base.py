@@ -29,6 +29,14 @@ class Codec(ABC):
     @abstractmethod
     def decode(self, payload: bytes) -> np.ndarray: ...
 
+    def decode_prefix(self, payload: bytes, stop: int | None = None, channels=None) -> np.ndarray:
+        """At least samples [0, stop) of at least rows ``channels`` (None: all).
+
+        Codecs that can decode less than a whole block override this; the result may
+        be longer than ``stop`` and other rows may hold anything.
+        """
+        return self.decode(payload)
+
     def get_config(self) -> dict:
         return {"id": self.codec_id, **{f: getattr(self, f) for f in self.config_fields}}
 

@@ -133,35 +133,47 @@ class Archive:
             raise CorruptArchiveError(f"{self.path}: block {i} fails its CRC-32 check")
         return block
 
-    def decode_block(self, i: int) -> np.ndarray:
-        """Codes of block ``i``, shape (channels of its group, samples of its window)."""
-        if i in self._cache:
-            self._cache.move_to_end(i)
-            return self._cache[i]
-        return self._remember(i, self._decode_uncached(i))
+    def decode_block(self, i: int, stop: int | None = None, rows=None) -> np.ndarray:
+        """Codes of block ``i``, shape (channels of its group, samples of its window).
 
-    def _decode_uncached(self, i: int) -> np.ndarray:
+        With ``stop`` (samples from the block start) and ``rows`` (channels of the
+        group), codecs that can stop early decode only what covers them; the rest of
+        the returned array is then meaningless.
+        """
+        hit = self._cache.get(i)
+        if hit is not None and _covers(hit, stop, rows):
+            self._cache.move_to_end(i)
+            return hit[0]
+        return self._remember(i, self._decode_uncached(i, stop, rows), stop, rows)
+
+    def _decode_uncached(self, i: int, stop: int | None = None, rows=None) -> np.ndarray:
         row = self.index[i]
-        codes = self._codecs[int(row["codec"])].decode(self.block_bytes(i))
         shape = (int(row["ch_stop"] - row["ch_start"]), int(row["t_stop"] - row["t_start"]))
-        if codes.shape != shape:
+        partial = stop is not None and stop < shape[1] or rows is not None
+        codec = self._codecs[int(row["codec"])]
+        codes = codec.decode_prefix(self.block_bytes(i), stop, rows) if partial else codec.decode(self.block_bytes(i))
+        if codes.shape[0] != shape[0] or codes.shape[1] > shape[1] or (not partial and codes.shape != shape) \
+                or (partial and codes.shape[1] < min(stop if stop is not None else shape[1], shape[1])):
             raise CorruptArchiveError(f"{self.path}: block {i} decodes to {codes.shape}, index says {shape}")
         return codes
 
-    def _remember(self, i: int, codes: np.ndarray) -> np.ndarray:
-        self._cache[i] = codes
+    def _remember(self, i: int, codes: np.ndarray, stop=None, rows=None) -> np.ndarray:
+        self._cache[i] = (codes, stop is None, None if rows is None else frozenset(int(r) for r in rows))
+        self._cache.move_to_end(i)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return codes
 
-    def _prefetch(self, blocks: list[int]) -> None:
+    def _prefetch(self, jobs: list[tuple[int, int | None, object]]) -> None:
         """Decode the uncached blocks of one request on several threads (numba kernels
         release the GIL), when they all fit in the cache."""
-        missing = [i for i in blocks if i not in self._cache]
-        if len(missing) < 2 or len(blocks) > self._cache_size:
+        missing = [(i, stop, rows) for i, stop, rows in jobs
+                   if not (i in self._cache and _covers(self._cache[i], stop, rows))]
+        if len(missing) < 2 or len(jobs) > self._cache_size:
             return
-        for i, codes in zip(missing, _decode_threads().map(self._decode_uncached, missing)):
-            self._remember(i, codes)
+        results = _decode_threads().map(lambda job: self._decode_uncached(*job), missing)
+        for (i, stop, rows), codes in zip(missing, results):
+            self._remember(i, codes, stop, rows)
 
     def stored_codes(self, ch: int) -> np.ndarray:
         """Every stored code of channel ``ch``, in its own sample clock."""
@@ -187,6 +199,15 @@ class Archive:
         self._native_views.move_to_end(ch)
         return self._native_views[ch]
 
+    def _need(self, i: int, chans: np.ndarray, stop: int):
+        """(stop, rows) of block ``i`` that a read of ``chans`` up to ``stop`` needs; None = all."""
+        row = self.index[i]
+        width, n_rows = int(row["t_stop"] - row["t_start"]), int(row["ch_stop"] - row["ch_start"])
+        need_stop = min(width, stop - int(row["t_start"]))
+        rows = chans - int(row["ch_start"])
+        return (need_stop if need_stop < width else None,
+                tuple(sorted(set(rows.tolist()))) if rows.size < n_rows else None)
+
     def read(self, start: int = 0, stop: int | None = None, picks=None) -> np.ndarray:
         """Samples [start, stop) of channels ``picks`` as MNE's float64 values."""
         stop = self.n_samples if stop is None else int(stop)
@@ -207,10 +228,11 @@ class Archive:
         wanted = [(int(i), np.flatnonzero((picks >= idx["ch_start"][i]) & (picks < idx["ch_stop"][i]) & ~is_native))
                   for i in hit]
         wanted = [(i, rows) for i, rows in wanted if rows.size]
-        self._prefetch([i for i, _ in wanted])
-        for i, rows in wanted:
+        jobs = [(i, *self._need(i, picks[rows], stop)) for i, rows in wanted]
+        self._prefetch(jobs)
+        for (i, rows), job in zip(wanted, jobs):
             row = idx[i]
-            codes = self.decode_block(i)
+            codes = self.decode_block(*job)
             a, b = max(start, int(row["t_start"])), min(stop, int(row["t_stop"]))
             chans = picks[rows]
             part = codes[chans - row["ch_start"], a - row["t_start"] : b - row["t_start"]]
@@ -243,6 +265,14 @@ class Archive:
                 progress(t1 - t0)
         expected = self.attrs["samples_sha256"]
         return {"samples_sha256": sha.hexdigest(), "expected": expected, "ok": sha.hexdigest() == expected}
+
+
+def _covers(entry, stop, rows) -> bool:
+    """Whether a cache entry (codes, whole length decoded, rows decoded or None = all) serves a request."""
+    codes, complete, have = entry
+    if not (complete or (stop is not None and codes.shape[1] >= stop)):
+        return False
+    return have is None or (rows is not None and set(rows) <= have)
 
 
 _THREADS: list[ThreadPoolExecutor] = []

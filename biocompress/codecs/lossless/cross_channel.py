@@ -25,10 +25,11 @@ _TAP_COST_BITS = 14.0
 IRLS_STEPS = 1
 
 
-def lagged(r: np.ndarray, a: int, b: int, lag: int) -> np.ndarray:
-    """r[t + lag] for t in [a, b), zero where t + lag falls outside r."""
+def lagged(r: np.ndarray, a: int, b: int, lag: int, bounds: tuple[int, int] | None = None) -> np.ndarray:
+    """r[t + lag] for t in [a, b), zero where t + lag falls outside ``bounds`` (default: r)."""
     out = np.zeros(b - a, np.int64)
-    lo, hi = max(a + lag, 0), min(b + lag, r.shape[0])
+    first, last = bounds if bounds is not None else (0, r.shape[0])
+    lo, hi = max(a + lag, first), min(b + lag, last)
     if hi > lo:
         out[lo - (a + lag) : hi - (a + lag)] = r[lo:hi]
     return out
@@ -48,16 +49,16 @@ def coded_bits(e: np.ndarray, segment: int = 256) -> float:
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def _predict_kernel(residuals, refs, coefs, a, b, lags, shift):
+def _predict_kernel(residuals, refs, coefs, a, b, lags, shift, first, n):
     # Tap by tap over the frame (vectorizes); in float64 while every partial sum is an
     # integer below 2**53 (exact in any order), else in int64. Same integers either way.
-    n = residuals.shape[1]
+    # Reference samples outside [first, n) count as zero.
     total = 0.0
     for k in range(coefs.size):
         total += abs(float(coefs[k]))
     peak = 0.0
     for j in refs:
-        for t in range(max(0, a - 1), min(n, b + 1)):
+        for t in range(max(first, a - 1), min(n, b + 1)):
             peak = max(peak, abs(float(residuals[j, t])))
     half = np.int64(1) << (shift - 1)
     out = np.empty(b - a, np.int64)
@@ -67,7 +68,7 @@ def _predict_kernel(residuals, refs, coefs, a, b, lags, shift):
         for j in refs:
             for lag in lags:
                 c = float(coefs[k])
-                for t in range(max(a, -lag), min(b, n - lag)):
+                for t in range(max(a, first - lag), min(b, n - lag)):
                     acc[t - a] += c * residuals[j, t + lag]
                 k += 1
         scale = 1.0 / float(np.int64(1) << shift)
@@ -78,7 +79,7 @@ def _predict_kernel(residuals, refs, coefs, a, b, lags, shift):
     k = 0
     for j in refs:
         for lag in lags:
-            for t in range(max(a, -lag), min(b, n - lag)):
+            for t in range(max(a, first - lag), min(b, n - lag)):
                 acc_i[t - a] += coefs[k] * residuals[j, t + lag]
             k += 1
     for t in range(b - a):
@@ -89,8 +90,12 @@ def _predict_kernel(residuals, refs, coefs, a, b, lags, shift):
 _LAGS = np.asarray(LAGS, np.int64)
 
 
-def predict(residuals: np.ndarray, refs, coefs: np.ndarray, a: int, b: int) -> np.ndarray:
-    return _predict_kernel(residuals, np.asarray(refs, np.int64), np.asarray(coefs, np.int64), a, b, _LAGS, SHIFT)
+def predict(residuals: np.ndarray, refs, coefs: np.ndarray, a: int, b: int, framed: bool = False) -> np.ndarray:
+    """Cross-channel prediction of samples [a, b); ``framed``: references are zero outside
+    [a, b) (lpc-v3, so frames decode independently), else outside the block (lpc-v2)."""
+    first, last = (a, b) if framed else (0, residuals.shape[1])
+    return _predict_kernel(residuals, np.asarray(refs, np.int64), np.asarray(coefs, np.int64), a, b, _LAGS, SHIFT,
+                           first, last)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -131,7 +136,7 @@ def robust_fit(d: np.ndarray, y: np.ndarray, iterations: int | None = None):
     return fit
 
 
-def choose(residuals: np.ndarray, frame: int, n_refs: int):
+def choose(residuals: np.ndarray, frame: int, n_refs: int, framed: bool = False):
     """Pick references and quantized taps per (channel, frame); return (errors, refs, coefs).
 
     refs: uint8 (n_ch, n_frames, n_refs), sorted, NO_REF-padded (channel c can
@@ -159,14 +164,15 @@ def choose(residuals: np.ndarray, frame: int, n_refs: int):
             if energy[c] == 0:
                 continue
             cand = np.sort(np.argsort(-np.abs(corr[c, :c]), kind="stable")[:n_refs])
-            design = np.stack([lagged(residuals[j], a, b, lag) for j in cand for lag in LAGS], axis=1)
+            bounds = (a, b) if framed else None
+            design = np.stack([lagged(residuals[j], a, b, lag, bounds) for j in cand for lag in LAGS], axis=1)
             fit = robust_fit(design.astype(np.float64), block[c])
             if fit is None:
                 continue
             q = np.clip(np.round(fit * (1 << SHIFT)), -COEF_LIMIT, COEF_LIMIT).astype(np.int64)
             if (np.abs(q).sum() + 1) * (int(peak[cand].max()) + 1) >= _HEADROOM:
                 continue
-            e = residuals[c, a:b] - predict(residuals, cand, q, a, b)
+            e = residuals[c, a:b] - predict(residuals, cand, q, a, b, framed)
             gain = coded_bits(residuals[c, a:b]) - coded_bits(e)
             if gain > q.size * _TAP_COST_BITS + 8:
                 errors[c, a:b] = e
@@ -178,7 +184,7 @@ def choose(residuals: np.ndarray, frame: int, n_refs: int):
     return errors, refs, flat
 
 
-def restore(errors: np.ndarray, refs: np.ndarray, coefs: np.ndarray, frame: int) -> np.ndarray:
+def restore(errors: np.ndarray, refs: np.ndarray, coefs: np.ndarray, frame: int, framed: bool = False) -> np.ndarray:
     """Inverse of :func:`choose`: LPC residuals from the coded errors (in channel order)."""
     residuals = errors.copy()
     n_ch, n = errors.shape
@@ -192,7 +198,7 @@ def restore(errors: np.ndarray, refs: np.ndarray, coefs: np.ndarray, frame: int)
                 raise ValueError(f"channel {c} frame {f}: invalid cross-channel references")
             a, b = f * frame, min(n, (f + 1) * frame)
             taps = used.size * len(LAGS)
-            residuals[c, a:b] += predict(residuals, used, coefs[k : k + taps], a, b)
+            residuals[c, a:b] += predict(residuals, used, coefs[k : k + taps], a, b, framed)
             k += taps
     if k != coefs.size:
         raise ValueError("cross-channel coefficients do not match the references")

@@ -195,8 +195,126 @@ class LPCXCodec(LPCCodec):
 
 @register_codec
 class LPCX3Codec(LPCXCodec):
-    """lpc-v2 whose residual segments also choose a distribution shape (Laplace-like
-    to Gaussian-like), which fits prediction residuals better than Laplace alone."""
+    """lpc-v2 with shaped residual coding and one range-coded stream per frame.
+
+    Residual segments also choose a distribution shape (heavy-tailed to Gaussian),
+    which fits prediction residuals better than Laplace alone. Each frame is its own
+    stream and cross-channel references stay inside the frame, so a reader needing
+    only the start of a block, or a few channels, decodes only that much.
+    """
 
     codec_id = "lpc-v3"
     _SHAPED = True
+    _N_PARAMS = 6
+
+    def encode(self, codes) -> bytes:
+        codes = check_2d_int(codes)
+        n_ch, n = codes.shape
+        orders, shifts, offsets, steps, coefs, residuals = self._predict(codes)
+        errors, refs, xflat = cross_channel.choose(residuals, self.frame, self.refs, framed=True)
+        n_frames = orders.shape[1]
+        taps = (refs != cross_channel.NO_REF).sum(axis=2) * len(cross_channel.LAGS)  # (n_ch, n_frames)
+        x_end = np.cumsum(taps.ravel()).reshape(taps.shape)  # xflat is channel-major
+        q_end = np.cumsum(orders, axis=1)
+        streams = []
+        for f in range(n_frames):
+            a, b = f * self.frame, min(n, (f + 1) * self.frame)
+            rows = []
+            for c in range(n_ch):
+                rows.append(coefs[c][q_end[c, f] - orders[c, f] : q_end[c, f]])
+                if f == 0:  # the block's warm-up samples get a row (and scale) of their own
+                    rows += [errors[c, : orders[c, 0]], errors[c, orders[c, 0] : b]]
+                else:
+                    rows.append(errors[c, a:b])
+            rows.append(np.concatenate([xflat[x_end[c, f] - taps[c, f] : x_end[c, f]] for c in range(n_ch)]
+                                       + [np.zeros(0, np.int64)]))
+            streams.append(residual_coder.encode_rows(rows, self.segment, shaped=True))
+        params = self._params(orders, shifts, offsets, steps,
+                              (refs.ravel(), np.array([len(x) for x in streams], np.uint32)))
+        return _HEADER.pack(n_ch, n) + struct.pack("<I", len(params)) + params + b"".join(streams)
+
+    def decode(self, payload: bytes) -> np.ndarray:
+        return self.decode_prefix(payload)
+
+    def decode_prefix(self, payload: bytes, stop: int | None = None, channels=None) -> np.ndarray:
+        """Codes of samples [0, ≥ stop) of the block (whole frames); rows not in
+        ``channels`` are left zero. Only the frames and channels needed are decoded."""
+        if len(payload) < _HEADER.size + 4:
+            raise CorruptArchiveError("lpc-v3 payload shorter than its header")
+        n_ch, n = _HEADER.unpack_from(payload)
+        (plen,) = struct.unpack_from("<I", payload, _HEADER.size)
+        start = _HEADER.size + 4
+        orders, shifts, offsets, steps, refs, sizes = unpack_arrays(payload[start : start + plen], self._N_PARAMS)
+        F = self.frame
+        n_frames = -(-n // F)
+        if (orders.size != n_ch * n_frames or shifts.size != orders.size or offsets.size != n_ch
+                or steps.size != n_ch or (steps < 1).any() or (shifts > 62).any()
+                or refs.size != n_ch * n_frames * self.refs or sizes.size != n_frames
+                or int(sizes.astype(np.int64).sum()) != len(payload) - start - plen):
+            raise CorruptArchiveError("lpc-v3 parameters inconsistent with header")
+        orders = orders.astype(np.int64).reshape(n_ch, n_frames)
+        shifts = shifts.astype(np.int64).reshape(n_ch, n_frames)
+        refs = refs.reshape(n_ch, n_frames, self.refs)
+        if n_frames and (orders[:, 0] > min(n, F)).any():
+            raise CorruptArchiveError("lpc-v3 predictor order longer than the block")
+        need = n if stop is None else max(0, min(n, int(stop)))
+        n_dec = -(-need // F) if need else 0
+        length = min(n, n_dec * F)
+        residuals = np.zeros((n_ch, length), np.int64)
+        q_rows = [[] for _ in range(n_ch)]
+        pos = start + plen
+        wanted = range(n_ch) if channels is None else sorted(set(int(c) for c in channels))
+        closure = _reference_closure(wanted, refs[:, :n_dec, :]) if channels is not None else None
+        for f in range(n_dec):
+            a, b = f * F, min(n, (f + 1) * F)
+            used = refs[:, f, :] != cross_channel.NO_REF
+            lengths = []
+            for c in range(n_ch):
+                lengths += [orders[c, f]] + ([orders[c, 0], b - orders[c, 0]] if f == 0 else [b - a])
+            lengths.append(int(used.sum()) * len(cross_channel.LAGS))
+            rows = residual_coder.decode_rows(payload[pos : pos + int(sizes[f])], np.asarray(lengths, np.int64),
+                                              self.segment, shaped=True)
+            pos += int(sizes[f])
+            r = 0
+            for c in range(n_ch):
+                q_rows[c].append(rows[r])
+                parts = rows[r + 1 : r + 3] if f == 0 else rows[r + 1 : r + 2]
+                residuals[c, a:b] = np.concatenate(parts)
+                r += 1 + len(parts)
+            self._undo_cross_frame(residuals, refs[:, f, :], rows[r], a, b, closure)
+        out = np.zeros((n_ch, length), np.int64)
+        for c in wanted:
+            q = np.concatenate(q_rows[c]) if q_rows[c] else np.zeros(0, np.int64)
+            y = lpc.lpc_restore(residuals[c], q, orders[c, :n_dec], shifts[c, :n_dec], F)
+            out[c] = y * steps[c] + offsets[c]
+        return out
+
+    @staticmethod
+    def _undo_cross_frame(residuals, refs_f, coefs, a: int, b: int, closure=None) -> None:
+        """Rebuild the LPC residuals of one frame (only of channels in ``closure``, if given)."""
+        k = 0
+        lags = len(cross_channel.LAGS)
+        for c in range(residuals.shape[0]):
+            used = refs_f[c][refs_f[c] != cross_channel.NO_REF].astype(np.int64)
+            if used.size == 0:
+                continue
+            if (used >= c).any() or k + used.size * lags > coefs.size:
+                raise CorruptArchiveError(f"lpc-v3: channel {c}: invalid cross-channel references")
+            if closure is None or c in closure:
+                residuals[c, a:b] += cross_channel.predict(residuals, used, coefs[k : k + used.size * lags], a, b,
+                                                           framed=True)
+            k += used.size * lags
+        if k != coefs.size:
+            raise CorruptArchiveError("lpc-v3: cross-channel coefficients do not match the references")
+
+
+def _reference_closure(channels, refs: np.ndarray) -> set[int]:
+    """The channels whose residuals rebuilding ``channels`` needs (references of references...)."""
+    needed, todo = set(), list(channels)
+    while todo:
+        c = todo.pop()
+        if c in needed or not 0 <= c < refs.shape[0]:
+            continue
+        needed.add(c)
+        todo += [int(j) for j in refs[c].ravel() if j != cross_channel.NO_REF]
+    return needed
