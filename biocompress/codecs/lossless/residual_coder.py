@@ -103,13 +103,13 @@ def _log2_table(c: int, shape: int | None = None):
 
 def _segment_bounds(lengths: np.ndarray, segment: int):
     """Segment lengths (flattened over rows) for rows of the given lengths."""
-    segs = []
-    for n in lengths:
-        full, rest = divmod(int(n), segment)
-        segs.extend([segment] * full)
-        if rest:
-            segs.append(rest)
-    return np.asarray(segs, dtype=np.int64)
+    lengths = np.asarray(lengths, np.int64)
+    full, rest = np.divmod(lengths, segment)
+    counts = full + (rest > 0)
+    segs = np.full(int(counts.sum()), segment, np.int64)
+    ends = np.cumsum(counts)
+    segs[ends[rest > 0] - 1] = rest[rest > 0]
+    return segs
 
 
 @lru_cache(maxsize=2)
