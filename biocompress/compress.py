@@ -97,9 +97,9 @@ def _file_digest(path: Path) -> dict:
 
 
 def _source_files(src_path: Path | None, raw) -> list[Path]:
-    paths = [src_path] if src_path is not None and src_path.is_file() else []
+    paths = [src_path.resolve()] if src_path is not None and src_path.is_file() else []
     for f in raw.filenames or ():
-        p = Path(f) if f else None
+        p = Path(f).resolve() if f else None
         if p is not None and p.is_file() and p not in paths:
             paths.append(p)
     for p in list(paths):  # data files of header-based formats

@@ -111,3 +111,16 @@ def test_cli_zero_channels(tmp_path):
     bad = tmp_path / "empty.edf"
     bad.write_bytes(bytes(head))
     _assert_rejected(["compress", str(bad)], bad, tmp_path)
+
+
+def test_source_files_listed_once(tmp_path, monkeypatch):
+    """The source file (given relative or absolute) and BrainVision companions each appear once."""
+    import biocompress
+    from conftest import SAMPLES_DIR
+
+    monkeypatch.chdir(SAMPLES_DIR)
+    dst = biocompress.compress("test_NO.vhdr", tmp_path / "no.bc.h5")
+    with biocompress.open(dst) as arc:
+        names = [f["name"] for f in arc.source["files"]]
+    assert sorted(names) == ["test_NO.eeg", "test_NO.vhdr", "test_NO.vmrk"]
+    assert arc.source["source_bytes"] == sum((SAMPLES_DIR / n).stat().st_size for n in names)
