@@ -125,37 +125,9 @@ def _flat_tables(shaped: bool = False):
 
 
 @numba.njit(cache=True, nogil=True)
-def _refine_classes(res, seg_len, guess, flat, offsets, K_of, k_of, escape_bits):
-    # For each segment, the class among guess-2..guess+2 whose table codes it in fewest bits.
-    out = np.empty(seg_len.size, np.int64)
-    pos = 0
-    for j in range(seg_len.size):
-        n = seg_len[j]
-        best_bits = np.inf
-        best_c = 0
-        for d in range(-2, 3):
-            c = min(max(guess[j] + d, 0), N_CLASSES - 1)
-            if d > -2 and c == min(max(guess[j] + d - 1, 0), N_CLASSES - 1):
-                continue  # clipped onto the previous candidate
-            K, k, base = K_of[c], k_of[c], offsets[c]
-            bits = 0.0
-            for t in range(pos, pos + n):
-                hi = res[t] >> k
-                if hi > K or hi < -K:
-                    bits += flat[base + 2 * K + 1] + k + escape_bits
-                else:
-                    bits += flat[base + hi + K] + k
-            if bits < best_bits:
-                best_bits, best_c = bits, c
-        out[j] = best_c
-        pos += n
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
-def _refine_shaped(res, seg_len, guess, flat, offsets, K_of, k_of, escape_bits, n_shapes):
-    # Per segment, the (class, shape) key among classes guess-2..guess+2 and every shape
-    # that codes it in fewest bits.
+def _refine_keys(res, seg_len, guess, flat, offsets, K_of, k_of, escape_bits, n_shapes):
+    # Per segment, the table key (class·n_shapes + shape) among classes guess-2..guess+2
+    # and every shape that codes it in fewest bits.
     out = np.empty(seg_len.size, np.int64)
     pos = 0
     for j in range(seg_len.size):
@@ -197,9 +169,8 @@ def choose_classes(res: np.ndarray, seg_len: np.ndarray, shaped: bool = False) -
         return np.zeros(0, np.int64)
     guess = _guess_classes(res, seg_len)
     flat, offsets, K_of, k_of = _flat_tables(shaped)
-    if shaped:
-        return _refine_shaped(res, seg_len, guess, flat, offsets, K_of, k_of, _ESCAPE_COST_BITS, len(SHAPES))
-    return _refine_classes(res, seg_len, guess, flat, offsets, K_of, k_of, _ESCAPE_COST_BITS)
+    n_shapes = len(SHAPES) if shaped else 1
+    return _refine_keys(res, seg_len, guess, flat, offsets, K_of, k_of, _ESCAPE_COST_BITS, n_shapes)
 
 
 def _pack_low_bits(lo: np.ndarray, k: int) -> np.ndarray:
