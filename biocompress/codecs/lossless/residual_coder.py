@@ -270,30 +270,46 @@ def _decode_rows(payload: bytes, lengths, segment: int, shaped: bool) -> list[np
     if shaped:
         keys += decoder.decode(_SHAPE_MODEL, seg_len.size).astype(np.int64)
     order, present, bounds = _class_groups(keys, seg_len, N_CLASSES * n_shapes)
-    res_sorted = np.empty(order.size, np.int64)
-    low_pos = esc_pos = 0
+    symbols = np.empty(order.size, np.int32)
+    K_of = np.empty(present.size, np.int64)
+    k_of = np.empty(present.size, np.int64)
     for i, key in enumerate(present):
-        n = int(bounds[i + 1] - bounds[i])
         c, shape = _split_key(int(key), shaped)
-        _, K, k = _any_table(c, shape)
-        symbols = decoder.decode(_model(c, shape), n).astype(np.int64)
-        hi = symbols - K
-        esc = symbols == 2 * K + 1
-        n_esc = int(esc.sum())
-        if n_esc:
-            if esc_pos + n_esc > esc_all.size:
-                raise CorruptArchiveError("residual stream: missing escape values")
-            hi[esc] = esc_all[esc_pos : esc_pos + n_esc]
-            esc_pos += n_esc
-        if k:
-            nbytes = (n * k + 7) // 8
-            if low_pos + nbytes > low.size:
-                raise CorruptArchiveError("residual stream: low bits truncated")
-            lo = _unpack_low_bits(low[low_pos : low_pos + nbytes], n, k)
-            low_pos += nbytes
-            res_sorted[bounds[i] : bounds[i + 1]] = (hi << k) | lo
-        else:
-            res_sorted[bounds[i] : bounds[i + 1]] = hi
-    res = np.empty_like(res_sorted)
-    res[order] = res_sorted
+        _, K_of[i], k_of[i] = _any_table(c, shape)
+        symbols[bounds[i] : bounds[i + 1]] = decoder.decode(_model(c, shape), int(bounds[i + 1] - bounds[i]))
+    status, res = _unpack_symbols(symbols, bounds, K_of, k_of, esc_all, low, order)
+    if status:
+        raise CorruptArchiveError("residual stream: " + ("missing escape values" if status == 1 else "low bits truncated"))
     return np.split(res, np.cumsum(lengths)[:-1])
+
+
+@numba.njit(cache=True, nogil=True)
+def _unpack_symbols(symbols, bounds, K_of, k_of, esc, low, order):
+    # Symbols (grouped by key) → residuals in row order: escapes replaced from ``esc``, low
+    # bits appended from ``low`` (one LSB-first bit string per group, each from a fresh byte).
+    res = np.empty(symbols.size, np.int64)
+    esc_pos = 0
+    byte0 = 0
+    for g in range(K_of.size):
+        K, k = K_of[g], k_of[g]
+        n = bounds[g + 1] - bounds[g]
+        nbytes = (n * k + 7) // 8
+        if byte0 + nbytes > low.size:
+            return 2, res
+        for t in range(bounds[g], bounds[g + 1]):
+            sym = symbols[t]
+            if sym == 2 * K + 1:
+                if esc_pos >= esc.size:
+                    return 1, res
+                hi = esc[esc_pos]
+                esc_pos += 1
+            else:
+                hi = np.int64(sym) - K
+            lo = np.int64(0)
+            bit = (t - bounds[g]) * k
+            for b in range(k):
+                pos = bit + b
+                lo |= np.int64((low[byte0 + (pos >> 3)] >> (pos & 7)) & 1) << b
+            res[order[t]] = (hi << k) | lo
+        byte0 += nbytes
+    return 0, res
