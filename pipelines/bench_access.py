@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     p.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "corpus")
     p.add_argument("--workdir", type=Path, help="where the test recordings go (default: a temporary folder)")
     p.add_argument("--big-gb", type=float, default=2.0, help="size of the memory-test recording (GB)")
-    p.add_argument("--reads", type=int, default=30, help="random 10 s reads to time")
+    p.add_argument("--reads", type=int, default=60, help="random 10 s reads to time")
     p.add_argument("--skip-memory", action="store_true")
     a = p.parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 160)
