@@ -12,7 +12,7 @@ import biocompress
 import importlib
 from biocompress.codecs.base import _REGISTRY, Codec
 from biocompress.codecs.lossless import LPCCodec
-from biocompress.container.layout import FORMAT_VERSION, INDEX_DTYPE, SEGMENT_NAME, get_text
+from biocompress.container.layout import FORMAT_VERSION, INDEX_DTYPE, SEGMENT_NAME, get_text, put_text
 from biocompress.container.reader import Archive, sample_bytes
 from biocompress.errors import BadInputError, CorruptArchiveError, VerificationError
 from biocompress.io.source import open_raw
@@ -311,3 +311,13 @@ def test_worker_processes_write_the_same_blocks(tmp_path):
         assert a.index.size > 4
         assert np.array_equal(a.index, b.index)
         assert all(a.block_bytes(i) == b.block_bytes(i) for i in range(a.index.size))
+
+
+def test_unknown_codec_names_file_and_releases_it(small_archive):
+    path, _ = small_archive
+    with h5py.File(path, "r+") as f:
+        put_text(f["data"].attrs, "codecs", json.dumps([{"id": "lpc-v99"}]))
+    with pytest.raises(CorruptArchiveError, match=r"small\.bc\.h5.*unknown codec 'lpc-v99'"):
+        biocompress.open(path)
+    with h5py.File(path, "r+"):  # the reader closed it: it can be opened for writing again
+        pass

@@ -59,7 +59,11 @@ class Archive:
         except KeyError as exc:
             self.h5.close()
             raise CorruptArchiveError(f"{self.path}: missing part of the archive ({exc})") from exc
-        self._codecs = [get_codec(c) for c in self.codec_configs]
+        try:
+            self._codecs = [get_codec(c) for c in self.codec_configs]
+        except (CorruptArchiveError, TypeError, ValueError) as exc:
+            self.h5.close()
+            raise CorruptArchiveError(f"{self.path}: {exc}") from exc
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_size = cache_blocks
         self._native_views: OrderedDict[int, np.ndarray] = OrderedDict()
