@@ -170,7 +170,7 @@ def choose(residuals: np.ndarray, frame: int, n_refs: int, framed: bool = False)
             if fit is None:
                 continue
             q = np.clip(np.round(fit * (1 << SHIFT)), -COEF_LIMIT, COEF_LIMIT).astype(np.int64)
-            if (np.abs(q).sum() + 1) * (int(peak[cand].max()) + 1) >= _HEADROOM:
+            if (int(np.abs(q).sum()) + 1) * (int(peak[cand].max()) + 1) >= _HEADROOM:
                 continue
             e = residuals[c, a:b] - predict(residuals, cand, q, a, b, framed)
             gain = coded_bits(residuals[c, a:b]) - coded_bits(e)

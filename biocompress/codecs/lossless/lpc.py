@@ -160,7 +160,7 @@ def quantize(coef: np.ndarray, max_abs_x: int, precision: int = 14):
     shift = precision
     while shift > 0:
         q = np.round(coef * (1 << shift)).astype(np.int64)
-        if (np.abs(q).sum() + 1) * (max_abs_x + 1) < _HEADROOM:
+        if (int(np.abs(q).sum()) + 1) * (max_abs_x + 1) < _HEADROOM:  # Python ints: no overflow
             return q, shift
         shift -= 1
     return np.ones(1, np.int64), 0
