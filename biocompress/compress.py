@@ -17,7 +17,7 @@ from .container.layout import put_text
 from .container.writer import ArchiveWriter, json_dataset
 from .errors import BadInputError, VerificationError
 from .io import edf_native, metadata, scaling
-from .io.source import open_raw
+from .io.source import file_sha256, iter_samples, needs_whole_read, open_raw
 from .parallel import BlockPool
 from .progress import progress_bar
 
@@ -61,19 +61,6 @@ def default_output(src: Path) -> Path:
     return src.with_name(src.stem + ".bc.h5")
 
 
-def _needs_whole_read(raw) -> bool:
-    """MNE resamples mixed-rate EDF/BDF signals over the whole read: read it in one go."""
-    per_record = edf_native.samples_per_record(raw)
-    return per_record is not None and np.unique(per_record).size > 1
-
-
-def _chunks(raw, block: int, whole: np.ndarray | None):
-    n = raw.n_times
-    for t0 in range(0, n, block):
-        t1 = min(n, t0 + block)
-        yield t0, t1, whole[:, t0:t1] if whole is not None else raw.get_data(start=t0, stop=t1)
-
-
 def _native_codes(raw, recipe, whole: np.ndarray) -> dict[int, np.ndarray]:
     """Native-rate codes of the channels MNE resamples, where they rebuild MNE's view exactly."""
     found = {}
@@ -89,11 +76,7 @@ def _native_codes(raw, recipe, whole: np.ndarray) -> dict[int, np.ndarray]:
 
 
 def _file_digest(path: Path) -> dict:
-    sha = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            sha.update(chunk)
-    return {"name": path.name, "size": path.stat().st_size, "sha256": sha.hexdigest()}
+    return {"name": path.name, "size": path.stat().st_size, "sha256": file_sha256(path)}
 
 
 def _source_files(src_path: Path | None, raw) -> list[Path]:
@@ -121,7 +104,7 @@ def _encode(raw, writer: ArchiveWriter, kinds, recipe, block, group_size, progre
     sha = hashlib.sha256()
 
     def jobs():  # ((t0, t1, ch_start, ch_stop, config), config, codes), read and hashed lazily
-        for t0, t1, x in _chunks(raw, block, whole):
+        for t0, t1, x in iter_samples(raw, block, whole):
             sha.update(sample_bytes(x))
             for g in groups:
                 if g.kind != scaling.NATIVE:
@@ -184,7 +167,7 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
         raise BadInputError(dst, "output folder does not exist")
 
     recipe = scaling.recipe_for(raw)
-    whole = raw.get_data() if _needs_whole_read(raw) else None
+    whole = raw.get_data() if needs_whole_read(raw) else None
     native = _native_codes(raw, recipe, whole) if whole is not None else {}
     first = whole[:, :block_samples] if whole is not None else raw.get_data(start=0, stop=min(raw.n_times, block_samples))
     kinds = scaling.detect_kinds(recipe, first)

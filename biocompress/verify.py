@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from .container.reader import Archive
 from .errors import CorruptArchiveError
-from .io.source import open_raw
+from .io.source import file_sha256, iter_samples, open_raw
 from .progress import progress_bar
 
 
@@ -42,16 +41,20 @@ def _compare_source(arc: Archive, source: Path, progress: bool):
     if raw.n_times != arc.n_samples or raw.info["nchan"] != arc.n_channels:
         return False, [f"source shape ({raw.info['nchan']}, {raw.n_times}) differs from archive "
                        f"({arc.n_channels}, {arc.n_samples})"]
-    x = raw.get_data()  # MNE's whole-file view, the one the archive promises to reproduce
-    y = arc.read()
-    diff = np.flatnonzero((x.view(np.int64) != y.view(np.int64)).any(axis=1))
+    differ = np.zeros(arc.n_channels, bool)
+    block = int(arc.attrs.get("block_samples", 16384))
+    with progress_bar(f"compare {source.name}", raw.n_times, enabled=progress) as advance:
+        for t0, t1, x in iter_samples(raw, block):  # MNE's view, window by window
+            y = arc.read(t0, t1)
+            differ |= (x.view(np.int64) != y.view(np.int64)).any(axis=1)
+            advance(t1 - t0)
+    diff = np.flatnonzero(differ)
     ok &= diff.size == 0
     lines.append("source samples: bit-exact" if diff.size == 0
                  else f"source samples: {diff.size} channel(s) differ, first {raw.ch_names[diff[0]]}")
     stored = arc.source.get("sha256")
     if stored and source.is_file():
-        sha = hashlib.sha256(source.read_bytes()).hexdigest()
-        same = sha == stored
+        same = file_sha256(source) == stored
         ok &= same
         lines.append(f"source file sha256: {'matches' if same else 'DIFFERS from'} the archived source")
     if list(raw.ch_names) != arc.ch_names:

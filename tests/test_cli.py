@@ -216,6 +216,17 @@ def test_verify_ok(tmp_path):
     assert "bit-exact" in words(res.output) and "matches" in words(res.output)
 
 
+@pytest.mark.parametrize("name", ["mixed_rate.edf", "Subject00_2.edf"])
+def test_verify_against_source_window_by_window(tmp_path, name):
+    """Comparison with the source reads it in windows (whole, where MNE resamples), several blocks here."""
+    src = SAMPLES_DIR / name
+    out = tmp_path / "a.bc.h5"
+    biocompress.compress(src, out, block_samples=1000)
+    res = invoke("verify", out, src)
+    assert res.exit_code == 0, res.output
+    assert "bit-exact" in words(res.output)
+
+
 def _flip_payload_byte(archive, position=None):
     with h5py.File(archive, "r+") as f:
         ds = f["data/payload/000000"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -62,3 +63,33 @@ def _describe_read_failure(path: Path, exc: Exception) -> str:
     if isinstance(exc, ValueError) and "Unsupported file type" in msg:
         return f"file format not supported by MNE ({path.suffix or 'no extension'})"
     return f"MNE cannot read this file: {type(exc).__name__}: {msg}"
+
+
+def needs_whole_read(raw) -> bool:
+    """MNE resamples mixed-rate EDF/BDF signals over the whole read: those must be read in one go."""
+    from .edf_native import samples_per_record
+
+    per_record = samples_per_record(raw)
+    return per_record is not None and len(set(per_record.tolist())) > 1
+
+
+def iter_samples(raw, block: int, whole=None):
+    """(start, stop, MNE float64 samples) windows of ``block`` samples, in time order.
+
+    Reads window by window, except where MNE's values depend on reading the whole
+    file (mixed-rate EDF/BDF); pass ``whole`` if it has been read already.
+    """
+    if whole is None and needs_whole_read(raw):
+        whole = raw.get_data()
+    n = raw.n_times
+    for t0 in range(0, n, block):
+        t1 = min(n, t0 + block)
+        yield t0, t1, whole[:, t0:t1] if whole is not None else raw.get_data(start=t0, stop=t1)
+
+
+def file_sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            sha.update(chunk)
+    return sha.hexdigest()
