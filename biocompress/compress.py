@@ -93,29 +93,28 @@ def _source_files(src_path: Path | None, raw) -> list[Path]:
     return paths
 
 
-def _encode(raw, writer: ArchiveWriter, kinds, recipe, block, group_size, progress, whole, native,
+def _encode(raw, writer: ArchiveWriter, kinds, stored, recipe, block, group_size, progress, whole, native,
             pool: BlockPool) -> str:
     """Encode every block; return the SHA-256 of the source samples.
 
     Channels in ``native`` (value kind int-native) are blocked in their own sample
     clock: their index rows count native samples.
     """
-    groups = plan_groups(kinds, _stored_samples(raw, native), group_size)
+    groups = plan_groups(kinds, stored, group_size)
+    configs = [codec_for(g.kind).get_config() for g in groups]
     sha = hashlib.sha256()
 
     def jobs():  # ((t0, t1, ch_start, ch_stop, config), config, codes), read and hashed lazily
         for t0, t1, x in iter_samples(raw, block, whole):
             sha.update(sample_bytes(x))
-            for g in groups:
+            for g, config in zip(groups, configs):
                 if g.kind != scaling.NATIVE:
                     codes = scaling.to_codes(recipe, x[g.start : g.stop], g.picks, g.kind)
-                    config = codec_for(g.kind).get_config()
                     yield (t0, t1, g.start, g.stop, config), config, codes
             progress(t1 - t0)
-        for g in groups:
+        for g, config in zip(groups, configs):
             if g.kind == scaling.NATIVE:
                 codes = np.stack([native[ch] for ch in g.picks])
-                config = codec_for(g.kind).get_config()
                 for t0 in range(0, codes.shape[1], block):
                     t1 = min(codes.shape[1], t0 + block)
                     yield (t0, t1, g.start, g.stop, config), config, codes[:, t0:t1]
@@ -172,6 +171,7 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
     first = whole[:, :block_samples] if whole is not None else raw.get_data(start=0, stop=min(raw.n_times, block_samples))
     kinds = scaling.detect_kinds(recipe, first)
     kinds[list(native)] = scaling.NATIVE
+    stored = _stored_samples(raw, native)
     label = src_path.name if src_path else "recording"
     if workers is None:
         workers = 1 if raw.n_times * raw.info["nchan"] < SMALL_RECORDING else None
@@ -179,7 +179,8 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
         while True:
             writer = ArchiveWriter(dst, mode=mode)
             try:
-                sha = _encode(raw, writer, kinds, recipe, block_samples, group_channels, advance, whole, native, pool)
+                sha = _encode(raw, writer, kinds, stored, recipe, block_samples, group_channels, advance, whole,
+                              native, pool)
                 break
             except scaling.KindMismatch as exc:  # a later chunk broke a kind: demote, restart
                 writer.discard()
@@ -188,7 +189,7 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
                 writer.discard()
                 raise
     with writer:
-        _write_metadata(writer.h5, raw, recipe, kinds, _stored_samples(raw, native), src_path)
+        _write_metadata(writer.h5, raw, recipe, kinds, stored, src_path)
         writer.finish({
             "n_samples": raw.n_times, "n_channels": raw.info["nchan"],
             "sfreq": float(raw.info["sfreq"]), "first_samp": int(raw.first_samp),

@@ -14,7 +14,6 @@ than a block, so it gives the coder nothing for free).
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile

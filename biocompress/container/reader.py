@@ -153,11 +153,9 @@ class Archive:
     def _decode_uncached(self, i: int, stop: int | None = None, rows=None) -> np.ndarray:
         row = self.index[i]
         shape = (int(row["ch_stop"] - row["ch_start"]), int(row["t_stop"] - row["t_start"]))
-        partial = stop is not None and stop < shape[1] or rows is not None
-        codec = self._codecs[int(row["codec"])]
-        codes = codec.decode_prefix(self.block_bytes(i), stop, rows) if partial else codec.decode(self.block_bytes(i))
-        if codes.shape[0] != shape[0] or codes.shape[1] > shape[1] or (not partial and codes.shape != shape) \
-                or (partial and codes.shape[1] < min(stop if stop is not None else shape[1], shape[1])):
+        codes = self._codecs[int(row["codec"])].decode_prefix(self.block_bytes(i), stop, rows)
+        need = shape[1] if stop is None else min(stop, shape[1])
+        if codes.shape[0] != shape[0] or not need <= codes.shape[1] <= shape[1]:
             raise CorruptArchiveError(f"{self.path}: block {i} decodes to {codes.shape}, index says {shape}")
         return codes
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import mne
 
 from ..errors import BadInputError
+from .edf_native import samples_per_record
 
 # Multi-file formats: MNE is pointed at the header; the data file travels with it.
 SIDECAR_OF = {".eeg": ".vhdr", ".vmrk": ".vhdr", ".fdt": ".set", ".dat": ".lay"}
@@ -67,8 +68,6 @@ def _describe_read_failure(path: Path, exc: Exception) -> str:
 
 def needs_whole_read(raw) -> bool:
     """MNE resamples mixed-rate EDF/BDF signals over the whole read: those must be read in one go."""
-    from .edf_native import samples_per_record
-
     per_record = samples_per_record(raw)
     return per_record is not None and len(set(per_record.tolist())) > 1
 

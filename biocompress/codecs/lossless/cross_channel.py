@@ -184,7 +184,7 @@ def choose(residuals: np.ndarray, frame: int, n_refs: int, framed: bool = False)
     return errors, refs, flat
 
 
-def restore(errors: np.ndarray, refs: np.ndarray, coefs: np.ndarray, frame: int, framed: bool = False) -> np.ndarray:
+def restore(errors: np.ndarray, refs: np.ndarray, coefs: np.ndarray, frame: int) -> np.ndarray:
     """Inverse of :func:`choose`: LPC residuals from the coded errors (in channel order)."""
     residuals = errors.copy()
     n_ch, n = errors.shape
@@ -198,8 +198,41 @@ def restore(errors: np.ndarray, refs: np.ndarray, coefs: np.ndarray, frame: int,
                 raise ValueError(f"channel {c} frame {f}: invalid cross-channel references")
             a, b = f * frame, min(n, (f + 1) * frame)
             taps = used.size * len(LAGS)
-            residuals[c, a:b] += predict(residuals, used, coefs[k : k + taps], a, b, framed)
+            residuals[c, a:b] += predict(residuals, used, coefs[k : k + taps], a, b)
             k += taps
     if k != coefs.size:
         raise ValueError("cross-channel coefficients do not match the references")
     return residuals
+
+
+def restore_frame(residuals: np.ndarray, refs_f: np.ndarray, coefs: np.ndarray, a: int, b: int,
+                  only: set[int] | None = None) -> None:
+    """Framed (lpc-v3) inverse for one frame, in place: channel order, taps of this frame.
+
+    ``only``: rebuild just these channels (a reader's channels and their references).
+    """
+    k = 0
+    for c in range(residuals.shape[0]):
+        used = refs_f[c][refs_f[c] != NO_REF].astype(np.int64)
+        if used.size == 0:
+            continue
+        taps = used.size * len(LAGS)
+        if (used >= c).any() or k + taps > coefs.size:
+            raise ValueError(f"channel {c}: invalid cross-channel references")
+        if only is None or c in only:
+            residuals[c, a:b] += predict(residuals, used, coefs[k : k + taps], a, b, framed=True)
+        k += taps
+    if k != coefs.size:
+        raise ValueError("cross-channel coefficients do not match the references")
+
+
+def reference_closure(channels, refs: np.ndarray) -> set[int]:
+    """The channels whose residuals rebuilding ``channels`` needs (references of references...)."""
+    needed, todo = set(), list(channels)
+    while todo:
+        c = todo.pop()
+        if c in needed or not 0 <= c < refs.shape[0]:
+            continue
+        needed.add(c)
+        todo += [int(j) for j in refs[c].ravel() if j != NO_REF]
+    return needed

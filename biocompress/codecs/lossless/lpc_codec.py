@@ -119,7 +119,8 @@ class LPCCodec(Codec):
     def _undo_cross(self, residuals, params, tail_rows):
         return residuals
 
-    def _parse(self, payload: bytes):
+    def _read_params(self, payload: bytes):
+        """Header and checked parameter arrays: (n_ch, n, params, body start, orders, shifts)."""
         if len(payload) < _HEADER.size + 4:
             raise CorruptArchiveError(f"{self.codec_id} payload shorter than its header")
         n_ch, n = _HEADER.unpack_from(payload)
@@ -133,13 +134,17 @@ class LPCCodec(Codec):
             raise CorruptArchiveError(f"{self.codec_id} predictor parameters inconsistent with header")
         orders = orders.astype(np.int64).reshape(n_ch, n_frames)
         shifts = shifts.astype(np.int64).reshape(n_ch, n_frames)
-        p0 = orders[:, 0] if n_frames else np.zeros(n_ch, np.int64)
-        if (p0 > n).any():
+        if n_frames and (orders[:, 0] > n).any():
             raise CorruptArchiveError(f"{self.codec_id} predictor order longer than the block")
+        return n_ch, n, params, start + plen, orders, shifts
+
+    def _parse(self, payload: bytes):
+        n_ch, n, params, body, orders, shifts = self._read_params(payload)
+        n_frames = orders.shape[1]
+        p0 = orders[:, 0] if n_frames else np.zeros(n_ch, np.int64)
         lengths = list(np.ravel(np.column_stack([orders.sum(axis=1), p0, n - p0])))
         lengths += self._tail_lengths(params, n_ch, n_frames)
-        rows = residual_coder.decode_rows(payload[start + plen :], np.asarray(lengths, np.int64), self.segment,
-                                          self._SHAPED)
+        rows = residual_coder.decode_rows(payload[body:], np.asarray(lengths, np.int64), self.segment, self._SHAPED)
         return n_ch, n, params, rows, orders, shifts
 
     def _synthesize(self, residuals, rows, orders, shifts, offsets, steps) -> np.ndarray:
@@ -239,32 +244,21 @@ class LPCX3Codec(LPCXCodec):
     def decode_prefix(self, payload: bytes, stop: int | None = None, channels=None) -> np.ndarray:
         """Codes of samples [0, ≥ stop) of the block (whole frames); rows not in
         ``channels`` are left zero. Only the frames and channels needed are decoded."""
-        if len(payload) < _HEADER.size + 4:
-            raise CorruptArchiveError("lpc-v3 payload shorter than its header")
-        n_ch, n = _HEADER.unpack_from(payload)
-        (plen,) = struct.unpack_from("<I", payload, _HEADER.size)
-        start = _HEADER.size + 4
-        orders, shifts, offsets, steps, refs, sizes = unpack_arrays(payload[start : start + plen], self._N_PARAMS)
+        n_ch, n, params, pos, orders, shifts = self._read_params(payload)
+        offsets, steps, refs, sizes = params[2:]
         F = self.frame
-        n_frames = -(-n // F)
-        if (orders.size != n_ch * n_frames or shifts.size != orders.size or offsets.size != n_ch
-                or steps.size != n_ch or (steps < 1).any() or (shifts > 62).any()
-                or refs.size != n_ch * n_frames * self.refs or sizes.size != n_frames
-                or int(sizes.astype(np.int64).sum()) != len(payload) - start - plen):
-            raise CorruptArchiveError("lpc-v3 parameters inconsistent with header")
-        orders = orders.astype(np.int64).reshape(n_ch, n_frames)
-        shifts = shifts.astype(np.int64).reshape(n_ch, n_frames)
+        n_frames = orders.shape[1]
+        if refs.size != n_ch * n_frames * self.refs or sizes.size != n_frames \
+                or int(sizes.astype(np.int64).sum()) != len(payload) - pos:
+            raise CorruptArchiveError("lpc-v3 cross-channel references or stream sizes inconsistent with header")
         refs = refs.reshape(n_ch, n_frames, self.refs)
-        if n_frames and (orders[:, 0] > min(n, F)).any():
-            raise CorruptArchiveError("lpc-v3 predictor order longer than the block")
         need = n if stop is None else max(0, min(n, int(stop)))
         n_dec = -(-need // F) if need else 0
         length = min(n, n_dec * F)
         residuals = np.zeros((n_ch, length), np.int64)
         q_rows = [[] for _ in range(n_ch)]
-        pos = start + plen
         wanted = range(n_ch) if channels is None else sorted(set(int(c) for c in channels))
-        closure = _reference_closure(wanted, refs[:, :n_dec, :]) if channels is not None else None
+        closure = cross_channel.reference_closure(wanted, refs[:, :n_dec, :]) if channels is not None else None
         for f in range(n_dec):
             a, b = f * F, min(n, (f + 1) * F)
             used = refs[:, f, :] != cross_channel.NO_REF
@@ -281,40 +275,13 @@ class LPCX3Codec(LPCXCodec):
                 parts = rows[r + 1 : r + 3] if f == 0 else rows[r + 1 : r + 2]
                 residuals[c, a:b] = np.concatenate(parts)
                 r += 1 + len(parts)
-            self._undo_cross_frame(residuals, refs[:, f, :], rows[r], a, b, closure)
+            try:
+                cross_channel.restore_frame(residuals, refs[:, f, :], rows[r], a, b, closure)
+            except ValueError as exc:
+                raise CorruptArchiveError(f"lpc-v3: {exc}") from exc
         out = np.zeros((n_ch, length), np.int64)
         for c in wanted:
             q = np.concatenate(q_rows[c]) if q_rows[c] else np.zeros(0, np.int64)
             y = lpc.lpc_restore(residuals[c], q, orders[c, :n_dec], shifts[c, :n_dec], F)
             out[c] = y * steps[c] + offsets[c]
         return out
-
-    @staticmethod
-    def _undo_cross_frame(residuals, refs_f, coefs, a: int, b: int, closure=None) -> None:
-        """Rebuild the LPC residuals of one frame (only of channels in ``closure``, if given)."""
-        k = 0
-        lags = len(cross_channel.LAGS)
-        for c in range(residuals.shape[0]):
-            used = refs_f[c][refs_f[c] != cross_channel.NO_REF].astype(np.int64)
-            if used.size == 0:
-                continue
-            if (used >= c).any() or k + used.size * lags > coefs.size:
-                raise CorruptArchiveError(f"lpc-v3: channel {c}: invalid cross-channel references")
-            if closure is None or c in closure:
-                residuals[c, a:b] += cross_channel.predict(residuals, used, coefs[k : k + used.size * lags], a, b,
-                                                           framed=True)
-            k += used.size * lags
-        if k != coefs.size:
-            raise CorruptArchiveError("lpc-v3: cross-channel coefficients do not match the references")
-
-
-def _reference_closure(channels, refs: np.ndarray) -> set[int]:
-    """The channels whose residuals rebuilding ``channels`` needs (references of references...)."""
-    needed, todo = set(), list(channels)
-    while todo:
-        c = todo.pop()
-        if c in needed or not 0 <= c < refs.shape[0]:
-            continue
-        needed.add(c)
-        todo += [int(j) for j in refs[c].ravel() if j != cross_channel.NO_REF]
-    return needed

@@ -178,11 +178,6 @@ def _pack_low_bits(lo: np.ndarray, k: int) -> np.ndarray:
     return np.packbits(bits.ravel(), bitorder="little")
 
 
-def _unpack_low_bits(buf: np.ndarray, n: int, k: int) -> np.ndarray:
-    bits = np.unpackbits(buf, count=n * k, bitorder="little").reshape(n, k).astype(np.int64)
-    return (bits << np.arange(k, dtype=np.int64)).sum(axis=1)
-
-
 @numba.njit(cache=True, nogil=True)
 def _group_by_class(sample_class, n_classes):
     # stable counting sort: order[i] = position of the i-th sample once sorted by class
