@@ -15,6 +15,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 import numpy as np
 
 from .codecs import get_codec
+from .codecs.base import _REGISTRY
 
 
 def default_workers() -> int:
@@ -30,6 +31,14 @@ def _encode(config: dict, codes: np.ndarray) -> bytes:
 
 def _decode(config: dict, payload: bytes) -> np.ndarray:
     return get_codec(config).decode(payload)
+
+
+def _context():
+    return multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+
+
+def _decode_part(config: dict, part):
+    return get_codec(config).decode_part(part)
 
 
 def _warm_up() -> None:
@@ -71,8 +80,7 @@ class BlockPool:
         if self.workers == 1:
             self._ex = _Inline()
         else:
-            ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-            self._ex = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_warm_up)
+            self._ex = ProcessPoolExecutor(self.workers, mp_context=_context(), initializer=_warm_up)
 
     def __enter__(self):
         return self
@@ -101,3 +109,65 @@ class BlockPool:
     def decode_stream(self, jobs):
         """(tag, config, payload) jobs → (tag, codes), in job order."""
         return self._stream(_decode, jobs)
+
+
+_READ_POOL: list = []
+
+
+def read_pool():
+    """A process pool shared by every archive a process reads, or None on one core or
+    where child processes cannot be made (e.g. inside a daemonic worker).
+
+    Started once and kept: decoding is GIL-bound (the range decoder holds the GIL), so
+    only processes decode two blocks at once. Workers are forked like the writer's
+    (spawned ones would re-run a user's script that lacks a ``__main__`` guard).
+    """
+    if not _READ_POOL:
+        pool = None
+        if default_workers() > 1 and not multiprocessing.current_process().daemon:
+            try:
+                pool = ProcessPoolExecutor(default_workers() - 1, mp_context=_context(),
+                                           initializer=_warm_up)
+                pool.submit(int).result()  # fail here, not in a read, if workers cannot start
+            except (OSError, RuntimeError, AssertionError):
+                pool = None
+        _READ_POOL.append(pool)
+        _READ_POOL.append(dict(_REGISTRY))  # the codecs the forked workers know
+    return _READ_POOL[0]
+
+
+def _workers_know(config: dict) -> bool:
+    """Whether the read pool's workers decode ``config`` with the same class as here
+    (a codec registered after they were forked is decoded here instead)."""
+    return _READ_POOL[1].get(config.get("id"), None) is _REGISTRY.get(config.get("id"))
+
+
+def _decode_parts(jobs) -> list:
+    return [_decode_part(config, part) for config, part in jobs]
+
+
+def decode_parts(jobs, cost=None):
+    """(codec config, part of a ``split_decode``) jobs → their results, in job order,
+    on the read pool (or here, without one).
+
+    Jobs go out as one batch per worker, balanced by ``cost`` (default: equal), since
+    a round trip to a worker costs about as much as a small part's decode.
+    """
+    pool = read_pool() if len(jobs) > 1 else None
+    if pool is None or not all(_workers_know(config) for config, _ in jobs):
+        return _decode_parts(jobs)
+    cost = np.ones(len(jobs)) if cost is None else np.asarray(cost, np.float64)
+    n = min(len(jobs), default_workers())
+    load, batches = np.zeros(n), [[] for _ in range(n)]
+    for j in np.argsort(-cost, kind="stable"):  # largest first, each to the least loaded
+        w = int(np.argmin(load))
+        batches[w].append(int(j))
+        load[w] += cost[j]
+    out = [None] * len(jobs)
+    # the calling process decodes the first batch itself while the workers do the rest
+    futures = [pool.submit(_decode_parts, [jobs[j] for j in b]) for b in batches[1:]]
+    done = [_decode_parts([jobs[j] for j in batches[0]])] + [f.result() for f in futures]
+    for batch, results in zip(batches, done):
+        for j, r in zip(batch, results):
+            out[j] = r
+    return out

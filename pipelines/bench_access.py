@@ -105,7 +105,7 @@ def random_reads(archive: Path, n_reads: int, seconds: float, n_picks: int, cont
     rng = np.random.default_rng(seed)
     with biocompress.open(archive) as arc:
         n, n_ch, sfreq = arc.n_samples, arc.n_channels, arc.sfreq
-        arc.read(0, 100, picks=[0])
+        arc.read(0, 100)
     width = int(seconds * sfreq)
     times = []
     for _ in range(n_reads):

@@ -2,7 +2,8 @@
 
 ``check_codec(codec, codes)`` runs all of them: exact round trip, config round
 trip through ``biocompress.codecs.get_codec`` (via JSON, as archives store it),
-input validation, and graceful rejection of truncated / corrupted payloads.
+decoding split into parts (as readers spread them over processes), input
+validation, and graceful rejection of truncated / corrupted payloads.
 The parts are also available one by one.
 """
 
@@ -37,6 +38,32 @@ def check_roundtrip(codec, codes: np.ndarray) -> bytes:
     # memory layout and integer width of the input must not matter
     assert codec.encode(np.asfortranarray(codes)) == payload, f"{codec!r}: Fortran-ordered input encodes differently"
     return payload
+
+
+def check_split_decode(codec, payload: bytes, codes: np.ndarray) -> None:
+    """Parts of ``split_decode`` are picklable, decode in any order (as on worker
+    processes) and join to what ``decode_prefix`` gives, for whole and partial requests."""
+    import pickle
+
+    n_ch, n = codes.shape
+    requests = [(None, None), (max(1, n // 3), None), (None, [n_ch - 1]), (max(1, n // 2), [0, n_ch - 1])]
+    for stop, channels in requests:
+        parts, join = codec.split_decode(payload, stop, channels)
+        assert all(isinstance(part, tuple) and isinstance(part[0], bytes) for part in parts), \
+            f"{codec!r}: parts must be tuples starting with their bytes"
+        shipped = [pickle.loads(pickle.dumps(part)) for part in parts]
+        results = [None] * len(shipped)
+        for i in reversed(range(len(shipped))):
+            results[i] = pickle.loads(pickle.dumps(codec.decode_part(shipped[i])))
+        joined = join(results)
+        whole = codec.decode_prefix(payload, stop, channels)
+        rows = range(n_ch) if channels is None else channels
+        need = n if stop is None else stop
+        assert joined.shape[0] == n_ch and joined.shape[1] >= need, f"{codec!r}: joined shape {joined.shape}"
+        for c in rows:
+            assert np.array_equal(joined[c, :need], codes[c, :need]), \
+                f"{codec!r}: split decode of stop={stop}, channels={channels} differs on row {c}"
+            assert np.array_equal(whole[c, :need], codes[c, :need])
 
 
 def check_config(codec, payload: bytes, codes: np.ndarray) -> None:
@@ -123,6 +150,7 @@ def check_codec(codec, codes, *, corruption: bool = True) -> bytes:
     assert codes.ndim == 2 and codes.dtype.kind in "iu", "check_codec needs 2-D integer codes"
     payload = check_roundtrip(codec, codes)
     check_config(codec, payload, codes)
+    check_split_decode(codec, payload, codes)
     check_input_validation(codec, codes)
     if corruption:
         check_corruption(codec, payload, codes)

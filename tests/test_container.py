@@ -321,3 +321,36 @@ def test_unknown_codec_names_file_and_releases_it(small_archive):
         biocompress.open(path)
     with h5py.File(path, "r+"):  # the reader closed it: it can be opened for writing again
         pass
+
+
+def test_reads_on_worker_processes_match_in_process_reads(tmp_path, monkeypatch):
+    """Frames decoded on the read pool give the same samples as decoding here."""
+    from biocompress import parallel
+
+    if parallel.default_workers() < 2 or parallel.read_pool() is None:
+        pytest.skip("one core (or no child processes): reads never use worker processes here")
+    dst = biocompress.compress(SAMPLES_DIR / "Subject00_2.edf", tmp_path / "g.bc.h5",
+                               block_samples=8192, group_channels=8)
+    rng = np.random.default_rng(3)
+    requests = [(int(s), int(s) + 5000, np.sort(rng.choice(21, 5, replace=False)))
+                for s in rng.integers(0, 31000 - 5000, 6)]
+    with Archive(dst) as arc:
+        pooled = [arc.read(a, b, picks=p) for a, b, p in requests]
+        assert len(arc._cache) > 2  # several blocks per request went through the pool
+    monkeypatch.setattr(parallel, "read_pool", lambda: None)
+    with Archive(dst) as arc:
+        for (a, b, p), x in zip(requests, pooled):
+            assert_bitwise_equal(x, arc.read(a, b, picks=p))
+
+
+def test_damaged_frame_on_a_worker_raises_corrupt_archive():
+    from biocompress import parallel
+    from biocompress.codecs.lossless import LosslessCodec
+
+    codec = LosslessCodec()
+    codes = np.cumsum(np.random.default_rng(0).integers(-40, 41, (4, 9000)), axis=1)
+    parts, _ = codec.split_decode(codec.encode(codes))
+    damaged = (parts[1][0][:40],) + parts[1][1:]
+    jobs = [(codec.get_config(), parts[0]), (codec.get_config(), damaged), (codec.get_config(), parts[2])]
+    with pytest.raises(CorruptArchiveError):
+        parallel.decode_parts(jobs, cost=[100, 1, 1])  # the damaged part goes to the worker

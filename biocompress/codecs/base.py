@@ -37,6 +37,19 @@ class Codec(ABC):
         """
         return self.decode(payload)
 
+    def split_decode(self, payload: bytes, stop: int | None = None, channels=None):
+        """``decode_prefix`` cut into independent parts: ``(parts, join)``.
+
+        Each part is a picklable tuple starting with the bytes it decodes (their length
+        balances the work); it decodes through :meth:`decode_part` anywhere, in any
+        order (a reader spreads parts over processes); ``join(results)`` then gives what
+        ``decode_prefix`` would. Codecs whose blocks split (e.g. into frames) override it.
+        """
+        return [(payload, stop, channels)], lambda results: results[0]
+
+    def decode_part(self, part):
+        return self.decode_prefix(*part)
+
     def get_config(self) -> dict:
         return {"id": self.codec_id, **{f: getattr(self, f) for f in self.config_fields}}
 

@@ -6,7 +6,6 @@ import hashlib
 import json
 import zlib
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import numpy as np
 from ..codecs import get_codec
 from ..errors import BadInputError, CorruptArchiveError
 from ..io import edf_native, metadata, scaling
-from ..parallel import default_workers
+from ..parallel import decode_parts
 from .layout import FORMAT_NAME, INDEX_DTYPE, READABLE_VERSIONS, SEGMENT_NAME, get_text
 
 
@@ -152,12 +151,16 @@ class Archive:
 
     def _decode_uncached(self, i: int, stop: int | None = None, rows=None) -> np.ndarray:
         row = self.index[i]
-        shape = (int(row["ch_stop"] - row["ch_start"]), int(row["t_stop"] - row["t_start"]))
         codes = self._codecs[int(row["codec"])].decode_prefix(self.block_bytes(i), stop, rows)
+        self._check_shape(i, codes, stop)
+        return codes
+
+    def _check_shape(self, i: int, codes: np.ndarray, stop: int | None) -> None:
+        row = self.index[i]
+        shape = (int(row["ch_stop"] - row["ch_start"]), int(row["t_stop"] - row["t_start"]))
         need = shape[1] if stop is None else min(stop, shape[1])
         if codes.shape[0] != shape[0] or not need <= codes.shape[1] <= shape[1]:
             raise CorruptArchiveError(f"{self.path}: block {i} decodes to {codes.shape}, index says {shape}")
-        return codes
 
     def _remember(self, i: int, codes: np.ndarray, stop=None, rows=None) -> np.ndarray:
         self._cache[i] = (codes, stop is None, None if rows is None else frozenset(int(r) for r in rows))
@@ -167,14 +170,23 @@ class Archive:
         return codes
 
     def _prefetch(self, jobs: list[tuple[int, int | None, object]]) -> None:
-        """Decode the uncached blocks of one request on several threads (numba kernels
-        release the GIL), when they all fit in the cache."""
+        """Decode the uncached blocks of one request together, their parts (frames)
+        spread over worker processes, when they all fit in the cache."""
         missing = [(i, stop, rows) for i, stop, rows in jobs
                    if not (i in self._cache and _covers(self._cache[i], stop, rows))]
-        if len(missing) < 2 or len(jobs) > self._cache_size:
+        if not missing or len(jobs) > self._cache_size:
             return
-        results = _decode_threads().map(lambda job: self._decode_uncached(*job), missing)
-        for (i, stop, rows), codes in zip(missing, results):
+        plans, work = [], []
+        for i, stop, rows in missing:
+            codec = self._codecs[int(self.index[i]["codec"])]
+            parts, join = codec.split_decode(self.block_bytes(i), stop, rows)
+            plans.append((len(parts), join))
+            work += [(codec.get_config(), part) for part in parts]
+        results = decode_parts(work, cost=[len(part[0]) for _, part in work])
+        for (i, stop, rows), (n_parts, join) in zip(missing, plans):
+            codes = join(results[:n_parts])
+            results = results[n_parts:]
+            self._check_shape(i, codes, stop)
             self._remember(i, codes, stop, rows)
 
     def stored_codes(self, ch: int) -> np.ndarray:
@@ -275,16 +287,6 @@ def _covers(entry, stop, rows) -> bool:
     if not (complete or (stop is not None and codes.shape[1] >= stop)):
         return False
     return have is None or (rows is not None and set(rows) <= have)
-
-
-_THREADS: list[ThreadPoolExecutor] = []
-
-
-def _decode_threads() -> ThreadPoolExecutor:
-    """One small thread pool per process, shared by every open archive."""
-    if not _THREADS:
-        _THREADS.append(ThreadPoolExecutor(max_workers=default_workers(), thread_name_prefix="biocompress-decode"))
-    return _THREADS[0]
 
 
 def sample_bytes(x: np.ndarray) -> bytes:

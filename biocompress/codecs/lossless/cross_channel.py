@@ -211,19 +211,44 @@ def restore_frame(residuals: np.ndarray, refs_f: np.ndarray, coefs: np.ndarray, 
 
     ``only``: rebuild just these channels (a reader's channels and their references).
     """
+    mask = np.ones(residuals.shape[0], np.bool_)
+    if only is not None:
+        mask[:] = False
+        mask[[c for c in only if 0 <= c < mask.size]] = True
+    status = _restore_frame_kernel(residuals, np.asarray(refs_f, np.int64), np.asarray(coefs, np.int64), a, b,
+                                   mask, _LAGS, SHIFT)
+    if status == -1:
+        raise ValueError("cross-channel coefficients do not match the references")
+    if status > 0:
+        raise ValueError(f"channel {status - 1}: invalid cross-channel references")
+
+
+@numba.njit(cache=True, nogil=True)
+def _restore_frame_kernel(residuals, refs_f, coefs, a, b, only, lags, shift):
+    # 0 when done; c + 1 when channel c's references are invalid; -1 when taps are left over.
     k = 0
     for c in range(residuals.shape[0]):
-        used = refs_f[c][refs_f[c] != NO_REF].astype(np.int64)
-        if used.size == 0:
+        n_used = 0
+        for j in refs_f[c]:
+            if j != NO_REF:
+                n_used += 1
+        if n_used == 0:
             continue
-        taps = used.size * len(LAGS)
-        if (used >= c).any() or k + taps > coefs.size:
-            raise ValueError(f"channel {c}: invalid cross-channel references")
-        if only is None or c in only:
-            residuals[c, a:b] += predict(residuals, used, coefs[k : k + taps], a, b, framed=True)
+        used = np.empty(n_used, np.int64)
+        i = 0
+        for j in refs_f[c]:
+            if j != NO_REF:
+                if j < 0 or j >= c:
+                    return c + 1
+                used[i] = j
+                i += 1
+        taps = n_used * lags.size
+        if k + taps > coefs.size:
+            return c + 1
+        if only[c]:
+            residuals[c, a:b] += _predict_kernel(residuals, used, coefs[k : k + taps], a, b, lags, shift, a, b)
         k += taps
-    if k != coefs.size:
-        raise ValueError("cross-channel coefficients do not match the references")
+    return 0 if k == coefs.size else -1
 
 
 def reference_closure(channels, refs: np.ndarray) -> set[int]:

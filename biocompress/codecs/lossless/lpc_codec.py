@@ -244,6 +244,12 @@ class LPCX3Codec(LPCXCodec):
     def decode_prefix(self, payload: bytes, stop: int | None = None, channels=None) -> np.ndarray:
         """Codes of samples [0, ≥ stop) of the block (whole frames); rows not in
         ``channels`` are left zero. Only the frames and channels needed are decoded."""
+        parts, join = self.split_decode(payload, stop, channels)
+        return join([self.decode_part(part) for part in parts])
+
+    def split_decode(self, payload: bytes, stop: int | None = None, channels=None):
+        """One part per frame: its stream decoded and cross-channel stage undone (both
+        frame-local); ``join`` runs the LPC synthesis, which needs the frames in order."""
         n_ch, n, params, pos, orders, shifts = self._read_params(payload)
         offsets, steps, refs, sizes = params[2:]
         F = self.frame
@@ -255,33 +261,49 @@ class LPCX3Codec(LPCXCodec):
         need = n if stop is None else max(0, min(n, int(stop)))
         n_dec = -(-need // F) if need else 0
         length = min(n, n_dec * F)
-        residuals = np.zeros((n_ch, length), np.int64)
-        q_rows = [[] for _ in range(n_ch)]
-        wanted = range(n_ch) if channels is None else sorted(set(int(c) for c in channels))
-        closure = cross_channel.reference_closure(wanted, refs[:, :n_dec, :]) if channels is not None else None
+        wanted = tuple(range(n_ch)) if channels is None else tuple(sorted(set(int(c) for c in channels)))
+        closure = (None if channels is None else
+                   tuple(sorted(cross_channel.reference_closure(wanted, refs[:, :n_dec, :]))))
+        parts = []
         for f in range(n_dec):
             a, b = f * F, min(n, (f + 1) * F)
-            used = refs[:, f, :] != cross_channel.NO_REF
             lengths = []
             for c in range(n_ch):
                 lengths += [orders[c, f]] + ([orders[c, 0], b - orders[c, 0]] if f == 0 else [b - a])
-            lengths.append(int(used.sum()) * len(cross_channel.LAGS))
-            rows = residual_coder.decode_rows(payload[pos : pos + int(sizes[f])], np.asarray(lengths, np.int64),
-                                              self.segment, shaped=True)
+            lengths.append(int((refs[:, f, :] != cross_channel.NO_REF).sum()) * len(cross_channel.LAGS))
+            parts.append((payload[pos : pos + int(sizes[f])], np.asarray(lengths, np.int64), refs[:, f, :].copy(),
+                          b - a, f == 0, closure, wanted))
             pos += int(sizes[f])
-            r = 0
-            for c in range(n_ch):
-                q_rows[c].append(rows[r])
-                parts = rows[r + 1 : r + 3] if f == 0 else rows[r + 1 : r + 2]
-                residuals[c, a:b] = np.concatenate(parts)
-                r += 1 + len(parts)
-            try:
-                cross_channel.restore_frame(residuals, refs[:, f, :], rows[r], a, b, closure)
-            except ValueError as exc:
-                raise CorruptArchiveError(f"lpc-v3: {exc}") from exc
-        out = np.zeros((n_ch, length), np.int64)
-        for c in wanted:
-            q = np.concatenate(q_rows[c]) if q_rows[c] else np.zeros(0, np.int64)
-            y = lpc.lpc_restore(residuals[c], q, orders[c, :n_dec], shifts[c, :n_dec], F)
-            out[c] = y * steps[c] + offsets[c]
-        return out
+
+        def join(results) -> np.ndarray:
+            out = np.zeros((n_ch, length), np.int64)
+            for k, c in enumerate(wanted):
+                q = np.concatenate([r[0][k] for r in results] + [np.zeros(0, np.int64)])
+                res = np.concatenate([r[1][k] for r in results] + [np.zeros(0, np.int64)])
+                y = lpc.lpc_restore(res, q, orders[c, :n_dec], shifts[c, :n_dec], F)
+                out[c] = y * steps[c] + offsets[c]
+            return out
+
+        return parts, join
+
+    def decode_part(self, part):
+        """(coefficient rows, residual rows) of the wanted channels in one frame."""
+        stream, lengths, refs_f, width, first, closure, wanted = part
+        rows = residual_coder.decode_rows(stream, lengths, self.segment, shaped=True)
+        n_ch = refs_f.shape[0]
+        residuals = np.empty((n_ch, width), np.int64)
+        q_rows, r = [], 0
+        for c in range(n_ch):
+            q_rows.append(rows[r])
+            if first:
+                residuals[c, : rows[r + 1].size] = rows[r + 1]
+                residuals[c, rows[r + 1].size :] = rows[r + 2]
+                r += 3
+            else:
+                residuals[c] = rows[r + 1]
+                r += 2
+        try:
+            cross_channel.restore_frame(residuals, refs_f, rows[r], 0, width, None if closure is None else set(closure))
+        except ValueError as exc:
+            raise CorruptArchiveError(f"lpc-v3: {exc}") from exc
+        return [q_rows[c] for c in wanted], residuals[list(wanted)]

@@ -179,27 +179,30 @@ def _pack_low_bits(lo: np.ndarray, k: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _group_by_class(sample_class, n_classes):
-    # stable counting sort: order[i] = position of the i-th sample once sorted by class
-    counts = np.zeros(n_classes + 1, np.int64)
-    for c in sample_class:
-        counts[c + 1] += 1
+def _group_by_key(seg_key, seg_len, n_keys):
+    # Stable counting sort of the samples by their segment's key, done per segment:
+    # order[i] = position (in row order) of the i-th sample once grouped by key.
+    counts = np.zeros(n_keys + 1, np.int64)
+    for j in range(seg_key.size):
+        counts[seg_key[j] + 1] += seg_len[j]
     starts = np.cumsum(counts)
     fill = starts[:-1].copy()
-    order = np.empty(sample_class.size, np.int64)
-    for i in range(sample_class.size):
-        c = sample_class[i]
-        order[fill[c]] = i
-        fill[c] += 1
+    order = np.empty(starts[-1], np.int64)
+    pos = 0
+    for j in range(seg_key.size):
+        c = seg_key[j]
+        for t in range(seg_len[j]):
+            order[fill[c] + t] = pos + t
+        fill[c] += seg_len[j]
+        pos += seg_len[j]
     return order, starts
 
 
 def _class_groups(classes: np.ndarray, seg_len: np.ndarray, n_keys: int = N_CLASSES):
     """Samples grouped by table key: (order, present keys, bounds of each key's group)."""
-    sample_class = np.repeat(classes, seg_len)
-    order, starts = _group_by_class(sample_class, n_keys)
+    order, starts = _group_by_key(np.asarray(classes, np.int64), np.asarray(seg_len, np.int64), n_keys)
     present = np.flatnonzero(np.diff(starts))
-    bounds = np.append(starts[present], sample_class.size)
+    bounds = np.append(starts[present], starts[-1])
     return order, present, bounds
 
 
@@ -275,7 +278,8 @@ def _decode_rows(payload: bytes, lengths, segment: int, shaped: bool) -> list[np
     status, res = _unpack_symbols(symbols, bounds, K_of, k_of, esc_all, low, order)
     if status:
         raise CorruptArchiveError("residual stream: " + ("missing escape values" if status == 1 else "low bits truncated"))
-    return np.split(res, np.cumsum(lengths)[:-1])
+    ends = np.cumsum(lengths)
+    return [res[e - m : e] for e, m in zip(ends.tolist(), lengths.tolist())]
 
 
 @numba.njit(cache=True, nogil=True)
