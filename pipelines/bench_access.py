@@ -98,7 +98,8 @@ def compress_peak_rss(src: Path, dst: Path) -> tuple[float, float, int]:
 def random_reads(archive: Path, n_reads: int, seconds: float, n_picks: int, contiguous: bool, seed: int = 0):
     """Times (ms) of cold reads: each opens the archive afresh, so no block is cached.
 
-    One untimed read first: it loads the JIT-compiled kernels (once per process).
+    One untimed read of every channel first: it loads the JIT-compiled kernels and
+    starts the read worker processes (both once per process).
     """
     import biocompress
 
