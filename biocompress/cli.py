@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -19,9 +17,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__,
                   pretty_exceptions_enable=False)
 out = Console(width=None if Console().is_terminal else 120)
 err = Console(stderr=True)
-
-EXPORT_FORMATS = {".fif": "fif", ".edf": "edf", ".bdf": "bdf", ".vhdr": "brainvision"}
-
 
 def _fail(message: str, code: int) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
@@ -57,46 +52,49 @@ def compress(
 @app.command()
 def decompress(
     archive: Path = typer.Argument(..., help="A .bc.h5 archive."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output file: .fif, .edf, .bdf or .vhdr."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output file: .fif, .edf, .bdf, .vhdr or .set."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
 ):
     """Export the archive's recording through MNE (format from OUTPUT's extension)."""
-    ext = output.suffix.lower()
-    if ext not in EXPORT_FORMATS:
-        _fail(f"{output}: unsupported output extension {ext!r}; use one of {sorted(EXPORT_FORMATS)}", 2)
-    if output.exists() and not force:
-        _fail(f"{output}: exists (use --force to overwrite)", 2)
-    if not output.parent.is_dir():
-        _fail(f"{output}: output folder does not exist", 2)
+    from .restore import _check_output, _export
 
     def export():
-        import shutil
+        _check_output(output, force)
+        return _export(archive, output, "")
 
-        import mne
+    result = _run(export)
+    _print_export(result)
 
-        from .raw_archive import read_raw
 
-        raw = read_raw(archive, preload=True, verbose="ERROR")
-        # Export under the final name inside a private folder, then move the file(s):
-        # BrainVision headers refer to their data files by name.
-        tmpdir = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-        try:
-            target = tmpdir / output.name
-            if ext == ".fif":
-                raw.save(target, fmt="double", overwrite=True, verbose="ERROR")
-            else:
-                # one physical range per channel: per-type ranges flatten small EEG next to large channels
-                extra = {"physical_range": "channelwise"} if ext in (".edf", ".bdf") else {}
-                mne.export.export_raw(target, raw, fmt=EXPORT_FORMATS[ext], overwrite=True, verbose="ERROR", **extra)
-            for produced in tmpdir.iterdir():
-                os.replace(produced, output.parent / produced.name)
-        except Exception as exc:
-            raise BadInputError(output, f"export failed: {exc}") from exc
-        finally:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+@app.command()
+def restore(
+    archive: Path = typer.Argument(..., help="A .bc.h5 archive."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where the recording goes."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
+):
+    """Give back the archived file: EDF/BDF byte for byte (SHA-256 checked), other
+    formats written through MNE with the samples checked."""
+    from .restore import restore as do_restore
 
-    _run(export)
-    out.print(f"wrote {output}")
+    result = _run(lambda: do_restore(archive, output, overwrite=force))
+    if result["method"] == "edf-bytes":
+        gaps = result["gaps"]
+        note = f"; {len(gaps)} gap(s) between records kept" if gaps else ""
+        out.print(f"wrote {output}: the archived {result['kind']} file byte for byte "
+                  f"(sha256 {result['sha256']} checked){note}", highlight=False)
+    else:
+        _print_export(result)
+
+
+def _print_export(result: dict) -> None:
+    path = result["path"]
+    if result["exact"] == "samples":
+        out.print(f"wrote {path} through MNE; its samples read back identical to the archive's "
+                  "(the file's bytes are MNE's, not the source's)", highlight=False)
+    else:
+        out.print(f"wrote {path} through MNE; [yellow]its samples are NOT identical[/] to the archive's "
+                  f"(max |error| {result['max_abs_error']}): this format cannot hold them exactly; "
+                  "use .fif for an exact copy", highlight=False)
 
 
 @app.command()
@@ -138,7 +136,20 @@ def archive_summary(path) -> dict:
             "n_blocks": int(arc.index.size),
             "source_sha256": src.get("sha256"),
             "samples_sha256": arc.attrs["samples_sha256"],
+            "restore": _restore_summary(arc),
         }
+
+
+def _restore_summary(arc) -> str:
+    from .container import edf_source
+
+    if edf_source.GROUP not in arc.h5:
+        return "through MNE (samples exact in .fif)"
+    stored = edf_source.StoredEdf(arc.h5, str(arc.path))
+    gaps = stored.gaps()
+    gap_text = (f"; {len(gaps)} gap(s) between records: " + ", ".join(f"{g:g} s at {t:g} s" for t, g in gaps[:5])
+                + (" ..." if len(gaps) > 5 else "")) if gaps else ""
+    return f"{stored.kind} file byte for byte ({stored.layout.n_records} records{gap_text})"
 
 
 @app.command()

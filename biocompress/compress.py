@@ -16,7 +16,8 @@ from .container.reader import Archive, sample_bytes
 from .container.layout import put_text
 from .container.writer import ArchiveWriter, json_dataset
 from .errors import BadInputError, VerificationError
-from .io import edf_native, metadata, scaling
+from . import edf_exact
+from .io import edf_file, edf_native, metadata, scaling
 from .io.source import file_sha256, iter_samples, needs_whole_read, open_raw
 from .parallel import BlockPool
 from .progress import progress_bar
@@ -94,11 +95,12 @@ def _source_files(src_path: Path | None, raw) -> list[Path]:
 
 
 def _encode(raw, writer: ArchiveWriter, kinds, stored, recipe, block, group_size, progress, whole, native,
-            pool: BlockPool) -> str:
+            pool: BlockPool, observe=None) -> str:
     """Encode every block; return the SHA-256 of the source samples.
 
     Channels in ``native`` (value kind int-native) are blocked in their own sample
-    clock: their index rows count native samples.
+    clock: their index rows count native samples. ``observe(t0, t1, picks, codes)``
+    sees the integer codes of every other block.
     """
     groups = plan_groups(kinds, stored, group_size)
     configs = [codec_for(g.kind).get_config() for g in groups]
@@ -110,6 +112,8 @@ def _encode(raw, writer: ArchiveWriter, kinds, stored, recipe, block, group_size
             for g, config in zip(groups, configs):
                 if g.kind != scaling.NATIVE:
                     codes = scaling.to_codes(recipe, x[g.start : g.stop], g.picks, g.kind)
+                    if observe is not None and g.kind == 0:
+                        observe(t0, t1, g.picks, codes)
                     yield (t0, t1, g.start, g.stop, config), config, codes
             progress(t1 - t0)
         for g, config in zip(groups, configs):
@@ -165,6 +169,8 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
     if not dst.parent.is_dir():
         raise BadInputError(dst, "output folder does not exist")
 
+    exact_edf = src_path is not None and not isinstance(src, mne.io.BaseRaw) and edf_file.is_edf(src_path) \
+        and edf_native.samples_per_record(raw) is not None
     recipe = scaling.recipe_for(raw)
     whole = raw.get_data() if needs_whole_read(raw) else None
     native = _native_codes(raw, recipe, whole) if whole is not None else {}
@@ -179,8 +185,9 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
         while True:
             writer = ArchiveWriter(dst, mode=mode)
             try:
+                matcher = edf_exact.SignalMatcher(src_path, raw, native) if exact_edf else None
                 sha = _encode(raw, writer, kinds, stored, recipe, block_samples, group_channels, advance, whole,
-                              native, pool)
+                              native, pool, observe=matcher.observe if matcher else None)
                 break
             except scaling.KindMismatch as exc:  # a later chunk broke a kind: demote, restart
                 writer.discard()
@@ -190,6 +197,8 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
                 raise
     with writer:
         _write_metadata(writer.h5, raw, recipe, kinds, stored, src_path)
+        if matcher is not None:
+            matcher.write(writer.h5)
         writer.finish({
             "n_samples": raw.n_times, "n_channels": raw.info["nchan"],
             "sfreq": float(raw.info["sfreq"]), "first_samp": int(raw.first_samp),
@@ -199,12 +208,22 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
         if verify:
             with Archive(writer.tmp) as arc, progress_bar(f"verify {label}", raw.n_times, enabled=progress) as adv:
                 result = arc.verify(progress=adv)
-            if not result["ok"]:
-                raise VerificationError(
-                    f"{label}: decoded archive differs from the source "
-                    f"(sha256 {result['samples_sha256']} != {result['expected']})"
-                )
+                if not result["ok"]:
+                    raise VerificationError(
+                        f"{label}: decoded archive differs from the source "
+                        f"(sha256 {result['samples_sha256']} != {result['expected']})"
+                    )
+                if matcher is not None:
+                    rebuilt = edf_exact.write_file(arc, _NullSink())
+                    if rebuilt != arc.source["sha256"]:
+                        raise VerificationError(f"{label}: the EDF/BDF file rebuilt from the archive differs "
+                                                f"from the source (sha256 {rebuilt} != {arc.source['sha256']})")
         return writer.publish(overwrite=overwrite)
+
+
+class _NullSink:
+    def write(self, data: bytes) -> None:
+        pass
 
 
 def _write_metadata(h5: h5py.File, raw, recipe, kinds, stored, src_path) -> None:

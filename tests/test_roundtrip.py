@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import biocompress
+from biocompress.restore import restore
 from biocompress.errors import BadInputError
 from biocompress.io import edf_native
 from biocompress.io.source import open_raw
@@ -37,7 +38,7 @@ def check_same_recording(got: mne.io.BaseRaw, ref: mne.io.BaseRaw) -> None:
 def test_samples_are_present():
     names = {p.name for p in SAMPLES}
     assert {"chtypes_edf.edf", "Subject00_2.edf", "test_NO.vhdr", "test_bdf_stim_channel.bdf",
-            "MB0400FU.EDF"} <= names
+            "MB0400FU.EDF", "test_utf8_annotations.edf", "mixed_rate.edf"} <= names
     assert not any(p.suffix.lower() in (".eeg", ".vmrk") for p in SAMPLES)  # sidecars are not recordings
 
 
@@ -61,6 +62,9 @@ def test_corpus_roundtrip(src, corpus_dir, tmp_path):
         pytest.skip(f"not readable by MNE: {exc}")
     archive = biocompress.compress(src, tmp_path / "rec.bc.h5")
     check_same_recording(biocompress.read_raw(archive), ref)
+    if src.suffix.lower() in (".edf", ".bdf"):  # every EDF/BDF comes back byte for byte
+        back = restore(archive, tmp_path / src.name)
+        assert back["exact"] == "bytes" and (tmp_path / src.name).read_bytes() == src.read_bytes()
     assert leftovers(tmp_path) == []
 
 

@@ -191,14 +191,23 @@ class Archive:
 
     def stored_codes(self, ch: int) -> np.ndarray:
         """Every stored code of channel ``ch``, in its own sample clock."""
+        return self.stored_window(ch, 0, int(self.stored_samples[ch]))
+
+    def stored_window(self, ch: int, start: int, stop: int) -> np.ndarray:
+        """Stored codes [start, stop) of channel ``ch``, in its own sample clock."""
+        if not 0 <= start <= stop <= int(self.stored_samples[ch]):
+            raise ValueError(f"window [{start}, {stop}) outside channel {ch}'s 0..{int(self.stored_samples[ch])}")
         idx = self.index
-        hit = np.flatnonzero((idx["ch_start"] <= ch) & (idx["ch_stop"] > ch))
-        out = np.empty(int(self.stored_samples[ch]), np.int64)
+        hit = np.flatnonzero((idx["ch_start"] <= ch) & (idx["ch_stop"] > ch)
+                             & (idx["t_start"] < stop) & (idx["t_stop"] > start))
+        out = np.empty(stop - start, np.int64)
         filled = 0
         for i in hit:
             row = idx[i]
-            out[row["t_start"] : row["t_stop"]] = self.decode_block(int(i))[ch - row["ch_start"]]
-            filled += int(row["t_stop"] - row["t_start"])
+            t0 = int(row["t_start"])
+            a, b = max(start, t0), min(stop, int(row["t_stop"]))
+            out[a - start : b - start] = self.decode_block(int(i))[ch - row["ch_start"], a - t0 : b - t0]
+            filled += b - a
         if filled != out.size:
             raise CorruptArchiveError(f"{self.path}: block index does not cover channel {ch}")
         return out
