@@ -11,7 +11,7 @@ import h5py
 import mne
 import numpy as np
 
-from .codecs.lossless import FloatXorCodec, LPCX3Codec
+from .codecs.lossless import FloatLPCCodec, FloatXorCodec, LPCX3Codec
 from .container.reader import Archive, sample_bytes
 from .container.layout import put_text
 from .container.writer import ArchiveWriter, json_dataset
@@ -54,7 +54,9 @@ def plan_groups(kinds: np.ndarray, stored: np.ndarray | None = None,
 def codec_for(kind: int):
     if kind in (0, scaling.NATIVE):
         return LPCX3Codec()
-    return FloatXorCodec(width=4 if kind == 1 else 8)
+    if kind == 1:
+        return FloatLPCCodec()
+    return FloatXorCodec(width=8)
 
 
 def default_output(src: Path) -> Path:

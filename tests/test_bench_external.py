@@ -112,3 +112,21 @@ def test_bench_command_rejects_unknown_codec():
 
     res = CliRunner().invoke(app, ["bench", ".", "--codecs", "nope"])
     assert res.exit_code == 2
+
+
+def test_float_bench_runs_on_data_samples(tmp_path):
+    """pipelines/bench_float.py on the bundled samples: the float32 BrainVision file is found,
+    round-trips, and the row is written."""
+    import csv
+    import importlib.util
+
+    from conftest import REPO, SAMPLES_DIR
+
+    spec = importlib.util.spec_from_file_location("bench_float", REPO / "pipelines" / "bench_float.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "float.csv"
+    assert bench.main([str(SAMPLES_DIR), "--csv", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["recording"] for r in rows] == ["test_NO.vhdr"]
+    assert float(rows[0]["float_lpc"]) > max(float(rows[0]["zstd19"]), float(rows[0]["shuffle_zstd19"]))

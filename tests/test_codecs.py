@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from biocompress.codecs import get_codec, registered_codecs
 from biocompress.codecs.base import check_2d_int
-from biocompress.codecs.lossless import FloatXorCodec, LPCCodec, LPCX3Codec, LPCXCodec
+from biocompress.codecs.lossless import FloatLPCCodec, FloatXorCodec, LPCCodec, LPCX3Codec, LPCXCodec
 from biocompress.errors import CorruptArchiveError
 from biocompress.io import scaling
 from codec_conformance import check_codec, check_corruption
@@ -50,6 +50,21 @@ def f32_codes() -> np.ndarray:
     back = scaling.codes_to_f32(codes)
     assert np.array_equal(back.view(np.int32), _float_signal(np.float32).view(np.int32))
     return codes
+
+
+def f32_mixed_codes() -> np.ndarray:
+    """float32 channels of each kind: scaled integers (k·2**-12), smooth floats crossing zero
+    (with subnormals and −0.0), a channel with NaN/±inf, and a channel of only ±0.0."""
+    rng = np.random.default_rng(11)
+    n = 2500
+    t = np.arange(n)
+    scaled = (np.round(np.cumsum(rng.normal(0, 40, n))) * 2.0**-12).astype(np.float32)
+    smooth = (3e-5 * np.sin(t / 17.0) + np.cumsum(rng.normal(0, 2e-7, n))).astype(np.float32)
+    smooth[[10, 11, 12]] = [np.float32(1e-42), np.float32(-1e-44), np.float32(-0.0)]  # subnormals, −0.0
+    special = smooth.copy()
+    special[[5, 6, 7, 900]] = [np.nan, np.inf, -np.inf, np.array([0x7FC00123], np.uint32).view(np.float32)[0]]
+    zeros = np.where(t % 3 == 0, np.float32(-0.0), np.float32(0.0)).astype(np.float32)
+    return scaling.f32_to_codes(np.stack([scaled, smooth, special, zeros]))
 
 
 def f64_codes() -> np.ndarray:
@@ -112,6 +127,8 @@ CASES = [
     pytest.param(lambda: LPCX3Codec(), lambda: synthetic_codes(3, 9000, seed=4, bits=24), id="lpc-v3[24bit]"),
     pytest.param(lambda: LPCCodec(), lambda: synthetic_codes(3, 9000, seed=4, bits=24), id="lpc[24bit]"),
     pytest.param(lambda: FloatXorCodec(4), f32_codes, id="float-xor[4,f32-specials]"),
+    pytest.param(lambda: FloatLPCCodec(), f32_codes, id="float-lpc[f32-specials]"),
+    pytest.param(lambda: FloatLPCCodec(frame=256, segment=64), f32_mixed_codes, id="float-lpc[grid,scaled,ord]"),
     pytest.param(lambda: FloatXorCodec(8), f64_codes, id="float-xor[8,f64-specials]"),
     pytest.param(lambda: FloatXorCodec(8, level=1), f64_codes, id="float-xor[8,level=1]"),
     pytest.param(lambda: FloatXorCodec(8), lambda: synthetic_codes(4, 2000, seed=5), id="float-xor[8,int-codes]"),
@@ -218,6 +235,29 @@ def test_check_2d_int_accepts_every_integer_dtype():
         check_2d_int(np.ones((2, 3), bool))
     with pytest.raises(ValueError):
         check_2d_int(np.array([[2**64 - 1]], np.uint64))
+
+
+def test_float_lpc_modes_and_special_values():
+    """Scaled integers go to the integer coder, finite floats to the grid, channels with
+    NaN/inf to code-domain prediction; every bit pattern comes back."""
+    from biocompress.codecs.bytepack import unpack_arrays
+    from biocompress.codecs.lossless import float_lpc
+
+    codes = f32_mixed_codes()
+    payload = FloatLPCCodec().encode(codes)
+    (plen,) = np.frombuffer(payload[6:10], "<u4")
+    modes = unpack_arrays(payload[10 : 10 + int(plen)], 7)[0]
+    assert modes.tolist() == [float_lpc.SCALED_INT, float_lpc.GRID, float_lpc.ORD, float_lpc.GRID]
+    assert np.array_equal(FloatLPCCodec().decode(payload), codes)
+
+
+def test_float_lpc_beats_shuffle_and_zstd_on_smooth_floats():
+    zstandard = pytest.importorskip("zstandard")
+    x = scaling.codes_to_f32(f32_mixed_codes()[1:2])
+    raw = x.T.astype("<f4").tobytes()
+    shuffled = np.frombuffer(raw, np.uint8).reshape(-1, 4).T.copy().tobytes()
+    best = min(len(zstandard.ZstdCompressor(level=19).compress(b)) for b in (raw, shuffled))
+    assert len(FloatLPCCodec().encode(scaling.f32_to_codes(x))) < best
 
 
 @pytest.mark.parametrize("width", [4, 8])

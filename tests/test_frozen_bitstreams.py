@@ -39,7 +39,7 @@ def test_manifest_lists_every_fixture_file():
     data_files = {p.name for p in FIXTURES_DIR.iterdir() if p.suffix in (".bin", ".npy", ".h5")}
     assert data_files == listed
     ids = {e["codec"]["id"] for e in PAYLOADS.values()}
-    assert {"lpc-v1", "lpc-v2", "lpc-v3", "float-xor-zlib-v1"} <= ids
+    assert {"lpc-v1", "lpc-v2", "lpc-v3", "float-xor-zlib-v1", "float-lpc-v1"} <= ids
 
 
 @pytest.mark.parametrize("name", sorted(PAYLOADS))
@@ -133,3 +133,14 @@ def test_frozen_mixed_rate_archive_matches_source_read_by_current_mne():
     raw = open_raw(SAMPLES_DIR / entry["source_sample"])
     assert hashlib.sha256(sample_bytes(raw.get_data())).hexdigest() == entry["samples_sha256"]
     assert 3 in entry["value_kinds"], "the fixture must hold int-native channels"
+
+
+def test_frozen_edf_archive_restores_the_source_file(tmp_path):
+    entry = ARCHIVES["archive-v2_edf_restore"]
+    path = FIXTURES_DIR / entry["archive"]
+    src = SAMPLES_DIR / entry["source_sample"]
+    from biocompress.restore import restore
+
+    out = tmp_path / src.name
+    assert restore(path, out)["exact"] == "bytes"
+    assert out.read_bytes() == src.read_bytes()

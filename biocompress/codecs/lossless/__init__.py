@@ -1,8 +1,9 @@
-"""Lossless codecs: predictive coding of integer codes, and a float fallback."""
+"""Lossless codecs: predictive coding of integer codes, and of float32 samples."""
 
 from .float_codec import FloatXorCodec
+from .float_lpc import FloatLPCCodec
 from .lpc_codec import LPCCodec, LPCX3Codec, LPCXCodec
 
 LosslessCodec = LPCX3Codec
 
-__all__ = ["FloatXorCodec", "LPCCodec", "LPCX3Codec", "LPCXCodec", "LosslessCodec"]
+__all__ = ["FloatLPCCodec", "FloatXorCodec", "LPCCodec", "LPCX3Codec", "LPCXCodec", "LosslessCodec"]
