@@ -40,12 +40,25 @@ def compress(
     input: Path = typer.Argument(..., help="Recording in any format MNE reads."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Archive path (default: INPUT stem + .bc.h5)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
-    mode: str = typer.Option("lossless", "--mode", help="Only 'lossless' so far."),
+    mode: str = typer.Option("lossless", "--mode", help="lossless, lossy or near-lossless."),
+    quality: Optional[int] = typer.Option(None, "--quality", help="lossy: 1 (smallest) … 5 (best fidelity)."),
+    max_error: Optional[float] = typer.Option(None, "--max-error", help="near-lossless: bound on |error| in µV."),
+    model: Optional[Path] = typer.Option(None, "--model", help="lossy modes: a model from `biocompress train`."),
 ):
     """Compress a recording into a verified archive."""
+    from .compress import MODES
     from .compress import compress as do_compress
 
-    path = _run(lambda: do_compress(input, output, mode=mode, overwrite=force, progress=err.is_terminal))
+    if mode not in MODES:
+        _fail(f"--mode must be one of {', '.join(MODES)}; got {mode!r}", 2)
+    if mode == "lossy" and quality is None:
+        _fail("--mode lossy needs --quality 1…5", 2)
+    if mode == "near-lossless" and max_error is None:
+        _fail("--mode near-lossless needs --max-error µV", 2)
+    if mode == "lossless" and (quality is not None or max_error is not None):
+        _fail("--quality and --max-error apply to --mode lossy / near-lossless", 2)
+    path = _run(lambda: do_compress(input, output, mode=mode, overwrite=force, progress=err.is_terminal,
+                                    quality=quality, max_error_uv=max_error, model=model))
     _print_summary(path)
 
 
@@ -137,10 +150,29 @@ def archive_summary(path) -> dict:
             "source_sha256": src.get("sha256"),
             "samples_sha256": arc.attrs["samples_sha256"],
             "restore": _restore_summary(arc),
+            **_fidelity_summary(arc),
         }
 
 
+def _fidelity_summary(arc) -> dict:
+    from .container.layout import get_text
+
+    fid = arc.fidelity
+    if fid is None:
+        return {}
+    o = fid["overall"]
+    lossy = arc.h5["lossy"].attrs
+    setting = (f"quality {int(lossy['quality'])}" if "quality" in lossy else f"max error {float(lossy['max_error_uv'])} µV")
+    return {"lossy": f"{arc.mode}, {setting}, model {get_text(lossy, 'model_id')}",
+            "fidelity": f"PRD {o['prd']:.2f} %, PRDN {o['prdn']:.2f} %, SNR {o['snr_db']:.1f} dB, "
+                        f"RMSE {o['rmse_uv']:.3f} µV, max |error| {o['max_abs_error_uv']:.3f} µV",
+            "band_power_error": ", ".join(f"{b} {100 * o[f'band_{b}']:.1f} %" for b in
+                                          ("delta", "theta", "alpha", "beta", "gamma") if o.get(f"band_{b}") is not None)}
+
+
 def _restore_summary(arc) -> str:
+    if arc.mode != "lossless":
+        return "not exact (lossy archive)"
     from .container import edf_source
 
     if edf_source.GROUP not in arc.h5:
@@ -191,6 +223,36 @@ def bench(
                          progress=err.is_terminal, limit=limit)
     if not rows:
         raise typer.Exit(2)
+
+
+@app.command()
+def report(
+    archive: Path = typer.Argument(..., help="A lossy or near-lossless .bc.h5 archive."),
+    source: Path = typer.Option(..., "--source", help="The recording it was made from."),
+    output: Path = typer.Option(..., "-o", "--output", help="PNG to write."),
+):
+    """Plot a lossy archive against its source: traces, spectra, error histogram, fidelity table."""
+    from .report import make_report
+
+    fid = _run(lambda: make_report(archive, source, output))
+    o = fid["overall"]
+    out.print(f"wrote {output}: PRDN {o['prdn']:.2f} %, max |error| {o['max_abs_error_uv']:.3f} µV", highlight=False)
+
+
+@app.command()
+def train(
+    data_dir: Path = typer.Argument(..., help="Folder of recordings to train on (searched recursively)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.pt)."),
+    validation: Optional[Path] = typer.Option(None, "--validation", help="Folder of validation recordings "
+                                              "(other subjects); default: every 5th recording of DATA_DIR (the last of fewer)."),
+    minutes: float = typer.Option(12.0, "--minutes", help="Training time on this machine's CPU."),
+):
+    """Train the lossy autoencoder on your recordings; use it with `compress --model`."""
+    from .codecs.lossy.train import train_folder
+
+    mid = _run(lambda: train_folder(data_dir, output, validation=validation, minutes=minutes,
+                                    log=lambda m: out.print(m, highlight=False)))
+    out.print(f"model {mid} written to {output}; compress with --mode lossy --model {output}")
 
 
 @app.command()

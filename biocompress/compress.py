@@ -25,7 +25,7 @@ from .progress import progress_bar
 BLOCK_SAMPLES = 16384
 GROUP_CHANNELS = 32  # the cross-channel stage finds references within a group
 SMALL_RECORDING = 1_000_000  # samples; below this, worker processes cost more than they save
-MODES = ("lossless",)
+MODES = ("lossless", "lossy", "near-lossless")
 
 
 @dataclass
@@ -139,8 +139,13 @@ def _stored_samples(raw, native: dict) -> np.ndarray:
 
 def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
              block_samples: int = BLOCK_SAMPLES, group_channels: int = GROUP_CHANNELS,
-             workers: int | None = None, progress: bool = False, verify: bool = True) -> Path:
+             workers: int | None = None, progress: bool = False, verify: bool = True,
+             quality: int | None = None, max_error_uv: float | None = None, model=None) -> Path:
     """Compress a recording (a path MNE reads, or an ``mne.io.Raw``) into an archive.
+
+    ``mode``: "lossless" (default), "lossy" (autoencoder, ``quality`` 1…5, 1 smallest)
+    or "near-lossless" (every sample within ``max_error_uv`` µV; 0 = lossless).
+    ``model``: a model file from ``biocompress train`` (default: the shipped model).
 
     The archive is written under a temporary name beside ``dst``, decoded and
     compared with the source, and only then renamed to ``dst``.
@@ -173,6 +178,14 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
 
     exact_edf = src_path is not None and not isinstance(src, mne.io.BaseRaw) and edf_file.is_edf(src_path) \
         and edf_native.samples_per_record(raw) is not None
+    if mode == "near-lossless" and max_error_uv == 0:
+        mode = "lossless"
+    if mode != "lossless":
+        from .compress_lossy import compress_lossy
+
+        return compress_lossy(raw, src_path, dst, mode=mode, quality=quality, max_error_uv=max_error_uv,
+                              model=model, overwrite=overwrite, block_samples=block_samples, progress=progress,
+                              write_metadata=_write_metadata)
     recipe = scaling.recipe_for(raw)
     whole = raw.get_data() if needs_whole_read(raw) else None
     native = _native_codes(raw, recipe, whole) if whole is not None else {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ class RawArchive(BaseRaw):
             info = arc.info
             annotations = arc.annotations
             first, n = arc.first_samp, arc.n_samples
+            _warn_if_lossy(fname, arc)
         super().__init__(
             info, preload=preload, first_samps=(first,), last_samps=(first + n - 1,),
             filenames=(str(fname.resolve()),), raw_extras=[{"n_channels": info["nchan"], "first_samp": first,
@@ -41,6 +43,22 @@ class RawArchive(BaseRaw):
         else:
             # mult (projector/compensation) expects uncalibrated rows and carries the cals itself
             data[:] = mult @ (x / extras["cals"][:, np.newaxis])
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_if_lossy(fname: Path, arc: Archive) -> None:
+    """Once per archive and process: say that the samples are approximations, and how close."""
+    key = str(fname.resolve())
+    if arc.mode == "lossless" or key in _WARNED:
+        return
+    _WARNED.add(key)
+    o = (arc.fidelity or {}).get("overall", {})
+    how = (f"PRDN {o['prdn']:.2f} %, RMSE {o['rmse_uv']:.3f} µV, max |error| {o['max_abs_error_uv']:.3f} µV"
+           if o.get("prdn") is not None else "fidelity not recorded")
+    warnings.warn(f"{fname.name} is a {arc.mode} archive: its samples approximate the source ({how})",
+                  stacklevel=3)
 
 
 def read_raw(archive, preload=False, verbose=None) -> RawArchive:

@@ -16,7 +16,6 @@ for bit. Timings are wall-clock, one process.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from biocompress.bench import write_rows_csv  # noqa: E402
 from biocompress.codecs.lossless import FloatLPCCodec, FloatXorCodec  # noqa: E402
 from biocompress.compress import BLOCK_SAMPLES, GROUP_CHANNELS  # noqa: E402
 from biocompress.demo import recordings_in  # noqa: E402
@@ -127,10 +127,7 @@ def main(argv=None) -> int:
     console.print(f"float-lpc-v1 beats both zstd -19 and shuffle + zstd -19 on {beaten} of {len(rows)} float "
                   f"recordings (lowest margin {min(gains):.3f}x).")
     if a.csv:
-        with open(a.csv, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        write_rows_csv(a.csv, rows)
         console.print(f"CSV written to {a.csv}")
     return 0
 

@@ -155,3 +155,35 @@ def check_codec(codec, codes, *, corruption: bool = True) -> bytes:
     if corruption:
         check_corruption(codec, payload, codes)
     return payload
+
+
+def check_lossy_codec(codec, values, *, max_error=None, max_prdn: float = 50.0) -> bytes:
+    """The checks a lossy codec must pass: shape and finiteness of the decoded values, a
+    deterministic decode, config round trip through JSON, bounded error (``max_error``
+    per channel when the codec guarantees one, else PRDN ≤ ``max_prdn`` %), and damaged
+    payloads rejected with CorruptArchiveError/ValueError or decoded to other values."""
+    values = np.asarray(values)
+    payload = codec.encode(values)
+    assert isinstance(payload, bytes)
+    out = codec.decode(payload)
+    assert out.shape == values.shape and np.isfinite(out).all()
+    assert np.array_equal(codec.decode(payload), out), f"{codec!r}: decoding twice differs"
+    rebuilt = get_codec(json.loads(json.dumps(codec.get_config())))
+    assert type(rebuilt) is type(codec) and np.array_equal(rebuilt.decode(payload), out)
+    err = out.astype(np.float64) - values
+    if max_error is not None:
+        assert (np.abs(err) <= np.asarray(max_error).reshape(-1, 1)).all(), f"{codec!r}: error bound exceeded"
+    else:
+        centred = values - values.mean(axis=1, keepdims=True)
+        prdn = 100 * np.linalg.norm(err) / np.linalg.norm(centred)
+        assert prdn <= max_prdn, f"{codec!r}: PRDN {prdn:.1f} % above {max_prdn} %"
+    problems = []
+    for what, damaged in _corruptions(payload, max_flips=40):
+        try:
+            codec.decode(damaged)
+        except REJECTIONS:
+            continue
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"{what}: {type(exc).__name__}: {str(exc)[:80]}")
+    assert not problems, f"{codec!r}: damaged payloads were mishandled:\n" + "\n".join(problems[:10])
+    return payload

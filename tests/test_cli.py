@@ -334,12 +334,15 @@ def test_demo_on_samples():
     res = invoke("demo", SAMPLES_DIR)
     assert res.exit_code == 0, res.output
     assert "bit-exact" in res.output
-    rows = [line for line in res.output.splitlines() if any(p.name in line for p in sample_recordings())]
+    lossless, lossy = res.output.split("lossy and near-lossless")
+    rows = [line for line in lossless.splitlines() if any(p.name in line for p in sample_recordings())]
     assert len(rows) == len(sample_recordings())
     for line in rows:
         cells = [c.strip() for c in line.strip().strip("│┃|").split("│")]
         assert cells[-1] == "yes", line
     assert " NO" not in res.output
+    ladder = [line for line in lossy.splitlines() if "quality" in line or "max 1" in line or "max 5" in line]
+    assert len(ladder) == 7, lossy  # qualities 1-5, near-lossless at 1 and 5 µV
 
 
 def test_demo_missing_folder_exit_2(tmp_path):

@@ -102,7 +102,7 @@ def test_archive_attributes(small_archive):
         d = f["data"].attrs
         assert (int(d["n_samples"]), int(d["n_channels"]), float(d["sfreq"])) == (2500, 11, 250.0)
         json.loads(bytes(f["info/json"][()]).decode("utf-8"))  # strict JSON
-        assert json.loads(get_text(f["channels"].attrs, "value_kinds")) == ["int", "f32", "f64", "int-native"]
+        assert json.loads(get_text(f["channels"].attrs, "value_kinds")) == ["int", "f32", "f64", "int-native", "lossy"]
         assert (f["channels/stored_samples"][()] == 2500).all()
 
 
@@ -238,7 +238,11 @@ def test_compress_api_bad_arguments(tmp_path):
     with pytest.raises(BadInputError, match="dst"):
         biocompress.compress(raw)
     with pytest.raises(BadInputError, match="mode"):
+        biocompress.compress(raw, tmp_path / "x.bc.h5", mode="lousy")
+    with pytest.raises(BadInputError, match="quality"):
         biocompress.compress(raw, tmp_path / "x.bc.h5", mode="lossy")
+    with pytest.raises(BadInputError, match="max-error"):
+        biocompress.compress(raw, tmp_path / "x.bc.h5", mode="near-lossless", max_error_uv=-1)
     with pytest.raises(BadInputError, match="does not exist"):
         biocompress.compress(raw, tmp_path / "no" / "x.bc.h5")
     assert folder_names(tmp_path) == []

@@ -22,6 +22,7 @@ class Codec(ABC):
 
     codec_id: ClassVar[str]
     config_fields: ClassVar[tuple[str, ...]] = ()
+    lossy: ClassVar[bool] = False  # lossy codecs decode to approximations (and may take floats)
 
     @abstractmethod
     def encode(self, codes: np.ndarray) -> bytes: ...
@@ -72,9 +73,17 @@ def register_codec(cls: type[Codec]) -> type[Codec]:
     return cls
 
 
+# Codecs whose modules import torch: loaded on first use, so that lossless work never pays for it.
+_LAZY = {"ae-v1": "biocompress.codecs.lossy.ae_codec", "nl-v1": "biocompress.codecs.lossy.near_lossless"}
+
+
 def get_codec(config: dict) -> Codec:
     """Rebuild the codec described by a stored config dict."""
     codec_id = config.get("id")
+    if codec_id in _LAZY and codec_id not in _REGISTRY:
+        import importlib
+
+        importlib.import_module(_LAZY[codec_id])
     if codec_id not in _REGISTRY:
         raise CorruptArchiveError(
             f"unknown codec {codec_id!r}; this biocompress knows {sorted(_REGISTRY)}"
@@ -83,7 +92,7 @@ def get_codec(config: dict) -> Codec:
 
 
 def registered_codecs() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) | set(_LAZY))
 
 
 def check_2d_int(codes) -> np.ndarray:

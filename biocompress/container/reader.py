@@ -58,6 +58,10 @@ class Archive:
         except KeyError as exc:
             self.h5.close()
             raise CorruptArchiveError(f"{self.path}: missing part of the archive ({exc})") from exc
+        if "lossy" in self.h5 and "model" in self.h5["lossy"]:  # a model trained by the user, stored here
+            from ..codecs.lossy import model_file
+
+            model_file.load_bytes(self.h5["lossy/model"][()].tobytes())
         try:
             self._codecs = [get_codec(c) for c in self.codec_configs]
         except (CorruptArchiveError, TypeError, ValueError) as exc:
@@ -111,6 +115,11 @@ class Archive:
                 "orig_time": get_text(g.attrs, "orig_time") or None,
             }
         )
+
+    @cached_property
+    def fidelity(self) -> dict | None:
+        """Lossy archives: the fidelity figures measured at compression (see biocompress.fidelity)."""
+        return read_json(self.h5["fidelity/json"]) if "fidelity" in self.h5 else None
 
     @cached_property
     def source(self) -> dict:

@@ -12,6 +12,7 @@ Every channel gets a *value kind*:
 ``f64``  anything else: the float64 value itself is stored
 ``int-native``  an EDF/BDF signal MNE resamples: its integer codes are stored at the
         signal's own rate and MNE's view is rebuilt by :mod:`.edf_native`
+``lossy``  a lossy archive's approximate MNE float64 values themselves (recipe ignored)
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-VALUE_KINDS = ("int", "f32", "f64", "int-native")
+VALUE_KINDS = ("int", "f32", "f64", "int-native", "lossy")
 NATIVE = 3
+LOSSY = 4
 INT32_LIMIT = 2**31 - 1
 _ANT_UNITS = {"uv": 1e-6, "µv": 1e-6}
 
@@ -173,6 +175,8 @@ def to_codes(recipe: Recipe, x: np.ndarray, picks, kind: int) -> np.ndarray:
 
 def from_codes(recipe: Recipe, codes: np.ndarray, picks, kind: int) -> np.ndarray:
     """Inverse of :func:`to_codes`: bitwise MNE float64 samples."""
+    if kind == LOSSY:
+        return np.asarray(codes, np.float64)
     if kind == 0:
         return recipe.forward(codes, picks)
     if kind == 1:

@@ -1,0 +1,84 @@
+"""Per-stream channel standardization and spatial decorrelation (principal components).
+
+EEG/MEG channels share much of their signal (reference, volume conduction); the
+autoencoder codes principal components of the channels instead of the channels,
+each at a step that gives every component the same absolute error: the allocation
+that minimises the total squared error (reverse water-filling; components far below
+that error are not coded at all). Channels are scaled by one factor per *group*,
+channels measured in one unit (all voltages: EEG, EOG, ECG, …; magnetometers;
+gradiometers), so that within a unit the error is the same for every channel.
+The transform is fitted once, on the start of the stream, and stored with it.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import numpy as np
+
+SIGMA_FLOOR = 0.05  # components silent at the start may wake up later: keep them codable
+DROP_STEP = 100.0  # a component whose step exceeds 100 of its own standard deviations is not coded
+
+
+@dataclass
+class Spatial:
+    offsets: np.ndarray  # (n_ch,) subtracted first
+    scales: np.ndarray  # (n_ch,) then divided by
+    transform: np.ndarray  # (n_ch, n_ch) orthonormal columns: components = transformᵀ · standardized
+    sigmas: np.ndarray  # (n_ch,) standard deviation of each component
+
+    @classmethod
+    def fit(cls, x: np.ndarray, groups=None) -> "Spatial":
+        """From a (n_ch, n) stretch of the stream; ``groups``: a unit label per channel
+        (default: one group)."""
+        x = np.asarray(x, np.float64)
+        groups = np.zeros(x.shape[0], int) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+        offsets = np.median(x, axis=1)
+        spread = np.std(x, axis=1)
+        scales = np.ones(x.shape[0])
+        for g in np.unique(groups):
+            rms = float(np.sqrt(np.mean(spread[groups == g] ** 2)))
+            scales[groups == g] = rms if rms > 0 else 1.0
+        s = (x - offsets[:, None]) / scales[:, None]
+        if x.shape[0] == 1:
+            return cls(offsets, scales, np.ones((1, 1)), np.atleast_1d(np.std(s)))
+        w, v = np.linalg.eigh(np.cov(s))
+        order = np.argsort(w)[::-1]
+        v = v[:, order]
+        v *= np.where(v[np.abs(v).argmax(axis=0), np.arange(v.shape[1])] < 0, -1.0, 1.0)  # sign convention
+        sigmas = np.sqrt(np.maximum(w[order], SIGMA_FLOOR**2))
+        return cls.from_config(cls(offsets, scales, v, sigmas).to_config())  # as stored: float32
+
+    def to_components(self, x: np.ndarray) -> np.ndarray:
+        """Values (n_ch, n) → components divided by their standard deviation."""
+        s = (np.asarray(x, np.float64) - self.offsets[:, None]) / self.scales[:, None]
+        return (self.transform.T @ s) / self.sigmas[:, None]
+
+    def from_components(self, z: np.ndarray) -> np.ndarray:
+        return (self.transform @ (z * self.sigmas[:, None])) * self.scales[:, None] + self.offsets[:, None]
+
+    def steps(self, relative_step: float) -> np.ndarray:
+        """Per-component step (in component std units) giving every component the same error."""
+        return relative_step / self.sigmas
+
+    def coded(self, relative_step: float) -> np.ndarray:
+        return np.flatnonzero(self.steps(relative_step) <= DROP_STEP)
+
+    def to_config(self) -> dict:
+        """Every array as base64 of little-endian float32 (the precision the codec uses)."""
+        pack = lambda a: base64.b64encode(np.asarray(a, "<f4").tobytes()).decode("ascii")  # noqa: E731
+        return {"n": int(self.offsets.size), "offsets": pack(self.offsets), "scales": pack(self.scales),
+                "transform": pack(self.transform), "sigmas": pack(self.sigmas)}
+
+    @classmethod
+    def from_config(cls, c: dict) -> "Spatial":
+        n = int(c["n"])
+
+        def unpack(key, shape):
+            a = np.frombuffer(base64.b64decode(c[key], validate=True), "<f4").astype(np.float64)
+            if a.size != int(np.prod(shape)) or not np.isfinite(a).all():
+                raise ValueError(f"spatial {key}: {a.size} finite values expected to be {shape}")
+            return a.reshape(shape)
+        return cls(unpack("offsets", (n,)), unpack("scales", (n,)), unpack("transform", (n, n)),
+                   unpack("sigmas", (n,)))

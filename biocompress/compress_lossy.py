@@ -1,0 +1,148 @@
+"""compress() for the lossy modes.
+
+* ``lossy``: MNE's values through the autoencoder codec at a quality 1…5 (quality 5 of
+  integer-coded recordings: the near-lossless coder, with a bound of 2.6 % of the RMS).
+* ``near-lossless``: the recording's integer codes through the autoencoder plus a
+  bounded residual: every sample within ``max_error_uv`` of the source.
+
+The stream is encoded in one pass, block by block, exactly as a live acquisition
+would be. The archive is then decoded, compared with the source (fidelity figures,
+and the error bound for near-lossless), and only then renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import h5py
+import numpy as np
+
+from .codecs.lossy import model_file
+from .codecs.lossy.ae_codec import QUALITY_STEPS, AECodec
+from .codecs.lossy.near_lossless import NearLosslessCodec
+from .container.layout import put_text
+from .container.reader import Archive, sample_bytes
+from .container.writer import ArchiveWriter, json_dataset
+from .errors import BadInputError, VerificationError
+from .fidelity import FidelityMeter
+from .io import scaling
+from .io.source import iter_samples, needs_whole_read
+from .progress import progress_bar
+
+SKETCH_STEP_PER_DELTA = 20.0  # near-lossless: autoencoder step ≈ 20 error bounds / RMS (validation sweep)
+# Lossy qualities reached with a bounded residual (integer-coded recordings): |error| ≤ this × the RMS
+QUALITY_BOUND = {5: 0.026}
+
+
+def value_per_code(recipe: scaling.Recipe, n_channels: int) -> np.ndarray:
+    """MNE units (V, T, …) per integer code, per channel."""
+    picks = np.arange(n_channels)
+    one = recipe.forward(np.ones((n_channels, 1)), picks)[:, 0]
+    zero = recipe.forward(np.zeros((n_channels, 1)), picks)[:, 0]
+    return np.abs(one - zero)
+
+
+def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_error_uv: float | None,
+                   model=None, overwrite: bool, block_samples: int, progress: bool, write_metadata):
+    n_ch, label = raw.info["nchan"], src_path.name if src_path else "recording"
+    whole = raw.get_data() if needs_whole_read(raw) else None
+    first = whole[:, :block_samples] if whole is not None else raw.get_data(start=0, stop=min(raw.n_times, block_samples))
+    model_path = model or model_file.DEFAULT_MODEL
+    units = [int(ch["unit"]) for ch in raw.info["chs"]]  # channels of one unit share a scale
+    _, _, meta = model_file.load(model_path)
+    if mode == "lossy" and quality not in QUALITY_STEPS:
+        raise BadInputError(None, f"quality must be one of {sorted(QUALITY_STEPS)}, got {quality!r}")
+    if mode == "near-lossless" and (max_error_uv is None or not max_error_uv >= 0):
+        raise BadInputError(None, f"--max-error must be a non-negative number of µV, got {max_error_uv!r}")
+    recipe = scaling.recipe_for(raw)
+    kinds = scaling.detect_kinds(recipe, first)
+    if mode == "lossy" and quality in QUALITY_BOUND and (kinds == 0).all():
+        # the top quality is beyond the autoencoder alone: a bounded residual on the integer codes
+        centred = first - np.median(first, axis=1, keepdims=True)
+        max_error_uv = QUALITY_BOUND[quality] * float(np.sqrt(np.mean(centred**2))) * 1e6
+    if mode == "lossy" and quality not in QUALITY_BOUND or mode == "lossy" and (kinds != 0).any():
+        codec = AECodec.for_stream(first, quality=quality, model_path=model_path, groups=units)
+        recipe = scaling.Recipe(("mul:e",), {"e": np.ones(n_ch)})
+        kinds = np.full(n_ch, scaling.LOSSY, np.int8)
+        to_stream = lambda x: x  # noqa: E731
+        deltas_si = None
+    else:
+        if (kinds != 0).any():
+            bad = [raw.ch_names[i] for i in np.flatnonzero(kinds != 0)[:3]]
+            raise BadInputError(src_path, f"near-lossless needs integer-coded samples; {int((kinds != 0).sum())} "
+                                f"channel(s) are not (e.g. {bad}); use --mode lossless or lossy")
+        per_code = value_per_code(recipe, n_ch)
+        deltas = np.floor(max_error_uv * 1e-6 / per_code + 1e-9).astype(np.int64)
+        picks = np.arange(n_ch)
+        codes0 = scaling.to_codes(recipe, first, picks, 0).astype(np.float64)
+        values0 = codes0 * per_code[:, None]
+        rms = max(float(np.sqrt(np.mean((values0 - np.median(values0, axis=1, keepdims=True)) ** 2))), 1e-30)
+        step = float(np.clip(SKETCH_STEP_PER_DELTA * max_error_uv * 1e-6 / rms, 0.05, 64.0))
+        sketch = AECodec.for_stream(values0, step=step, model_path=model_path, groups=units)
+        sketch.spatial.offsets /= per_code  # the sketch runs on codes: fold each channel's unit into its scale
+        sketch.spatial.scales /= per_code
+        sketch = AECodec(**{k: v for k, v in sketch.get_config().items() if k != "id"})
+        codec = NearLosslessCodec(sketch.get_config(), deltas.tolist())
+
+        def to_stream(x):
+            try:
+                return scaling.to_codes(recipe, x, picks, 0)
+            except scaling.KindMismatch as exc:
+                raise BadInputError(src_path, f"channels {exc.channels.tolist()} stop being integer-coded "
+                                    "later in the recording; their error cannot be bounded") from None
+        deltas_si = deltas * per_code
+    config = codec.get_config()
+    writer = ArchiveWriter(dst, mode=mode)
+    try:
+        stream = codec.stream(block_samples)
+        with progress_bar(f"compress {label} ({mode})", raw.n_times, enabled=progress) as advance:
+            for t0, t1, x in iter_samples(raw, block_samples, whole):
+                for a, b, payload in stream.push(to_stream(x)):
+                    writer.add_block(a, b, 0, n_ch, config, payload)
+                advance(t1 - t0)
+            for a, b, payload in stream.finish():
+                writer.add_block(a, b, 0, n_ch, config, payload)
+        write_metadata(writer.h5, raw, recipe, kinds, np.full(n_ch, raw.n_times, np.int64), src_path)
+        g = writer.h5.create_group("lossy")
+        put_text(g.attrs, "mode", mode)
+        put_text(g.attrs, "model_id", meta["model_id"])
+        g.attrs["step"] = codec.sketch.step if isinstance(codec, NearLosslessCodec) else codec.step
+        if quality is not None:
+            g.attrs["quality"] = int(quality)
+        if max_error_uv is not None:
+            g.attrs["max_error_uv"] = float(max_error_uv)
+        if model is not None and meta["model_id"] != model_file.load()[2]["model_id"]:
+            g.create_dataset("model", data=np.frombuffer(open(model_path, "rb").read(), np.uint8))
+        writer.finish({"n_samples": raw.n_times, "n_channels": n_ch, "sfreq": float(raw.info["sfreq"]),
+                       "first_samp": int(raw.first_samp), "block_samples": block_samples, "samples_sha256": "",
+                       "samples_hash_layout": "sha256 of float64 little-endian samples (decoded), time-major"})
+        figures = _check(writer, raw, whole, block_samples, label, deltas_si, progress)
+        with h5py.File(writer.tmp, "r+") as h5:
+            put_text(h5["data"].attrs, "samples_sha256", figures.pop("sha256"))
+            json_dataset(h5.create_group("fidelity"), "json", figures)
+        return writer.publish(overwrite=overwrite)
+    except BaseException:
+        writer.discard()
+        raise
+
+
+def _check(writer, raw, whole, block, label, deltas_si, progress) -> dict:
+    """Decode the new archive against the source: fidelity, hash, and the error bound."""
+    meter = FidelityMeter(raw.info["nchan"], float(raw.info["sfreq"]))
+    sha = hashlib.sha256()
+    with Archive(writer.tmp) as arc, progress_bar(f"verify {label}", raw.n_times, enabled=progress) as adv:
+        for t0, t1, x in iter_samples(raw, block, whole):
+            y = arc.read(t0, t1)
+            meter.update(x, y)
+            sha.update(sample_bytes(y))
+            if deltas_si is not None:
+                excess = np.abs(y - x) - deltas_si[:, None] * (1 + 1e-9)
+                if (excess > 0).any():
+                    ch = int(np.argwhere(excess > 0)[0][0])
+                    raise VerificationError(f"{label}: channel {raw.ch_names[ch]} exceeds the error bound")
+            adv(t1 - t0)
+    out = meter.result()
+    out["sha256"] = sha.hexdigest()
+    out["ch_names"] = list(raw.ch_names)
+    return json.loads(json.dumps(out))

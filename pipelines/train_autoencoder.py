@@ -1,0 +1,56 @@
+"""Train the lossy autoencoder on a subject-disjoint split of the eegmat recordings.
+
+    python pipelines/train_autoencoder.py [--corpus ../shared/corpus] [--minutes 12] [-o biocompress/models/ae1.pt]
+
+Split by subject (never by file): subjects 00-11 train, 12-14 validation (reported
+here), 15-17 held out for pipelines/bench_lossy.py. Prints validation
+rate-distortion points as it goes and, at the end, one point per quality level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from biocompress.codecs.lossy import model_file  # noqa: E402
+from biocompress.codecs.lossy.train import DEFAULT_ARCH, TrainConfig, load_recordings, train  # noqa: E402
+
+TRAIN = [f"Subject{i:02d}" for i in range(0, 12)]
+VALIDATION = [f"Subject{i:02d}" for i in range(12, 15)]
+TEST = [f"Subject{i:02d}" for i in range(15, 18)]
+
+
+def split_files(corpus: Path, subjects: list[str]) -> list[Path]:
+    return sorted(p for s in subjects for p in (corpus / "eegmat").glob(f"{s}_*.edf"))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "corpus")
+    p.add_argument("--minutes", type=float, default=TrainConfig.minutes)
+    p.add_argument("--lam", type=float, default=TrainConfig.lam)
+    p.add_argument("--model", default=json.dumps(DEFAULT_ARCH), help="JSON of ConvAutoencoder keyword arguments")
+    p.add_argument("-o", "--output", type=Path, default=model_file.DEFAULT_MODEL)
+    a = p.parse_args(argv)
+    train_files, val_files = split_files(a.corpus, TRAIN), split_files(a.corpus, VALIDATION)
+    if not train_files or not val_files:
+        print(f"eegmat recordings not found under {a.corpus}; nothing trained", file=sys.stderr)
+        return 2
+    print(f"training on {len(train_files)} recordings ({TRAIN[0]}-{TRAIN[-1]}), validating on "
+          f"{len(val_files)} ({VALIDATION[0]}-{VALIDATION[-1]}); {TEST[0]}-{TEST[-1]} held out")
+    cfg = TrainConfig(minutes=a.minutes, lam=a.lam, model=json.loads(a.model))
+    model, prior, history = train(load_recordings(train_files), load_recordings(val_files), cfg)
+    a.output.parent.mkdir(parents=True, exist_ok=True)
+    mid = model_file.save(a.output, model, prior, {
+        "trained_on": [f.name for f in train_files], "validated_on": [f.name for f in val_files],
+        "minutes": a.minutes, "lam": a.lam, "history": history})
+    print(f"model {mid} written to {a.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

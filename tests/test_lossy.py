@@ -1,0 +1,180 @@
+"""Lossy and near-lossless modes: codecs, streaming without seams, error bounds, archives, CLI."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+import biocompress
+from biocompress.cli import app
+from biocompress.codecs.lossy import model_file
+from biocompress.codecs.lossy.ae_codec import QUALITY_STEPS, AECodec
+from biocompress.codecs.lossy.near_lossless import NearLosslessCodec, dpcm_decode, dpcm_encode
+from biocompress.io.source import open_raw
+from codec_conformance import check_lossy_codec
+from conftest import SAMPLES_DIR, assert_bitwise_equal, copy_sample, leftovers, synthetic_raw
+
+EEG = SAMPLES_DIR / "Subject00_2.edf"
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def eeg_values(n: int = 12000) -> np.ndarray:
+    return open_raw(EEG).get_data(start=0, stop=n)
+
+
+def eeg_codes(n: int = 12000) -> np.ndarray:
+    from biocompress.io.codes import read_codes
+
+    return read_codes(EEG).codes[:, :n]
+
+
+# --- codecs --------------------------------------------------------------------------------
+@pytest.mark.parametrize("quality", sorted(QUALITY_STEPS))
+def test_ae_codec_conformance(quality):
+    x = eeg_values(6000)
+    codec = AECodec.for_stream(x, quality=quality)
+    check_lossy_codec(codec, x, max_prdn=40.0)
+
+
+def test_near_lossless_codec_conformance():
+    codes = eeg_codes(6000)
+    deltas = np.full(codes.shape[0], 300)
+    codec = NearLosslessCodec(AECodec.for_stream(codes.astype(float), step=2.0).get_config(), deltas)
+    check_lossy_codec(codec, codes, max_error=deltas)
+
+
+def test_stream_blocks_decode_alone_and_without_seams():
+    """Pushed in uneven chunks, cut in blocks: each block decodes on its own to what one
+    continuous decode gives (so nothing jumps at block edges)."""
+    x = eeg_values(9000)
+    codec = AECodec.for_stream(x, quality=3)
+    enc = codec.stream(block=2048)
+    blocks = []
+    for a, b in [(0, 700), (700, 701), (701, 5000), (5000, 9000)]:
+        blocks += enc.push(x[:, a:b])
+    blocks += enc.finish()
+    assert [(a, b) for a, b, _ in blocks] == [(t, min(t + 2048, 9000)) for t in range(0, 9000, 2048)]
+    pieces = np.concatenate([codec.decode(p) for _, _, p in blocks], axis=1)
+    whole = codec.decode(codec.encode(x))
+    scale = np.abs(x).max()
+    assert np.abs(pieces - whole).max() <= 1e-5 * scale
+    edges = [2048 * k for k in range(1, 5)]
+    err = np.abs(pieces - x)
+    near = max(err[:, e - 3 : e + 3].max() for e in edges)
+    assert near <= 3 * np.percentile(err, 99.9)  # the edges are no worse than the rest
+
+
+def test_higher_quality_costs_more_and_errs_less():
+    x = eeg_values(8000)
+    sizes, errors = [], []
+    for q in sorted(QUALITY_STEPS):
+        codec = AECodec.for_stream(x, quality=q)
+        payload = codec.encode(x)
+        sizes.append(len(payload))
+        errors.append(np.linalg.norm(codec.decode(payload) - x))
+    assert sizes == sorted(sizes) and errors == sorted(errors, reverse=True)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(delta=st.integers(0, 60), seed=st.integers(0, 2**16), spikes=st.booleans())
+def test_near_lossless_never_exceeds_delta(delta, seed, spikes):
+    rng = np.random.default_rng(seed)
+    codes = np.cumsum(rng.integers(-80, 81, (3, 1500)), axis=1)
+    if spikes:
+        codes[1, rng.integers(0, 1500, 5)] += 20000
+    codes[2] = np.arange(1500)  # a counter: with δ = 0 it must come back exactly
+    codec = NearLosslessCodec(AECodec.for_stream(codes.astype(float), step=1.0).get_config(), [delta] * 3)
+    back = codec.decode(codec.encode(codes))
+    assert np.abs(back - codes).max() <= delta
+    if delta == 0:
+        assert np.array_equal(back, codes)
+
+
+def test_dpcm_baseline_bound_and_round_trip():
+    codes = eeg_codes(5000)
+    for delta in (0, 7, 500):
+        payload, recon = dpcm_encode(codes, delta)
+        assert np.array_equal(dpcm_decode(payload), recon)
+        assert np.abs(recon - codes).max() <= delta
+
+
+# --- archives ----------------------------------------------------------------------------
+def test_lossy_archive_fidelity_warning_and_info(tmp_path):
+    src = copy_sample("Subject00_2.edf", tmp_path)
+    dst = biocompress.compress(src, tmp_path / "q3.bc.h5", mode="lossy", quality=3)
+    ref = open_raw(src).get_data()
+    with pytest.warns(UserWarning, match="lossy archive") as record:
+        raw = biocompress.read_raw(dst)
+    assert len(record) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        biocompress.read_raw(dst)  # once per archive
+    x = raw.get_data()
+    prdn = 100 * np.linalg.norm(x - ref) / np.linalg.norm(ref - ref.mean(axis=1, keepdims=True))
+    with biocompress.open(dst) as arc:
+        stored = arc.fidelity["overall"]
+        assert arc.mode == "lossy"
+    assert stored["prdn"] == pytest.approx(prdn, rel=1e-6)
+    assert 0 < prdn < 15
+    assert src.stat().st_size / dst.stat().st_size > 8
+    res = invoke("info", dst, "--json")
+    summary = json.loads(res.output)
+    assert "PRDN" in summary["fidelity"] and "quality 3" in summary["lossy"]
+    assert invoke("verify", dst).exit_code == 0
+    assert leftovers(tmp_path) == []
+
+
+def test_near_lossless_archive_bound_and_counter(tmp_path):
+    raw = synthetic_raw()  # integer codes × cal, channel 0 a counter
+    cal_uv = 1e-7 * 1e6
+    dst = biocompress.compress(raw, tmp_path / "nl.bc.h5", mode="near-lossless", max_error_uv=40 * cal_uv)
+    back = biocompress.read_raw(dst).get_data()
+    ref = raw.get_data()
+    assert np.abs(back - ref).max() <= 40 * 1e-7 * (1 + 1e-9)
+    exact = biocompress.compress(raw, tmp_path / "nl0.bc.h5", mode="near-lossless", max_error_uv=0.5 * cal_uv)
+    counter = biocompress.read_raw(exact).get_data()[0]
+    assert_bitwise_equal(counter, ref[0])  # δ below one code: every sample, none lost or moved
+
+
+def test_cli_lossy_modes_and_clear_errors(tmp_path):
+    src = copy_sample("Subject00_2.edf", tmp_path)
+    res = invoke("compress", src, "--mode", "lossy")
+    assert res.exit_code == 2 and "--quality" in res.output
+    res = invoke("compress", src, "--mode", "lossy", "--quality", "9")
+    assert res.exit_code == 2 and "quality" in res.output
+    vhdr = copy_sample("test_NO.vhdr", tmp_path)
+    res = invoke("compress", vhdr, "--mode", "near-lossless", "--max-error", "1")
+    assert res.exit_code == 2 and "integer" in res.output and "test_NO.vhdr" in " ".join(res.output.split())
+    assert not (tmp_path / "test_NO.bc.h5").exists()
+    res = invoke("compress", src, "--mode", "near-lossless", "--max-error", "2", "-o", tmp_path / "nl.bc.h5")
+    assert res.exit_code == 0, res.output
+    res = invoke("report", tmp_path / "nl.bc.h5", "--source", src, "-o", tmp_path / "report.png")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert leftovers(tmp_path) == []
+
+
+def test_train_cli_and_model_stored_in_archive(tmp_path):
+    """A (very short) training run on the samples; archives made with the model carry it."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("Subject00_2.edf", "MB0400FU.EDF"):
+        copy_sample(name, data)
+    model = tmp_path / "mine.pt"
+    res = invoke("train", data, "-o", model, "--minutes", "0.05")
+    assert res.exit_code == 0, res.output
+    dst = biocompress.compress(data / "Subject00_2.edf", tmp_path / "m.bc.h5", mode="lossy", quality=2, model=model)
+    mid = model_file.load(model)[2]["model_id"]
+    model_file._BY_ID.pop(mid)
+    model_file._CACHE.clear()
+    with biocompress.open(dst) as arc:  # found inside the archive, not on disk
+        assert "model" in arc.h5["lossy"] and arc.read(0, 100).shape == (21, 100)
