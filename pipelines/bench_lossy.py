@@ -207,9 +207,9 @@ def plot(rows: list[dict], path: Path) -> None:
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 5))
     for method in dict.fromkeys(r["method"] for r in rows):
-        rs = sorted((r for r in rows if r["method"] == method), key=lambda r: r["prdn"])
-        a.plot([r["prdn"] for r in rs], [r["cr"] for r in rs], "o-", label=method)
-        b.plot([r["max_abs_error_uv"] for r in rs], [r["cr"] for r in rs], "o-", label=method)
+        for ax, key in ((a, "prdn"), (b, "max_abs_error_uv")):
+            rs = sorted((r for r in rows if r["method"] == method), key=lambda r: r[key])
+            ax.plot([r[key] for r in rs], [r["cr"] for r in rs], "o-", label=method)
     a.plot(*zip(*DWT_ANCHORS), "k:", label="DWT anchors (other subjects)")
     for ax, xlabel in ((a, "PRDN (%)"), (b, "max |error| (µV)")):
         ax.set_xscale("log")

@@ -17,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from biocompress.codecs.lossy import model_file  # noqa: E402
+from biocompress.codecs.lossy.ae_codec import QUALITY_STEPS  # noqa: E402
 from biocompress.codecs.lossy.train import DEFAULT_ARCH, TrainConfig, load_recordings, train  # noqa: E402
 
 TRAIN = [f"Subject{i:02d}" for i in range(0, 12)]
@@ -49,7 +50,32 @@ def main(argv=None) -> int:
         "trained_on": [f.name for f in train_files], "validated_on": [f.name for f in val_files],
         "minutes": a.minutes, "lam": a.lam, "history": history})
     print(f"model {mid} written to {a.output}")
+    print("validation rate-distortion with the real coder (per recording: spatial transform, streaming blocks):")
+    for quality, step in QUALITY_STEPS.items():
+        bps, prdn = validation_point(a.output, val_files, step)
+        print(f"  quality {quality} (step {step:g}): {bps:.3f} bits/sample = CR {16 / bps:.1f}, PRDN {prdn:.2f} %")
     return 0
+
+
+def validation_point(model_path: Path, files: list[Path], step: float) -> tuple[float, float]:
+    """(bits per sample, PRDN %) of the autoencoder alone at ``step`` over ``files``."""
+    import numpy as np
+
+    from biocompress.codecs.lossy.ae_codec import AECodec
+    from biocompress.io.source import open_raw
+
+    bits = samples = err2 = centred2 = 0.0
+    for f in files:
+        x = open_raw(f).get_data()
+        codec = AECodec.for_stream(x[:, :16384], step=step, model_path=model_path)
+        enc = codec.stream(16384)
+        blocks = enc.push(x) + enc.finish()
+        x_hat = np.concatenate([codec.decode(p) for _, _, p in blocks], axis=1)
+        bits += 8 * sum(len(p) for _, _, p in blocks)
+        samples += x.size
+        err2 += float(((x_hat - x) ** 2).sum())
+        centred2 += float(((x - x.mean(axis=1, keepdims=True)) ** 2).sum())
+    return bits / samples, 100 * (err2 / centred2) ** 0.5
 
 
 if __name__ == "__main__":

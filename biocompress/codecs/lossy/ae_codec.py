@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import struct
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -34,6 +35,18 @@ LATENT_SEGMENT = 32
 # validation subjects (eegmat 12-14): PRDN ≈ 21, 12, 7, 4.4, 3.3 % (quality 5 of integer-coded
 # recordings takes a bounded residual instead: compress_lossy.QUALITY_BOUND).
 QUALITY_STEPS = {1: 15.0, 2: 6.5, 3: 3.0, 4: 1.3, 5: 0.3}
+
+
+@contextmanager
+def one_thread():
+    """Torch on one thread: its convolutions then give the same floats whatever thread count
+    the caller (or a worker process) runs with, so a machine always decodes alike."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def decoder_context(model: ConvAutoencoder) -> int:
@@ -99,7 +112,7 @@ class AEStreamEncoder:
             return
         c = self.codec
         z = c.spatial.to_components(x)[c.coded].astype(np.float32)
-        with torch.inference_mode():
+        with torch.inference_mode(), one_thread():
             y, self._state = self.model.encode(torch.from_numpy(z)[:, None, :], self._state)
         steps = c.steps[:, None, None]
         self._latents.append(np.rint(y.numpy() / steps).astype(np.int64))
@@ -205,7 +218,7 @@ class AECodec(Codec):
         z = np.zeros((self.spatial.sigmas.size, n))
         if q.shape[0]:
             y = torch.from_numpy((q * self.steps[:, None, None]).astype(np.float32))
-            with torch.inference_mode():
+            with torch.inference_mode(), one_thread():
                 out, _ = self.model.decode(y)
             first = before * s + self.model.delay
             z[self.coded] = out[:, 0, first : first + n].numpy()

@@ -33,12 +33,17 @@ class CausalConv(nn.Module):
 
 
 class CausalUp(nn.Module):
-    """ConvTranspose1d upsampling by ``stride``; output i·stride … sees inputs ≤ i."""
+    """ConvTranspose1d upsampling by ``stride``; output i·stride … sees inputs ≤ i.
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int):
+    ``phase_bias``: a bias per output phase (sample i·stride + r gets bias[r]) instead of
+    one per output channel (single-channel output only).
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, phase_bias: bool = False):
         super().__init__()
-        assert kernel % stride == 0
-        self.conv = nn.ConvTranspose1d(c_in, c_out, kernel, stride)
+        assert kernel % stride == 0 and (c_out == 1 or not phase_bias)
+        self.conv = nn.ConvTranspose1d(c_in, c_out, kernel, stride, bias=not phase_bias)
+        self.phase_bias = nn.Parameter(torch.zeros(stride)) if phase_bias else None
         self.stride = stride
         self.context = kernel // stride - 1
 
@@ -48,17 +53,20 @@ class CausalUp(nn.Module):
         full = torch.cat([state, x], dim=-1)
         y = self.conv(full)  # length (len(full) − 1)·stride + kernel
         start = self.context * self.stride
-        return y[..., start : start + x.shape[-1] * self.stride], full[..., full.shape[-1] - self.context :]
+        y = y[..., start : start + x.shape[-1] * self.stride]
+        if self.phase_bias is not None:
+            y = (y.reshape(y.shape[0], 1, -1, self.stride) + self.phase_bias).reshape(y.shape[0], 1, -1)
+        return y, full[..., full.shape[-1] - self.context :]
 
 
 class _Stack(nn.Module):
-    """Layers with an activation between them (not after the last, nor after ``skip_act``)."""
+    """Layers with an activation between them (not after the last)."""
 
-    def __init__(self, layers: list[nn.Module], skip_act=()):
+    def __init__(self, layers: list[nn.Module]):
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.act = nn.GELU()
-        self.skip_act = set(skip_act) | {len(layers) - 1}
+        self.skip_act = {len(layers) - 1}
 
     def forward(self, x, states=None):
         states = states or [None] * len(self.layers)
@@ -71,26 +79,14 @@ class _Stack(nn.Module):
         return x, new
 
 
-class _Polyphase(nn.Module):
-    """(batch, 1, n·s) ↔ (batch, s, n): each group of ``s`` consecutive samples as channels."""
-
-    def __init__(self, s: int, inverse: bool):
-        super().__init__()
-        self.s, self.inverse, self.context = s, inverse, 0
-
-    def forward(self, x, state=None):
-        if self.inverse:
-            return x.transpose(1, 2).reshape(x.shape[0], 1, -1), state
-        return x.reshape(x.shape[0], -1, self.s).transpose(1, 2), state
-
-
 class ConvAutoencoder(nn.Module):
     """Encoder: 1 → ``latent`` channels at 1/``stride`` the sample rate; decoder back.
 
-    ``stride`` = 2**``levels``. ``arch`` "conv": strided convolutions and transposed
-    convolutions; "polyphase": each group of ``stride`` samples becomes ``stride``
-    channels and every convolution runs at the latent rate (several times faster on a
-    CPU). The config is stored with the model; archives name the model by id.
+    ``stride`` = 2**``levels``. ``arch`` "conv": ``levels`` stride-2 convolutions and as
+    many stride-2 transposed convolutions; "strided": one Conv1d of stride ``stride``
+    (kernel 3·stride) and one ConvTranspose1d of stride ``stride`` at the ends, every
+    other convolution at the latent rate (several times faster on a CPU). The config is
+    stored with the model; archives name the model by id.
     """
 
     def __init__(self, levels: int = 4, width: int = 32, latent: int = 4, kernel: int = 6, lookahead: int = 4,
@@ -101,16 +97,15 @@ class ConvAutoencoder(nn.Module):
             self.config["arch"] = arch
         self.stride = 2**levels
         self.lookahead = lookahead
-        if arch == "polyphase":
+        if arch == "strided":
             s = self.stride
-            self.encoder = _Stack([_Polyphase(s, False), CausalConv(s, width, 3), CausalConv(width, width, 3),
-                                   CausalConv(width, width, 3), CausalConv(width, latent, 3)], skip_act=(0,))
+            self.encoder = _Stack([CausalConv(1, width, 3 * s, s), CausalConv(width, width, 3),
+                                   CausalConv(width, width, 3), CausalConv(width, latent, 3)])
             self.decoder = _Stack([CausalConv(latent, width, lookahead + 3), CausalConv(width, width, 3),
-                                   CausalConv(width, width, 3), CausalConv(width, s, 3), _Polyphase(s, True)],
-                                  skip_act=(3,))
+                                   CausalConv(width, width, 3), CausalUp(width, 1, 3 * s, s, phase_bias=True)])
             return
         if arch != "conv":
-            raise ValueError(f"arch must be 'conv' or 'polyphase', got {arch!r}")
+            raise ValueError(f"arch must be 'conv' or 'strided', got {arch!r}")
         widths = [min(width, 16 * 2**i) for i in range(levels)]
         enc = [CausalConv(1, widths[0], kernel, 2)]
         enc += [CausalConv(widths[i - 1], widths[i], kernel, 2) for i in range(1, levels)]

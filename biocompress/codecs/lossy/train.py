@@ -20,7 +20,7 @@ import torch
 from .model import ConvAutoencoder
 from .prior import FactorizedPrior
 
-DEFAULT_ARCH = {"arch": "polyphase", "width": 96}  # the shipped model's (ConvAutoencoder keyword arguments)
+DEFAULT_ARCH = {"arch": "strided", "width": 96}  # the shipped model's (ConvAutoencoder keyword arguments)
 WARMUP = 256  # samples at the start of a crop without loss (the stream's steady state is what counts)
 
 
