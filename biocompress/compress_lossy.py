@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
@@ -61,11 +62,18 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         # the top quality is beyond the autoencoder alone: a bounded residual on the integer codes
         centred = first - np.median(first, axis=1, keepdims=True)
         max_error_uv = QUALITY_BOUND[quality] * float(np.sqrt(np.mean(centred**2))) * 1e6
-    if mode == "lossy" and quality not in QUALITY_BOUND or mode == "lossy" and (kinds != 0).any():
-        codec = AECodec.for_stream(first, quality=quality, model_path=model_path, groups=units)
-        recipe = scaling.Recipe(("mul:e",), {"e": np.ones(n_ch)})
-        kinds = np.full(n_ch, scaling.LOSSY, np.int8)
-        to_stream = lambda x: x  # noqa: E731
+    stim = np.array([t == "stim" for t in raw.get_channel_types()])
+    if mode == "lossy" and quality not in QUALITY_BOUND or mode == "lossy" and (kinds[~stim] != 0).any():
+        lanes, codec = [], None
+        for a, b, is_stim in _runs(stim):
+            if is_stim:  # trigger channels stay exact: event codes are not signals
+                lanes.append(_LosslessLane(recipe, np.arange(a, b), int(kinds[a:b].max()), block_samples))
+                continue
+            ae = AECodec.for_stream(first[a:b], quality=quality, model_path=model_path, groups=units[a:b])
+            codec = codec or ae
+            lanes.append(_Lane(a, b, ae.get_config(), ae.stream(block_samples), lambda x, a=a, b=b: x[a:b]))
+            kinds[a:b] = scaling.LOSSY
+        codec = codec or AECodec.for_stream(first, quality=quality, model_path=model_path)
         deltas_si = None
     else:
         if (kinds != 0).any():
@@ -74,6 +82,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                                 f"channel(s) are not (e.g. {bad}); use --mode lossless or lossy")
         per_code = value_per_code(recipe, n_ch)
         deltas = np.floor(max_error_uv * 1e-6 / per_code + 1e-9).astype(np.int64)
+        deltas[stim] = 0  # trigger channels exact
         picks = np.arange(n_ch)
         codes0 = scaling.to_codes(recipe, first, picks, 0).astype(np.float64)
         values0 = codes0 * per_code[:, None]
@@ -91,18 +100,19 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
             except scaling.KindMismatch as exc:
                 raise BadInputError(src_path, f"channels {exc.channels.tolist()} stop being integer-coded "
                                     "later in the recording; their error cannot be bounded") from None
+        lanes = [_Lane(0, n_ch, codec.get_config(), codec.stream(block_samples), to_stream)]
         deltas_si = deltas * per_code
-    config = codec.get_config()
     writer = ArchiveWriter(dst, mode=mode)
     try:
-        stream = codec.stream(block_samples)
         with progress_bar(f"compress {label} ({mode})", raw.n_times, enabled=progress) as advance:
             for t0, t1, x in iter_samples(raw, block_samples, whole):
-                for a, b, payload in stream.push(to_stream(x)):
-                    writer.add_block(a, b, 0, n_ch, config, payload)
+                for lane in lanes:
+                    for a, b, payload in lane.stream.push(lane.select(x)):
+                        writer.add_block(a, b, lane.start, lane.stop, lane.config, payload)
                 advance(t1 - t0)
-            for a, b, payload in stream.finish():
-                writer.add_block(a, b, 0, n_ch, config, payload)
+            for lane in lanes:
+                for a, b, payload in lane.stream.finish():
+                    writer.add_block(a, b, lane.start, lane.stop, lane.config, payload)
         write_metadata(writer.h5, raw, recipe, kinds, np.full(n_ch, raw.n_times, np.int64), src_path)
         g = writer.h5.create_group("lossy")
         put_text(g.attrs, "mode", mode)
@@ -125,6 +135,46 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
     except BaseException:
         writer.discard()
         raise
+
+
+@dataclass
+class _Lane:
+    """A contiguous run of channels and the stream encoder that codes it."""
+
+    start: int
+    stop: int
+    config: dict
+    stream: object  # push(x) / finish() → [(t0, t1, payload)]
+    select: object  # chunk of every channel → what the stream takes
+
+
+class _LosslessLane(_Lane):
+    """Channels kept exact inside a lossy archive (triggers), coded like a lossless archive's."""
+
+    def __init__(self, recipe, picks: np.ndarray, kind: int, block: int):
+        from .compress import codec_for
+
+        self.codec, self.recipe, self.picks, self.kind = codec_for(kind), recipe, picks, kind
+        super().__init__(int(picks[0]), int(picks[-1]) + 1, self.codec.get_config(), self, lambda x: x[picks])
+        self.t0 = 0
+
+    def push(self, x: np.ndarray):
+        try:
+            codes = scaling.to_codes(self.recipe, x, self.picks, self.kind)
+        except scaling.KindMismatch as exc:
+            raise BadInputError(None, f"trigger channels {exc.channels.tolist()} change value kind later in the "
+                                "recording; compress it losslessly") from None
+        t0, self.t0 = self.t0, self.t0 + x.shape[1]
+        return [(t0, self.t0, self.codec.encode(codes))]
+
+    def finish(self):
+        return []
+
+
+def _runs(flags: np.ndarray):
+    """(start, stop, flag) of each run of equal flags."""
+    edges = [0] + [i for i in range(1, flags.size) if flags[i] != flags[i - 1]] + [flags.size]
+    return [(a, b, bool(flags[a])) for a, b in zip(edges, edges[1:])]
 
 
 def _check(writer, raw, whole, block, label, deltas_si, progress) -> dict:

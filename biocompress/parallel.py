@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
+from contextlib import contextmanager
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 
 import numpy as np
 
 from .codecs import get_codec
-from .codecs.base import _REGISTRY
+from .codecs.base import _LAZY, _REGISTRY
 
 
 def default_workers() -> int:
@@ -119,27 +121,55 @@ def read_pool():
     where child processes cannot be made (e.g. inside a daemonic worker).
 
     Started once and kept: decoding is GIL-bound (the range decoder holds the GIL), so
-    only processes decode two blocks at once. Workers are forked like the writer's
-    (spawned ones would re-run a user's script that lacks a ``__main__`` guard).
+    only processes decode two blocks at once. Workers come from a fork server, so they
+    hold none of the caller's open files (a forked reader would keep its HDF5 file locks),
+    and they are started with the caller's ``__main__`` hidden: the jobs need only
+    biocompress, and re-importing a user's script (what spawned workers do) would re-run
+    one that lacks a ``__main__`` guard.
     """
     if not _READ_POOL:
         pool = None
         if default_workers() > 1 and not multiprocessing.current_process().daemon:
             try:
-                pool = ProcessPoolExecutor(default_workers() - 1, mp_context=_context(),
-                                           initializer=_warm_up)
-                pool.submit(int).result()  # fail here, not in a read, if workers cannot start
-            except (OSError, RuntimeError, AssertionError):
+                ctx = multiprocessing.get_context("forkserver")
+                ctx.set_forkserver_preload(["biocompress.parallel"])
+                pool = ProcessPoolExecutor(default_workers() - 1, mp_context=ctx, initializer=_warm_up)
+                with _main_hidden():
+                    pool.submit(int).result()  # starts the worker now; fails here, not in a read
+            except (OSError, RuntimeError, AssertionError, ValueError):
                 pool = None
         _READ_POOL.append(pool)
-        _READ_POOL.append(dict(_REGISTRY))  # the codecs the forked workers know
     return _READ_POOL[0]
 
 
+@contextmanager
+def _main_hidden():
+    """Without ``__main__.__file__``/``__spec__``, multiprocessing tells a new process not to
+    import the caller's main module."""
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__.pop(k) for k in ("__file__", "__spec__") if main and k in main.__dict__}
+    if main is not None and "__spec__" in saved:
+        main.__spec__ = None
+    try:
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.pop("__spec__", None)
+            main.__dict__.update(saved)
+
+
 def _workers_know(config: dict) -> bool:
-    """Whether the read pool's workers decode ``config`` with the same class as here
-    (a codec registered after they were forked is decoded here instead)."""
-    return _READ_POOL[1].get(config.get("id"), None) is _REGISTRY.get(config.get("id"))
+    """Whether a fresh worker decodes ``config`` as this process does: biocompress's own
+    codecs (not one registered by the caller), and for the lossy ones a shipped model
+    (not one loaded from an archive here)."""
+    cid = config.get("id")
+    if cid in _LAZY:
+        from .codecs.lossy import model_file
+
+        model = config.get("model") or config.get("sketch", {}).get("model")
+        return model_file.is_shipped(model)
+    cls = _REGISTRY.get(cid)
+    return cls is not None and cls.__module__.startswith("biocompress.")
 
 
 def _decode_parts(jobs) -> list:

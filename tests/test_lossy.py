@@ -194,3 +194,17 @@ def test_near_lossless_bound_survives_a_sketch_rounded_one_code_off(monkeypatch)
     back = codec.decode(payload)
     assert (np.abs(back - codes) <= deltas[:, None]).all()
     assert np.array_equal(back[0], codes[0])  # δ = 0: exact
+
+
+def test_lossy_keeps_trigger_channels_exact(tmp_path):
+    """Stim channels are event codes, not signals: a lossy archive keeps them bit for bit."""
+    src = copy_sample("test_bdf_stim_channel.bdf", tmp_path)
+    ref = open_raw(src)
+    stim = [i for i, t in enumerate(ref.get_channel_types()) if t == "stim"]
+    assert stim
+    dst = biocompress.compress(src, tmp_path / "s.bc.h5", mode="lossy", quality=1)
+    with pytest.warns(UserWarning):
+        got = biocompress.read_raw(dst).get_data()
+    assert_bitwise_equal(got[stim], ref.get_data()[stim])
+    with biocompress.open(dst) as arc:
+        assert {c["id"] for c in arc.codec_configs} == {"ae-v1", "lpc-v3"}

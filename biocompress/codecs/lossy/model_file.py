@@ -80,6 +80,14 @@ def load_bytes(blob: bytes, where: str = "archive") -> tuple:
             _CACHE.pop(str(Path(f.name).resolve()), None)
 
 
+def is_shipped(mid) -> bool:
+    """Whether model ``mid`` is one of the package's own files."""
+    for path in sorted(MODELS_DIR.glob("*.pt")):
+        if load(path)[2]["model_id"] == mid:
+            return True
+    return False
+
+
 def load_id(mid: str) -> tuple:
     """The model with id ``mid``: the shipped default, or one loaded before (e.g. from an archive)."""
     for path in sorted(MODELS_DIR.glob("*.pt")) if mid not in _BY_ID else ():
