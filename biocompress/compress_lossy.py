@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -22,6 +23,7 @@ import numpy as np
 from .codecs.lossy import model_file
 from .codecs.lossy.ae_codec import QUALITY_STEPS, AECodec
 from .codecs.lossy.near_lossless import NearLosslessCodec
+from .codecs.lossy.spatial import Spatial
 from .container.layout import put_text
 from .container.reader import Archive, sample_bytes
 from .container.writer import ArchiveWriter, json_dataset
@@ -64,16 +66,14 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         max_error_uv = QUALITY_BOUND[quality] * float(np.sqrt(np.mean(centred**2))) * 1e6
     stim = np.array([t == "stim" for t in raw.get_channel_types()])
     if mode == "lossy" and quality not in QUALITY_BOUND or mode == "lossy" and (kinds[~stim] != 0).any():
-        lanes, codec = [], None
+        lanes, step = [], QUALITY_STEPS[quality]
         for a, b, is_stim in _runs(stim):
             if is_stim:  # trigger channels stay exact: event codes are not signals
                 lanes.append(_LosslessLane(recipe, np.arange(a, b), int(kinds[a:b].max()), block_samples))
                 continue
             ae = AECodec.for_stream(first[a:b], quality=quality, model_path=model_path, groups=units[a:b])
-            codec = codec or ae
             lanes.append(_Lane(a, b, ae.get_config(), ae.stream(block_samples), lambda x, a=a, b=b: x[a:b]))
             kinds[a:b] = scaling.LOSSY
-        codec = codec or AECodec.for_stream(first, quality=quality, model_path=model_path)
         deltas_si = None
     else:
         if (kinds != 0).any():
@@ -88,11 +88,11 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         values0 = codes0 * per_code[:, None]
         rms = max(float(np.sqrt(np.mean((values0 - np.median(values0, axis=1, keepdims=True)) ** 2))), 1e-30)
         step = float(np.clip(SKETCH_STEP_PER_DELTA * max_error_uv * 1e-6 / rms, 0.05, 64.0))
-        sketch = AECodec.for_stream(values0, step=step, model_path=model_path, groups=units)
-        sketch.spatial.offsets /= per_code  # the sketch runs on codes: fold each channel's unit into its scale
-        sketch.spatial.scales /= per_code
-        sketch = AECodec(**{k: v for k, v in sketch.get_config().items() if k != "id"})
-        codec = NearLosslessCodec(sketch.get_config(), deltas.tolist())
+        spatial = Spatial.fit(values0, units)
+        spatial.offsets /= per_code  # the sketch runs on codes: fold each channel's unit into its scale
+        spatial.scales /= per_code
+        sketch = {"id": AECodec.codec_id, "model": meta["model_id"], "step": step, "spatial": spatial.to_config()}
+        codec = NearLosslessCodec(sketch, deltas.tolist())
 
         def to_stream(x):
             try:
@@ -117,13 +117,13 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         g = writer.h5.create_group("lossy")
         put_text(g.attrs, "mode", mode)
         put_text(g.attrs, "model_id", meta["model_id"])
-        g.attrs["step"] = codec.sketch.step if isinstance(codec, NearLosslessCodec) else codec.step
+        g.attrs["step"] = step
         if quality is not None:
             g.attrs["quality"] = int(quality)
         if max_error_uv is not None:
             g.attrs["max_error_uv"] = float(max_error_uv)
         if model is not None and meta["model_id"] != model_file.load()[2]["model_id"]:
-            g.create_dataset("model", data=np.frombuffer(open(model_path, "rb").read(), np.uint8))
+            g.create_dataset("model", data=np.frombuffer(Path(model_path).read_bytes(), np.uint8))
         writer.finish({"n_samples": raw.n_times, "n_channels": n_ch, "sfreq": float(raw.info["sfreq"]),
                        "first_samp": int(raw.first_samp), "block_samples": block_samples, "samples_sha256": "",
                        "samples_hash_layout": "sha256 of float64 little-endian samples (decoded), time-major"})

@@ -44,17 +44,20 @@ class SignalMatcher:
 
     def observe(self, t0: int, t1: int, picks, codes: np.ndarray) -> None:
         """Codes of MNE channels ``picks`` for samples [t0, t1), as they go into the archive."""
+        spr = self.max_samp  # signals at another rate hold MNE's resampled view, not their values
+        r0, r1 = t0 // spr, -(-t1 // spr)
+        records = None
         for row, ch in enumerate(picks):
             s = int(self.signal_of_channel[ch])
             if s < 0 or not self.ok[s]:
                 continue
-            spr = int(self.layout.samples_per_record[s])
-            if spr != self.max_samp:  # MNE resampled it and the archive holds MNE's view
+            if int(self.layout.samples_per_record[s]) != spr:
                 self.ok[s] = False
                 continue
-            r0, r1 = t0 // spr, -(-t1 // spr)
-            values = edf_file.signal_values(self.path, self.layout, s, r0, r1)[t0 - r0 * spr : t1 - r0 * spr]
-            self.ok[s] = np.array_equal(values, codes[row])
+            if records is None:  # the records of this window, read once for every signal
+                records = edf_file.read_records(self.path, self.layout, r0, r1)
+            values = edf_file.signal_values(self.path, self.layout, s, records=records)
+            self.ok[s] = np.array_equal(values[t0 - r0 * spr : t1 - r0 * spr], codes[row])
 
     def channel_of_signal(self) -> np.ndarray:
         out = np.full(self.layout.n_signals, edf_source.BYTES, np.int64)

@@ -187,10 +187,10 @@ class Archive:
             return
         plans, work = [], []
         for i, stop, rows in missing:
-            codec = self._codecs[int(self.index[i]["codec"])]
-            parts, join = codec.split_decode(self.block_bytes(i), stop, rows)
+            slot = int(self.index[i]["codec"])
+            parts, join = self._codecs[slot].split_decode(self.block_bytes(i), stop, rows)
             plans.append((len(parts), join))
-            work += [(codec.get_config(), part) for part in parts]
+            work += [(self.codec_configs[slot], part) for part in parts]
         results = decode_parts(work, cost=[len(part[0]) for _, part in work])
         for (i, stop, rows), (n_parts, join) in zip(missing, plans):
             codes = join(results[:n_parts])

@@ -113,10 +113,21 @@ def is_edf(path) -> bool:
     return Path(path).suffix.lower() in (".edf", ".bdf", ".rec")
 
 
-def signal_values(path, layout: EdfLayout, s: int, r0: int = 0, r1: int | None = None) -> np.ndarray:
-    """Digital values of signal ``s`` in records [r0, r1) as int64."""
+def read_records(path, layout: EdfLayout, r0: int = 0, r1: int | None = None) -> np.ndarray:
+    """Data records [r0, r1) as uint8 (r1 - r0, record_bytes)."""
     r1 = layout.n_records if r1 is None else r1
-    b = signal_bytes(path, layout, s, r0, r1).reshape(-1, layout.width)
+    if r1 <= r0:
+        return np.zeros((0, layout.record_bytes), np.uint8)
+    data = np.memmap(path, np.uint8, mode="r", offset=layout.data_offset + r0 * layout.record_bytes,
+                     shape=(r1 - r0, layout.record_bytes))
+    return np.array(data)
+
+
+def signal_values(path, layout: EdfLayout, s: int, r0: int = 0, r1: int | None = None,
+                  records: np.ndarray | None = None) -> np.ndarray:
+    """Digital values of signal ``s`` in records [r0, r1) as int64 (``records``: those
+    records, already read)."""
+    b = signal_bytes(path, layout, s, r0, r1, records).reshape(-1, layout.width)
     if layout.width == 2:
         return b.copy().view("<i2").ravel().astype(np.int64)
     v = b.astype(np.int64)
@@ -124,15 +135,12 @@ def signal_values(path, layout: EdfLayout, s: int, r0: int = 0, r1: int | None =
     return np.where(v >= 1 << 23, v - (1 << 24), v)
 
 
-def signal_bytes(path, layout: EdfLayout, s: int, r0: int = 0, r1: int | None = None) -> np.ndarray:
+def signal_bytes(path, layout: EdfLayout, s: int, r0: int = 0, r1: int | None = None,
+                 records: np.ndarray | None = None) -> np.ndarray:
     """Bytes of signal ``s`` in records [r0, r1): uint8 (r1 - r0, samples_per_record · width)."""
-    r1 = layout.n_records if r1 is None else r1
-    if r1 <= r0:
-        return np.zeros((0, int(layout.samples_per_record[s]) * layout.width), np.uint8)
-    data = np.memmap(path, np.uint8, mode="r", offset=layout.data_offset + r0 * layout.record_bytes,
-                     shape=(r1 - r0, layout.record_bytes))
+    records = read_records(path, layout, r0, r1) if records is None else records
     first = int(layout.signal_offsets[s])
-    return np.array(data[:, first : first + int(layout.samples_per_record[s]) * layout.width])
+    return np.ascontiguousarray(records[:, first : first + int(layout.samples_per_record[s]) * layout.width])
 
 
 def values_to_bytes(values: np.ndarray, width: int) -> np.ndarray:

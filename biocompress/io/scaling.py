@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..codecs.float_codes import codes_to_f32, codes_to_f64, f32_to_codes, f64_to_codes  # noqa: F401
+
 VALUE_KINDS = ("int", "f32", "f64", "int-native", "lossy")
 NATIVE = 3
 LOSSY = 4
@@ -131,28 +133,6 @@ def detect_kinds(recipe: Recipe, x: np.ndarray, picks=None) -> np.ndarray:
         _, is_f32 = _f32_candidates(recipe, x[rest], picks[rest])
         kinds[np.flatnonzero(rest)[is_f32]] = 1
     return kinds
-
-
-def f32_to_codes(f: np.ndarray) -> np.ndarray:
-    """float32 → int64 codes whose order follows the float order (bits kept exactly)."""
-    bits = np.ascontiguousarray(f, dtype=np.float32).view(np.int32).astype(np.int64)
-    return np.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
-
-
-def codes_to_f32(codes: np.ndarray) -> np.ndarray:
-    c = np.asarray(codes, dtype=np.int64)
-    bits = np.where(c < 0, c ^ 0x7FFFFFFF, c).astype(np.int32)
-    return bits.view(np.float32)
-
-
-def f64_to_codes(x: np.ndarray) -> np.ndarray:
-    bits = np.ascontiguousarray(x, dtype=np.float64).view(np.int64)
-    return np.where(bits < 0, bits ^ 0x7FFFFFFFFFFFFFFF, bits)
-
-
-def codes_to_f64(codes: np.ndarray) -> np.ndarray:
-    c = np.ascontiguousarray(codes, dtype=np.int64)
-    return np.where(c < 0, c ^ 0x7FFFFFFFFFFFFFFF, c).view(np.float64)
 
 
 def to_codes(recipe: Recipe, x: np.ndarray, picks, kind: int) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Lossless fallback for float samples: XOR with the previous sample, byte shuffle, zlib.
 
 Input codes are order-preserving integer maps of float bit patterns
-(``io.scaling.f32_to_codes`` / ``f64_to_codes``); ``width`` is 4 for float32
+(``codecs.float_codes.f32_to_codes`` / ``f64_to_codes``); ``width`` is 4 for float32
 and 8 for float64. XOR of neighbouring samples zeroes their shared sign and
 exponent bits; grouping bytes by significance then lets zlib find the runs.
 """

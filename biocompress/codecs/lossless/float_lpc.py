@@ -1,7 +1,7 @@
 """Lossless float32 coder: linear prediction in value, residuals counted in float steps.
 
 Input codes are order-preserving integer maps of float32 bit patterns
-(``io.scaling.f32_to_codes``: adjacent floats have adjacent codes, so a code
+(``codecs.float_codes.f32_to_codes``: adjacent floats have adjacent codes, so a code
 difference counts representable floats in between). Per channel and block:
 
 * **scaled integers**: if every value is an integer multiple ``k·2**s`` (float32
@@ -32,19 +32,15 @@ import numpy as np
 from ...errors import CorruptArchiveError
 from ..base import Codec, check_2d_int, register_codec
 from ..bytepack import pack_arrays, unpack_arrays
+from ..float_codes import codes_to_f32, f32_to_codes
 from . import lpc, residual_coder
-from .lpc_codec import LPCX3Codec
+from .lpc_codec import LPCX3Codec, check_lpc_params
 
 _HEADER = struct.Struct("<HI")  # n_channels, n_samples
 SCALED_INT, GRID, ORD = 0, 1, 2
 MIN_UNIT = -149  # 2**-149: the smallest float32 spacing (subnormals)
 _GRID_BITS = 24  # y spans ±2**24 at the channel's largest finite magnitude
 _F32_CODES = (-(2**31), 2**31 - 1)
-
-
-def _codes_to_f32(codes: np.ndarray) -> np.ndarray:
-    c = np.asarray(codes, np.int64)
-    return np.where(c < 0, c ^ 0x7FFFFFFF, c).astype(np.int32).view(np.float32)
 
 
 def scaled_int_exponent(x: np.ndarray) -> int | None:
@@ -133,27 +129,29 @@ def _pack_bits(values, width):
 
 
 @numba.njit(cache=True, nogil=True)
-def _grid_join(y, packed, unit):
-    # codes from y and the packed cell indices; status 1 = y off the grid, 2 = bits missing
-    # or an index outside its cell
+def _grid_join(y, packed, unit, with_indices):
+    # (status, codes, index bits read) from y and the packed cell indices (all 0 without
+    # them); status 1 = y off the grid, 2 = bits missing or an index outside its cell
     n = y.size
     out = np.empty(n, np.int64)
     q = 2.0**unit
     pos = 0
     for i in range(n):
         if y[i] < -(np.int64(1) << _GRID_BITS) or y[i] >= (np.int64(1) << _GRID_BITS):
-            return 1, out
+            return 1, out, pos
         lo, hi, w = _cell(y[i], q)
+        if not with_indices:
+            w = 0
         if pos + w > packed.size * 8:
-            return 2, out
+            return 2, out, pos
         v = np.int64(0)
         for b in range(w):
             v |= np.int64((packed[(pos + b) >> 3] >> ((pos + b) & 7)) & 1) << b
         pos += w
         if lo + v >= hi:
-            return 2, out
+            return 2, out, pos
         out[i] = lo + v
-    return 0, out
+    return 0, out, pos
 
 
 @numba.njit(cache=True, nogil=True)
@@ -211,13 +209,7 @@ class FloatLPCCodec(Codec):
     config_fields = ("max_order", "segment", "frame")
 
     def __init__(self, max_order: int = lpc.MAX_ORDER, segment: int = 256, frame: int = 4096):
-        if max_order not in lpc.ORDERS:
-            raise ValueError(f"max_order must be one of {lpc.ORDERS}, got {max_order}")
-        if not 16 <= segment <= 65536:
-            raise ValueError(f"segment must be within 16..65536, got {segment}")
-        if not 256 <= frame <= 1 << 20:
-            raise ValueError(f"frame must be within 256..2**20, got {frame}")
-        self.max_order, self.segment, self.frame = int(max_order), int(segment), int(frame)
+        self.max_order, self.segment, self.frame = check_lpc_params(max_order, segment, frame)
 
     def _int_codec(self) -> LPCX3Codec:
         return LPCX3Codec(self.max_order, self.segment, self.frame)
@@ -227,7 +219,7 @@ class FloatLPCCodec(Codec):
         n_ch, n = codes.shape
         if codes.size and (codes.min() < _F32_CODES[0] or codes.max() > _F32_CODES[1]):
             raise ValueError("float-lpc-v1 needs float32 codes (int32 range)")
-        x = _codes_to_f32(codes)
+        x = codes_to_f32(codes)
         n_frames = -(-n // self.frame)
         modes = np.full(n_ch, ORD, np.uint8)
         exps = np.zeros(n_ch, np.int64)
@@ -299,16 +291,13 @@ class FloatLPCCodec(Codec):
             pos = 0
             for row, c in zip(k, as_int):
                 if modes[c] == SCALED_INT:
-                    b = np.ldexp(row.astype(np.float64), int(exps[c])).astype(np.float32).view(np.int32).astype(np.int64)
-                    out[c] = np.where(b < 0, b ^ 0x7FFFFFFF, b)
+                    out[c] = f32_to_codes(np.ldexp(row.astype(np.float64), int(exps[c])).astype(np.float32))
                     continue
-                packed = cells[pos:] if has_cells[c] else np.zeros(0, np.uint8)
-                status, out[c] = _grid_join(row, packed, int(exps[c]))
+                status, out[c], used = _grid_join(row, cells[pos:], int(exps[c]), bool(has_cells[c]))
                 if status:
                     raise CorruptArchiveError("float-lpc-v1: " + ("grid value out of range" if status == 1
                                                                   else "cell indices damaged"))
-                if has_cells[c]:
-                    pos += -(-_grid_bits(row, int(exps[c])) // 8)
+                pos += -(-used // 8)
             if pos != cells.size:
                 raise CorruptArchiveError("float-lpc-v1: cell index bytes do not match the channels")
         if ords.size:
@@ -322,13 +311,3 @@ class FloatLPCCodec(Codec):
         if out.size and (out.min() < _F32_CODES[0] or out.max() > _F32_CODES[1]):
             raise CorruptArchiveError("float-lpc-v1 decodes to codes outside float32")
         return out
-
-
-@numba.njit(cache=True, nogil=True)
-def _grid_bits(y, unit):
-    # total index bits of a channel's cells
-    q = 2.0**unit
-    total = 0
-    for i in range(y.size):
-        total += _cell(y[i], q)[2]
-    return total

@@ -29,6 +29,17 @@ def remove_offset_and_step(x: np.ndarray):
     return int(x[0]) + centre * step, step, y - centre
 
 
+def check_lpc_params(max_order, segment, frame) -> tuple[int, int, int]:
+    """Checked (max_order, segment, frame) of the LPC-based codecs."""
+    if max_order not in lpc.ORDERS:
+        raise ValueError(f"max_order must be one of {lpc.ORDERS}, got {max_order}")
+    if not 16 <= segment <= 65536:
+        raise ValueError(f"segment must be within 16..65536, got {segment}")
+    if not 256 <= frame <= 1 << 20:
+        raise ValueError(f"frame must be within 256..2**20, got {frame}")
+    return int(max_order), int(segment), int(frame)
+
+
 @register_codec
 class LPCCodec(Codec):
     """Per-channel least-squares LPC (order ≤ ``max_order``), residuals range-coded.
@@ -50,15 +61,7 @@ class LPCCodec(Codec):
     _SHAPED = False  # residual segments coded with Laplace tables only
 
     def __init__(self, max_order: int = lpc.MAX_ORDER, segment: int = 256, frame: int = 4096):
-        if max_order not in lpc.ORDERS:
-            raise ValueError(f"max_order must be one of {lpc.ORDERS}, got {max_order}")
-        if not 16 <= segment <= 65536:
-            raise ValueError(f"segment must be within 16..65536, got {segment}")
-        if not 256 <= frame <= 1 << 20:
-            raise ValueError(f"frame must be within 256..2**20, got {frame}")
-        self.max_order = int(max_order)
-        self.segment = int(segment)
-        self.frame = int(frame)
+        self.max_order, self.segment, self.frame = check_lpc_params(max_order, segment, frame)
 
     def _predict(self, codes: np.ndarray):
         """Per-channel LPC: (orders, shifts, offsets, steps, coefficient rows, residuals)."""

@@ -88,6 +88,13 @@ def rd_step(model: ConvAutoencoder, prior: FactorizedPrior, x: torch.Tensor, ste
     return bits, (err**2).mean()
 
 
+def crop_length(cfg: TrainConfig, model: ConvAutoencoder | None = None) -> int:
+    """Samples per training crop: the scored part, the warm-up and the decoder's delay."""
+    model = model or ConvAutoencoder(**cfg.model)
+    length = cfg.crop + model.delay + WARMUP
+    return length - length % model.stride
+
+
 def train(train_recs: list[Recording], val_recs: list[Recording], cfg: TrainConfig, log=print):
     """Train for ``cfg.minutes``; return (model, prior, history of validation points)."""
     torch.manual_seed(cfg.seed)
@@ -96,8 +103,7 @@ def train(train_recs: list[Recording], val_recs: list[Recording], cfg: TrainConf
     prior = FactorizedPrior(model.config["latent"])
     params = list(model.parameters()) + list(prior.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr)
-    length = cfg.crop + model.delay + WARMUP
-    length -= length % model.stride
+    length = crop_length(cfg, model)
     val_x = _batch(val_recs, 96, length, np.random.default_rng(12345))
     start, history, step_i = time.monotonic(), [], 0
     budget = cfg.minutes * 60
@@ -147,7 +153,7 @@ def train_folder(data_dir, output, *, validation=None, minutes: float = 12.0, lo
         raise BadInputError(data_dir, f"need recordings to train and to validate on; found {len(files)} "
                             "(give --validation FOLDER, or at least 2 recordings)")
     cfg = TrainConfig(minutes=minutes)
-    length = cfg.crop + 4 * 16 + WARMUP + 16
+    length = crop_length(cfg)
     train_recs = [r for r in load_recordings(train_files) if r.x.shape[1] > length]
     val_recs = [r for r in load_recordings(val_files) if r.x.shape[1] > length]
     if not train_recs or not val_recs:
