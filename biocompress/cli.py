@@ -155,15 +155,13 @@ def archive_summary(path) -> dict:
 
 
 def _fidelity_summary(arc) -> dict:
-    from .container.layout import get_text
-
     fid = arc.fidelity
     if fid is None:
         return {}
     o = fid["overall"]
-    lossy = arc.h5["lossy"].attrs
+    lossy = arc.lossy_attrs
     setting = (f"quality {int(lossy['quality'])}" if "quality" in lossy else f"max error {float(lossy['max_error_uv'])} µV")
-    return {"lossy": f"{arc.mode}, {setting}, model {get_text(lossy, 'model_id')}",
+    return {"lossy": f"{arc.mode}, {setting}, model {lossy['model_id']}",
             "fidelity": f"PRD {o['prd']:.2f} %, PRDN {o['prdn']:.2f} %, SNR {o['snr_db']:.1f} dB, "
                         f"RMSE {o['rmse_uv']:.3f} µV, max |error| {o['max_abs_error_uv']:.3f} µV",
             "band_power_error": ", ".join(f"{b} {100 * o[f'band_{b}']:.1f} %" for b in
@@ -173,11 +171,9 @@ def _fidelity_summary(arc) -> dict:
 def _restore_summary(arc) -> str:
     if arc.mode != "lossless":
         return "not exact (lossy archive)"
-    from .container import edf_source
-
-    if edf_source.GROUP not in arc.h5:
+    if arc.stored_edf is None:
         return "through MNE (samples exact in .fif)"
-    stored = edf_source.StoredEdf(arc.h5, str(arc.path))
+    stored = arc.stored_edf
     gaps = stored.gaps()
     gap_text = (f"; {len(gaps)} gap(s) between records: " + ", ".join(f"{g:g} s at {t:g} s" for t, g in gaps[:5])
                 + (" ..." if len(gaps) > 5 else "")) if gaps else ""

@@ -229,16 +229,11 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
                         f"(sha256 {result['samples_sha256']} != {result['expected']})"
                     )
                 if matcher is not None:
-                    rebuilt = edf_exact.write_file(arc, _NullSink())
+                    rebuilt = edf_exact.write_file(arc, edf_exact.NullSink())
                     if rebuilt != arc.source["sha256"]:
                         raise VerificationError(f"{label}: the EDF/BDF file rebuilt from the archive differs "
                                                 f"from the source (sha256 {rebuilt} != {arc.source['sha256']})")
         return writer.publish(overwrite=overwrite)
-
-
-class _NullSink:
-    def write(self, data: bytes) -> None:
-        pass
 
 
 def _write_metadata(h5: h5py.File, raw, recipe, kinds, stored, src_path) -> None:

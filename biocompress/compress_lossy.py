@@ -15,9 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
-import h5py
 import numpy as np
 
 from .codecs.lossy import model_file
@@ -123,12 +121,12 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         if max_error_uv is not None:
             g.attrs["max_error_uv"] = float(max_error_uv)
         if model is not None and meta["model_id"] != model_file.load()[2]["model_id"]:
-            g.create_dataset("model", data=np.frombuffer(Path(model_path).read_bytes(), np.uint8))
+            g.create_dataset("model", data=np.frombuffer(model_file.to_bytes(*model_file.load(model_path)), np.uint8))
         writer.finish({"n_samples": raw.n_times, "n_channels": n_ch, "sfreq": float(raw.info["sfreq"]),
                        "first_samp": int(raw.first_samp), "block_samples": block_samples, "samples_sha256": "",
                        "samples_hash_layout": "sha256 of float64 little-endian samples (decoded), time-major"})
         figures = _check(writer, raw, whole, block_samples, label, deltas_si, progress)
-        with h5py.File(writer.tmp, "r+") as h5:
+        with writer.amend() as h5:
             put_text(h5["data"].attrs, "samples_sha256", figures.pop("sha256"))
             json_dataset(h5.create_group("fidelity"), "json", figures)
         return writer.publish(overwrite=overwrite)

@@ -16,6 +16,7 @@ import numpy as np
 
 from .container import edf_source
 from .container.layout import get_text
+from .errors import CorruptArchiveError
 from .io import edf_file
 from .io.edf_native import samples_per_record
 
@@ -72,9 +73,16 @@ class SignalMatcher:
         edf_source.write(h5, self.path, self.layout, self.channel_of_signal(), sha, onsets)
 
 
+class NullSink:
+    """A sink that only lets the SHA-256 be computed."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+
 def write_file(arc, sink, records_per_chunk: int | None = None, progress=None) -> str:
     """Write the archived EDF/BDF file to ``sink`` (``.write(bytes)``); return its SHA-256."""
-    stored = edf_source.StoredEdf(arc.h5, str(arc.path))
+    stored = arc.stored_edf
     layout = stored.layout
     sha = hashlib.sha256()
 
@@ -94,7 +102,10 @@ def write_file(arc, sink, records_per_chunk: int | None = None, progress=None) -
                 columns.append(stored.signal_bytes(s, r0, r1))
             else:
                 values = arc.stored_window(int(ch), r0 * spr, r1 * spr)
-                columns.append(edf_file.values_to_bytes(values, layout.width).reshape(r1 - r0, -1))
+                try:
+                    columns.append(edf_file.values_to_bytes(values, layout.width).reshape(r1 - r0, -1))
+                except ValueError as exc:
+                    raise CorruptArchiveError(f"{arc.path}: channel {ch} cannot be an EDF/BDF signal ({exc})") from None
         put(edf_file.assemble_records(layout, columns))
         if progress:
             progress(r1 - r0)

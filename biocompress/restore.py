@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from . import edf_exact
-from .container import edf_source
 from .container.reader import Archive, sample_bytes
 from .errors import BadInputError, VerificationError
 
@@ -40,14 +39,14 @@ def restore(archive, output, *, overwrite: bool = False, progress=None) -> dict:
     output = Path(output)
     _check_output(output, overwrite)
     with Archive(archive) as arc:
-        if edf_source.GROUP in arc.h5:
+        if arc.stored_edf is not None:
             return _restore_edf(arc, output, progress)
         source_name = arc.source.get("file_name") or "recording"
     return _export(Path(archive), output, source_name)
 
 
 def _restore_edf(arc: Archive, output: Path, progress) -> dict:
-    stored = edf_source.StoredEdf(arc.h5, str(arc.path))
+    stored = arc.stored_edf
     want = Path(arc.source.get("file_name") or "").suffix.lower()
     if want and output.suffix.lower() != want:
         raise BadInputError(output, f"the archived file is {stored.kind} ({want}); give the output that extension")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import edf_exact
 from .container.reader import Archive
 from .errors import CorruptArchiveError
 from .io.source import file_sha256, iter_samples, open_raw
@@ -21,13 +22,23 @@ def verify_archive(archive, source=None, *, progress: bool = False) -> dict:
     lines, ok = [], True
     with Archive(archive) as arc:
         try:
+            n_parts = arc.check_metadata()
+            lines.append(f"metadata: {n_parts} parts match the integrity manifest" if n_parts else
+                         "metadata: readable (no integrity manifest: archive format before version 3)")
             with progress_bar(f"verify {Path(archive).name}", arc.n_samples, enabled=progress) as adv:
                 result = arc.verify(progress=adv)
+            if arc.stored_edf is not None:
+                rebuilt = edf_exact.write_file(arc, edf_exact.NullSink())
         except CorruptArchiveError as exc:
-            return {"ok": False, "lines": [f"corrupt: {exc}"]}
+            return {"ok": False, "lines": lines + [f"corrupt: {exc}"]}
         ok &= result["ok"]
         lines.append(f"blocks: {arc.index.size} decoded, CRC-32 ok")
         lines.append(f"samples sha256: {'ok' if result['ok'] else 'MISMATCH'} ({result['samples_sha256'][:16]}…)")
+        if arc.stored_edf is not None:
+            same = rebuilt == arc.stored_edf.sha256
+            ok &= same
+            lines.append(f"{arc.stored_edf.kind} file rebuilt for restore: sha256 "
+                         f"{'matches the source' if same else 'DIFFERS from the source'}")
         if source is not None:
             src_ok, src_lines = _compare_source(arc, Path(source), progress)
             ok &= src_ok

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import mne
@@ -95,6 +96,22 @@ def assert_same_annotations(a: mne.Annotations, b: mne.Annotations) -> None:
     assert list(a.description) == list(b.description)
     assert a.orig_time == b.orig_time
     assert [tuple(c) for c in a.ch_names] == [tuple(c) for c in b.ch_names]
+
+
+# --- crafted archives -------------------------------------------------------------
+@contextmanager
+def crafted(path):
+    """Open an archive for changes and seal it again afterwards, as a forger would: the
+    integrity manifest then agrees with the changes, and only the reader's own checks
+    of sizes and consistency stand between them and the user."""
+    import h5py
+
+    from biocompress.container import integrity
+
+    with h5py.File(path, "r+") as f:
+        yield f
+    with h5py.File(path, "r+") as f:
+        integrity.seal(f, Path(path).stat().st_size)
 
 
 # --- temporary files --------------------------------------------------------------

@@ -17,7 +17,7 @@ from biocompress.container.reader import Archive, sample_bytes
 from biocompress.errors import BadInputError, CorruptArchiveError, VerificationError
 from biocompress.io.source import open_raw
 from conftest import (
-    SAMPLES_DIR, assert_bitwise_equal, folder_names, leftovers, sample_recordings, synthetic_codes,
+    SAMPLES_DIR, assert_bitwise_equal, crafted, folder_names, leftovers, sample_recordings, synthetic_codes,
     synthetic_raw,
 )
 
@@ -95,7 +95,7 @@ def test_archive_attributes(small_archive):
     path, raw = small_archive
     with h5py.File(path, "r") as f:
         assert get_text(f.attrs, "format") == "biocompress"
-        assert int(f.attrs["format_version"]) == FORMAT_VERSION == 2
+        assert int(f.attrs["format_version"]) == FORMAT_VERSION == 3
         assert get_text(f.attrs, "mode") == "lossless"
         assert get_text(f.attrs, "created_by").startswith("biocompress ")
         assert all(not isinstance(v, str) for v in f.attrs.values()), "no variable-length (global heap) strings"
@@ -137,24 +137,32 @@ def test_crc_mismatch_raises_corrupt_archive(small_archive):
 
 def test_block_outside_payload_is_corrupt(small_archive):
     path, _ = small_archive
-    with h5py.File(path, "r+") as f:
+    with crafted(path) as f:
         index = f["data/index"][()]
         index[0]["length"] = 10**9
         f["data/index"][...] = index
-    with biocompress.open(path) as arc:
-        with pytest.raises(CorruptArchiveError, match="outside"):
-            arc.read(0, 10)
+    with pytest.raises(CorruptArchiveError, match="outside the payload"):
+        biocompress.open(path)
 
 
 def test_index_gap_is_corrupt(small_archive):
     path, _ = small_archive
-    with h5py.File(path, "r+") as f:
+    with crafted(path) as f:
         index = f["data/index"][()]
         del f["data/index"]
         f["data"].create_dataset("index", data=index[1:])  # drop block 0
-    with biocompress.open(path) as arc:
-        with pytest.raises(CorruptArchiveError):
-            arc.read(0, 10)
+    with pytest.raises(CorruptArchiveError, match="does not tile"):
+        biocompress.open(path)
+
+
+def test_changed_index_fails_the_manifest(small_archive):
+    path, _ = small_archive
+    with h5py.File(path, "r+") as f:
+        index = f["data/index"][()]
+        index[1]["t_stop"] += 1
+        f["data/index"][...] = index
+    with pytest.raises(CorruptArchiveError, match="/data/index is damaged"):
+        biocompress.open(path)
 
 
 def test_non_biocompress_hdf5_is_bad_input(tmp_path):
@@ -198,7 +206,7 @@ def test_unsupported_format_version_message_names_the_version(small_archive):
 
 def test_unknown_codec_id_in_archive_is_corrupt(small_archive):
     path, _ = small_archive
-    with h5py.File(path, "r+") as f:
+    with crafted(path) as f:
         f["data"].attrs["codecs"] = json.dumps([{"id": "lpc-v99"}])
     with pytest.raises(CorruptArchiveError, match="lpc-v99"):
         biocompress.open(path)
@@ -319,7 +327,7 @@ def test_worker_processes_write_the_same_blocks(tmp_path):
 
 def test_unknown_codec_names_file_and_releases_it(small_archive):
     path, _ = small_archive
-    with h5py.File(path, "r+") as f:
+    with crafted(path) as f:
         put_text(f["data"].attrs, "codecs", json.dumps([{"id": "lpc-v99"}]))
     with pytest.raises(CorruptArchiveError, match=r"small\.bc\.h5.*unknown codec 'lpc-v99'"):
         biocompress.open(path)

@@ -10,11 +10,10 @@ from typer.testing import CliRunner
 
 import biocompress
 from biocompress.cli import app
-from biocompress.container.edf_source import StoredEdf
 from biocompress.io import edf_file
 from biocompress.io.source import open_raw
 from biocompress.restore import restore
-from conftest import SAMPLES_DIR, assert_bitwise_equal, copy_sample, leftovers
+from conftest import SAMPLES_DIR, assert_bitwise_equal, copy_sample, crafted, leftovers
 
 EDF_SAMPLES = sorted(p for p in SAMPLES_DIR.iterdir() if p.suffix.lower() in (".edf", ".bdf"))
 
@@ -56,7 +55,7 @@ def test_annotation_and_mixed_rate_signals_are_kept(sample_archive):
         src = SAMPLES_DIR / name
         layout = edf_file.read_layout(src)
         with biocompress.open(sample_archive(src)) as arc:
-            mapped = StoredEdf(arc.h5).channel_of_signal
+            mapped = arc.stored_edf.channel_of_signal
         tal = [s for s in range(layout.n_signals) if layout.is_annotation(s)]
         assert tal and (mapped[tal] == -1).all()
         assert (mapped[[s for s in range(layout.n_signals) if s not in tal]] >= 0).all()
@@ -121,7 +120,7 @@ def test_discontinuous_edf_keeps_gaps_and_restores(tmp_path):
     src = _discontinuous(SAMPLES_DIR / "test_utf8_annotations.edf", tmp_path / "gappy.edf", gap_after=4, gap_s=7)
     archive = biocompress.compress(src, tmp_path / "gappy.bc.h5")
     with biocompress.open(archive) as arc:
-        stored = StoredEdf(arc.h5)
+        stored = arc.stored_edf
         assert stored.kind == "EDF+D"
         assert stored.gaps() == [(5.0, 7.0)]
     ref = mne.io.read_raw_edf(src)
@@ -134,10 +133,13 @@ def test_discontinuous_edf_keeps_gaps_and_restores(tmp_path):
     assert "EDF+D" in info.output and "7" in info.output
 
 
-def test_damaged_edf_bytes_fail_restore_and_leave_nothing(tmp_path):
+@pytest.mark.parametrize("reseal", [False, True], ids=["damaged", "crafted"])
+def test_damaged_edf_bytes_fail_restore_and_leave_nothing(tmp_path, reseal):
+    """A damaged annotation signal fails its manifest checksum; one changed by a forger who
+    sealed the archive again still fails the rebuilt file's SHA-256."""
     src = copy_sample("test_utf8_annotations.edf", tmp_path)
     archive = biocompress.compress(src, tmp_path / "a.bc.h5")
-    with h5py.File(archive, "r+") as h5:
+    with (crafted(archive) if reseal else h5py.File(archive, "r+")) as h5:
         tal = int(np.flatnonzero(h5["edf/channel_of_signal"][()] == -1)[0])
         ds = h5[f"edf/signal_{tal}"]
         row = ds[0]
@@ -146,7 +148,8 @@ def test_damaged_edf_bytes_fail_restore_and_leave_nothing(tmp_path):
     out = tmp_path / "out" / "a.edf"
     out.parent.mkdir()
     res = invoke("restore", archive, "-o", out)
-    assert res.exit_code == 1 and "sha256" in flat(res.output)
+    assert res.exit_code == 1
+    assert ("sha256" if reseal else f"/edf/signal_{tal} is damaged") in flat(res.output)
     assert not out.exists() and leftovers(out.parent) == []
 
 

@@ -13,10 +13,11 @@ import numpy as np
 
 from ..errors import CorruptArchiveError
 from ..io.edf_file import EdfLayout, signal_bytes
-from .layout import get_text, put_text
+from .layout import put_text
 
 GROUP = "edf"
 BYTES = -1  # channel_of_signal value: the signal's bytes are stored in the group
+MAX_SIGNALS = 100_000
 
 
 def _bytes_dataset(group: h5py.Group, name: str, data: np.ndarray) -> None:
@@ -45,38 +46,93 @@ def write(h5: h5py.File, path, layout: EdfLayout, channel_of_signal: np.ndarray,
 
 
 class StoredEdf:
-    """The ``/edf`` group of an open archive."""
+    """The ``/edf`` group of an open archive (an :class:`~.reader.Archive`), checked.
 
-    def __init__(self, h5: h5py.File, where: str = ""):
-        try:
-            g = h5[GROUP]
-            self.group = g
-            self.kind = get_text(g.attrs, "kind")
-            self.sha256 = get_text(g.attrs, "sha256")
-            self.file_size = int(g.attrs["file_size"])
-            self.channel_of_signal = g["channel_of_signal"][()]
-            header = g["header"][()].tobytes()
-            spr = g["samples_per_record"][()]
-            self.layout = EdfLayout(header, int(g.attrs["width"]), spr, [""] * spr.size,
-                                    int(g.attrs["n_records"]), self.file_size)
-        except KeyError as exc:
-            raise CorruptArchiveError(f"{where}: incomplete /edf group ({exc})") from exc
-        if self.channel_of_signal.size != spr.size or len(header) != 256 * (spr.size + 1):
-            raise CorruptArchiveError(f"{where}: /edf group is inconsistent with its header")
+    Its small parts are read and checked against the archive's manifest here; the
+    stored signal bytes when they are first read. Sizes are checked against each
+    other (the rebuilt file must add up to ``file_size``) before anything is rebuilt.
+    """
+
+    def __init__(self, arc):
+        self.parts, self.where = arc.parts, str(arc.path)
+        attrs = self.parts.attrs(GROUP)
+        self.kind = attrs["kind"]
+        self.sha256 = attrs["sha256"]
+        self.file_size = int(attrs["file_size"])
+        width, n_records = int(attrs["width"]), int(attrs["n_records"])
+        spr = self.parts.dataset(f"{GROUP}/samples_per_record", 8 * MAX_SIGNALS)
+        self.channel_of_signal = self.parts.dataset(f"{GROUP}/channel_of_signal", 8 * MAX_SIGNALS)
+        header = self.parts.dataset(f"{GROUP}/header", 256 * (MAX_SIGNALS + 1)).tobytes()
+        self.layout = EdfLayout(header, width, spr.astype(np.int64), [""] * spr.size, n_records, self.file_size)
+        self._check_layout(arc)
+        self._checked: set[str] = set()
+
+    def _bad(self, problem: str) -> CorruptArchiveError:
+        return CorruptArchiveError(f"{self.where}: /edf group {problem}")
+
+    def _check_layout(self, arc) -> None:
+        layout, spr, cos = self.layout, self.layout.samples_per_record, self.channel_of_signal
+        if spr.ndim != 1 or cos.shape != spr.shape or len(layout.header) != 256 * (spr.size + 1):
+            raise self._bad("is inconsistent with its header")
+        if layout.width not in (2, 3) or layout.n_records < 0 or (spr < 1).any():
+            raise self._bad("declares an impossible record layout")
+        if ((cos < BYTES) | (cos >= arc.n_channels)).any():
+            raise self._bad("points to channels the archive does not hold")
+        tail = self._dataset(f"{GROUP}/tail")
+        total = len(layout.header) + float(layout.n_records) * layout.record_bytes + tail.shape[0]
+        if total != self.file_size:
+            raise self._bad(f"adds up to {total:.0f} bytes, not the {self.file_size} of the file it describes")
+        for s in np.flatnonzero(cos == BYTES):
+            ds = self._dataset(f"{GROUP}/signal_{s}")
+            if ds.shape != (layout.n_records, int(spr[s]) * layout.width):
+                raise self._bad(f"holds signal {s} in the wrong shape {ds.shape}")
+        for s in np.flatnonzero(cos >= 0):
+            if int(arc.stored_samples[cos[s]]) != layout.n_records * int(spr[s]):
+                raise self._bad(f"signal {s} does not match the length of channel {cos[s]}")
+
+    def _dataset(self, name: str) -> h5py.Dataset:
+        ds = self.parts.h5[name]
+        if not isinstance(ds, h5py.Dataset) or ds.dtype != np.uint8:
+            raise self._bad(f"part {name} is malformed")
+        self.parts.sizes.dataset(ds)
+        return ds
+
+    def _checked_dataset(self, name: str) -> h5py.Dataset:
+        ds = self._dataset(name)
+        if name not in self._checked:
+            self.parts.check(name)  # whole dataset, in bounded chunks
+            self._checked.add(name)
+        return ds
+
+    def check(self, arc) -> None:
+        """Check every stored part (``verify``)."""
+        for s in np.flatnonzero(self.channel_of_signal == BYTES):
+            self._checked_dataset(f"{GROUP}/signal_{s}")
+        self.tail()
+        self.record_onsets()
 
     def signal_bytes(self, s: int, r0: int, r1: int) -> np.ndarray:
-        return self.group[f"signal_{s}"][r0:r1]
+        return self._checked_dataset(f"{GROUP}/signal_{s}")[r0:r1]
 
     def tail(self) -> bytes:
-        return self.group["tail"][()].tobytes()
+        return self.parts.dataset(f"{GROUP}/tail", self.file_size).tobytes()
 
     def record_onsets(self) -> np.ndarray | None:
-        return self.group["record_onsets"][()] if "record_onsets" in self.group else None
+        name = f"{GROUP}/record_onsets"
+        if name not in self.parts.h5:
+            return None
+        onsets = self.parts.dataset(name, 8 * self.layout.n_records + 8)
+        if onsets.shape != (self.layout.n_records,):
+            raise self._bad("record onsets do not match the record count")
+        return onsets.astype(np.float64)
 
     def gaps(self) -> list[tuple[float, float]]:
         """(time, length) in seconds of every jump between consecutive record onsets."""
         onsets = self.record_onsets()
-        duration = float(self.layout.header[244:252].decode("ascii", "replace").strip() or 0)
+        try:
+            duration = float(self.layout.header[244:252].decode("ascii", "replace").strip() or 0)
+        except ValueError:
+            return []
         if onsets is None or onsets.size < 2 or not np.isfinite(onsets).all():
             return []
         jumps = np.diff(onsets) - duration

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 FORMAT_NAME = "biocompress"
-FORMAT_VERSION = 2  # 2 added value kind int-native and /channels/stored_samples
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3  # 2 added value kind int-native and /channels/stored_samples; 3 the integrity manifest
+READABLE_VERSIONS = (1, 2, 3)
 SEGMENT_NAME = "{:06d}"  # /data/payload/000000, 000001, ...
 SEGMENT_BYTES = 8 << 20  # blocks are buffered and written as contiguous segments of ~8 MiB
 

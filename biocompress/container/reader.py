@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 import zlib
 from collections import OrderedDict
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
@@ -13,18 +15,39 @@ import h5py
 import numpy as np
 
 from ..codecs import get_codec
-from ..errors import BadInputError, CorruptArchiveError
+from ..errors import BadInputError, BiocompressError, CorruptArchiveError
 from ..io import edf_native, metadata, scaling
 from ..parallel import decode_parts
-from .layout import FORMAT_NAME, INDEX_DTYPE, READABLE_VERSIONS, SEGMENT_NAME, get_text
+from . import integrity
+from .layout import FORMAT_NAME, INDEX_DTYPE, READABLE_VERSIONS, SEGMENT_NAME
 
 
-def read_json(ds: h5py.Dataset):
-    return json.loads(bytes(ds[()]).decode("utf-8"))
+MAX_BLOCK_ELEMENTS = 1 << 25  # channels × samples of one block: bounds what one decode allocates
+MAX_JSON_BYTES = 256 << 20
+# What damaged HDF5 structures or values make h5py, json and numpy raise while an archive is read.
+DAMAGE = (OSError, KeyError, ValueError, TypeError, IndexError, RuntimeError,
+          OverflowError, UnicodeDecodeError, struct.error, ZeroDivisionError)
+
+
+@contextmanager
+def damage_is_corruption(where: str, what: str):
+    """Turn any error that reading damaged archive bytes can cause into CorruptArchiveError."""
+    try:
+        yield
+    except BiocompressError:
+        raise
+    except DAMAGE as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        problem = "has a missing part" if isinstance(exc, KeyError) else "is damaged"
+        raise CorruptArchiveError(f"{where}: {what} {problem} ({detail})") from exc
 
 
 class Archive:
     """An open biocompress archive (read-only).
+
+    Every part a reader uses is checked against the archive's integrity manifest
+    (format version 3) when it is first read, and every size the archive declares
+    against the file before memory is allocated for it.
 
     >>> with Archive("rec.bc.h5") as arc:               # doctest: +SKIP
     ...     x = arc.read(0, 5000, picks=[0, 3])
@@ -34,56 +57,104 @@ class Archive:
         self.path = Path(path)
         if not self.path.is_file():
             raise BadInputError(self.path, "no such archive file")
+        if not _is_hdf5(self.path):
+            raise BadInputError(self.path, "not a biocompress archive (not an HDF5 file)")
         try:
             self.h5 = h5py.File(self.path, "r")
         except OSError as exc:
-            raise BadInputError(self.path, f"not an HDF5 file ({exc})") from exc
+            raise CorruptArchiveError(f"{self.path}: damaged HDF5 file ({str(exc).splitlines()[0]})") from exc
         try:
-            self._check_format()
-            data = self.h5["data"]
-            self.index = data["index"][()].astype(INDEX_DTYPE)
-            self.codec_configs = json.loads(get_text(data.attrs, "codecs"))
-            self.attrs = {k: get_text(data.attrs, k) for k in data.attrs}
-            self.n_samples = int(data.attrs["n_samples"])
-            self.n_channels = int(data.attrs["n_channels"])
-            self.sfreq = float(data.attrs["sfreq"])
-            self.first_samp = int(data.attrs.get("first_samp", 0))
-            ch = self.h5["channels"]
-            self.value_kind = ch["value_kind"][()].astype(np.int8)
-            self.stored_samples = (ch["stored_samples"][()].astype(np.int64) if "stored_samples" in ch
-                                   else np.full(self.n_channels, self.n_samples, np.int64))
-            steps = tuple(json.loads(get_text(ch.attrs, "recipe_steps")))
-            params = {s.split(":")[1]: ch[f"recipe_{s.split(':')[1]}"][()] for s in steps}
-            self.recipe = scaling.Recipe(steps, params)
-        except KeyError as exc:
+            with damage_is_corruption(str(self.path), "archive structure"):
+                self._open()
+        except BaseException:
             self.h5.close()
-            raise CorruptArchiveError(f"{self.path}: missing part of the archive ({exc})") from exc
-        if "lossy" in self.h5 and "model" in self.h5["lossy"]:  # a model trained by the user, stored here
-            from ..codecs.lossy import model_file
-
-            model_file.load_bytes(self.h5["lossy/model"][()].tobytes())
-        try:
-            self._codecs = [get_codec(c) for c in self.codec_configs]
-        except (CorruptArchiveError, TypeError, ValueError) as exc:
-            self.h5.close()
-            raise CorruptArchiveError(f"{self.path}: {exc}") from exc
+            raise
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_size = cache_blocks
         self._native_views: OrderedDict[int, np.ndarray] = OrderedDict()
         self.native = self.value_kind == scaling.NATIVE
 
-    def _check_format(self):
+    def _open(self) -> None:
+        self.sizes = integrity.Sizes(self.path.stat().st_size, str(self.path))
+        version = self._check_format()
+        self.parts = integrity.Manifest.load(self.h5, self.sizes, required=version >= 3)
+        self.root_attrs = self.parts.attrs("/")
+        self.attrs = self.parts.attrs("/data")
+        self.n_samples = _count(self.attrs, "n_samples", self.path)
+        self.n_channels = _count(self.attrs, "n_channels", self.path)
+        self.sfreq = float(self.attrs["sfreq"])
+        self.first_samp = int(self.attrs.get("first_samp", 0))
+        if not (np.isfinite(self.sfreq) and self.sfreq > 0) or self.n_channels < 1:
+            raise CorruptArchiveError(f"{self.path}: impossible sampling rate or channel count")
+        self.codec_configs = json.loads(self.attrs["codecs"])
+        if not isinstance(self.codec_configs, list) or not all(isinstance(c, dict) for c in self.codec_configs):
+            raise CorruptArchiveError(f"{self.path}: codec list is malformed")
+        per_channel = 16 * self.n_channels + 1024
+        ch_attrs = self.parts.attrs("/channels")
+        self.value_kind = self._channel_array("value_kind", per_channel).astype(np.int8)
+        self.stored_samples = (self._channel_array("stored_samples", per_channel).astype(np.int64)
+                               if "stored_samples" in self.h5["channels"]
+                               else np.full(self.n_channels, self.n_samples, np.int64))
+        steps = tuple(json.loads(ch_attrs["recipe_steps"]))
+        names = [s.split(":")[1] for s in steps]
+        if any(s.split(":")[0] not in ("mul", "add") for s in steps):
+            raise CorruptArchiveError(f"{self.path}: unknown scaling step in {steps}")
+        params = {n: self._channel_array(f"recipe_{n}", per_channel).astype(np.float64) for n in names}
+        self.recipe = scaling.Recipe(steps, params)
+        self.index = self._read_index()
+        self._codecs = self._make_codecs()
+
+    def _channel_array(self, name: str, max_bytes: int) -> np.ndarray:
+        values = self.parts.dataset(f"channels/{name}", max_bytes)
+        if values.shape != (self.n_channels,):
+            raise CorruptArchiveError(f"{self.path}: /channels/{name} has {values.shape}, "
+                                      f"not one value per channel ({self.n_channels})")
+        return values
+
+    def _read_index(self) -> np.ndarray:
+        ds = self.h5["data/index"]
+        if ds.ndim != 1 or ds.dtype.names != INDEX_DTYPE.names:
+            raise CorruptArchiveError(f"{self.path}: block index has an unexpected layout")
+        index = self.parts.dataset("data/index").astype(INDEX_DTYPE)
+        self._segments = self._payload_sizes()
+        check_index(index, self.n_channels, self.stored_samples, len(self.codec_configs), self._segments,
+                    str(self.path))
+        return index
+
+    def _payload_sizes(self) -> list[int]:
+        group = self.h5["data/payload"]
+        sizes = []
+        for i in range(len(group)):
+            ds = group.get(SEGMENT_NAME.format(i))
+            if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.dtype != np.uint8:
+                raise CorruptArchiveError(f"{self.path}: payload segment {i} is missing or malformed")
+            self.sizes.dataset(ds)
+            self.parts.check(ds.name)
+            sizes.append(int(ds.shape[0]))
+        return sizes
+
+    def _make_codecs(self) -> list:
+        if "lossy" in self.h5 and "model" in self.h5["lossy"]:  # a model trained by the user, stored here
+            from ..codecs.lossy import model_file
+
+            blob = self.parts.dataset("lossy/model", model_file.MAX_MODEL_BYTES)
+            model_file.load_bytes(blob.tobytes(), where=str(self.path))
+        try:
+            return [get_codec(c) for c in self.codec_configs]
+        except (CorruptArchiveError, TypeError, ValueError) as exc:
+            raise CorruptArchiveError(f"{self.path}: {exc}") from exc
+
+    def _check_format(self) -> int:
         a = self.h5.attrs
-        if get_text(a, "format") != FORMAT_NAME:
-            self.h5.close()
+        if "format" not in a or integrity._plain(self.sizes.attr(self.h5, "format")) != FORMAT_NAME:
             raise BadInputError(self.path, "HDF5 file is not a biocompress archive")
-        version = int(a.get("format_version", -1))
+        version = int(self.sizes.attr(self.h5, "format_version")) if "format_version" in a else -1
         if version not in READABLE_VERSIONS:
-            self.h5.close()
             raise BadInputError(
                 self.path, f"archive format version {version} is not supported "
-                f"(this biocompress reads {READABLE_VERSIONS})"
+                f"(this biocompress reads {READABLE_VERSIONS}; a newer biocompress may)"
             )
+        return version
 
     def __enter__(self):
         return self
@@ -97,50 +168,93 @@ class Archive:
 
     @property
     def mode(self) -> str:
-        return get_text(self.h5.attrs, "mode")
+        return self.root_attrs["mode"]
+
+    def _json(self, path: str):
+        with damage_is_corruption(str(self.path), path):
+            return json.loads(bytes(self.parts.dataset(path, MAX_JSON_BYTES)).decode("utf-8"))
 
     @cached_property
     def info(self):
-        return metadata.info_from_dict(read_json(self.h5["info/json"]))
+        with damage_is_corruption(str(self.path), "/info/json"):
+            info = metadata.info_from_dict(self._json("info/json"))
+        if info["nchan"] != self.n_channels:
+            raise CorruptArchiveError(f"{self.path}: /info/json describes {info['nchan']} channels, "
+                                      f"the archive holds {self.n_channels}")
+        return info
 
     @cached_property
     def annotations(self):
-        g = self.h5["annotations"]
-        return metadata.annotations_from_dict(
-            {
-                "onset": g["onset"][()],
-                "duration": g["duration"][()],
-                "description": [s.decode("utf-8") for s in g["description"][()]],
-                "ch_names": json.loads(get_text(g.attrs, "ch_names")),
-                "orig_time": get_text(g.attrs, "orig_time") or None,
-            }
-        )
+        where = str(self.path)
+        with damage_is_corruption(where, "/annotations"):
+            attrs = self.parts.attrs("annotations")
+            onset = self.parts.dataset("annotations/onset").astype(np.float64)
+            duration = self.parts.dataset("annotations/duration").astype(np.float64)
+            description = [s.decode("utf-8") for s in self.parts.dataset("annotations/description")]
+            ch_names = json.loads(attrs["ch_names"])
+            if not (onset.shape == duration.shape == (len(description),)) or onset.ndim != 1:
+                raise CorruptArchiveError(f"{where}: annotation arrays differ in length")
+            if ch_names and len(ch_names) != len(description):
+                raise CorruptArchiveError(f"{where}: annotation channel lists differ in length")
+            return metadata.annotations_from_dict({
+                "onset": onset, "duration": duration, "description": description,
+                "ch_names": ch_names, "orig_time": attrs.get("orig_time") or None,
+            })
 
     @cached_property
     def fidelity(self) -> dict | None:
         """Lossy archives: the fidelity figures measured at compression (see biocompress.fidelity)."""
-        return read_json(self.h5["fidelity/json"]) if "fidelity" in self.h5 else None
+        return self._json("fidelity/json") if "fidelity" in self.h5 else None
+
+    @cached_property
+    def lossy_attrs(self) -> dict:
+        """Attributes of ``/lossy`` (lossy and near-lossless archives), or {}."""
+        with damage_is_corruption(str(self.path), "/lossy"):
+            return self.parts.attrs("lossy") if "lossy" in self.h5 else {}
 
     @cached_property
     def source(self) -> dict:
-        return json.loads(get_text(self.h5.attrs, "source"))
+        with damage_is_corruption(str(self.path), "source description"):
+            source = json.loads(self.root_attrs["source"])
+        if not isinstance(source, dict):
+            raise CorruptArchiveError(f"{self.path}: source description is malformed")
+        return source
 
-    @property
+    @cached_property
+    def stored_edf(self):
+        """The ``/edf`` group (EDF/BDF sources), checked; None when absent."""
+        from . import edf_source
+
+        if edf_source.GROUP not in self.h5:
+            return None
+        with damage_is_corruption(str(self.path), "/edf group"):
+            return edf_source.StoredEdf(self)
+
+    @cached_property
     def ch_names(self) -> list[str]:
-        return [s.decode("utf-8") for s in self.h5["channels/names"][()]]
+        with damage_is_corruption(str(self.path), "/channels/names"):
+            names = [s.decode("utf-8") for s in self.parts.dataset("channels/names", 1024 * self.n_channels + 1024)]
+        if len(names) != self.n_channels:
+            raise CorruptArchiveError(f"{self.path}: {len(names)} channel names for {self.n_channels} channels")
+        return names
 
     @property
     def archive_bytes(self) -> int:
         return self.path.stat().st_size
 
+    def check_all(self) -> int:
+        """Check every part of the archive against its manifest (0 for archives without one)."""
+        with damage_is_corruption(str(self.path), "archive structure"):
+            return self.parts.check_all()
+
     # --- blocks -----------------------------------------------------------
     def block_bytes(self, i: int) -> bytes:
         row = self.index[i]
-        start, n = int(row["offset"]), int(row["length"])
-        segment = self.h5["data/payload"].get(SEGMENT_NAME.format(int(row["segment"])))
-        if segment is None or start + n > segment.shape[0]:
+        start, n, seg = int(row["offset"]), int(row["length"]), int(row["segment"])
+        if start + n > self._segments[seg]:
             raise CorruptArchiveError(f"{self.path}: block {i} lies outside the payload")
-        block = segment[start : start + n].tobytes()
+        with damage_is_corruption(str(self.path), f"payload of block {i}"):
+            block = self.h5["data/payload"][SEGMENT_NAME.format(seg)][start : start + n].tobytes()
         if zlib.crc32(block) != int(row["crc32"]):
             raise CorruptArchiveError(f"{self.path}: block {i} fails its CRC-32 check")
         return block
@@ -160,7 +274,9 @@ class Archive:
 
     def _decode_uncached(self, i: int, stop: int | None = None, rows=None) -> np.ndarray:
         row = self.index[i]
-        codes = self._codecs[int(row["codec"])].decode_prefix(self.block_bytes(i), stop, rows)
+        payload = self.block_bytes(i)
+        with damage_is_corruption(str(self.path), f"block {i}"):
+            codes = self._codecs[int(row["codec"])].decode_prefix(payload, stop, rows)
         self._check_shape(i, codes, stop)
         return codes
 
@@ -188,12 +304,16 @@ class Archive:
         plans, work = [], []
         for i, stop, rows in missing:
             slot = int(self.index[i]["codec"])
-            parts, join = self._codecs[slot].split_decode(self.block_bytes(i), stop, rows)
+            payload = self.block_bytes(i)
+            with damage_is_corruption(str(self.path), f"block {i}"):
+                parts, join = self._codecs[slot].split_decode(payload, stop, rows)
             plans.append((len(parts), join))
             work += [(self.codec_configs[slot], part) for part in parts]
-        results = decode_parts(work, cost=[len(part[0]) for _, part in work])
+        with damage_is_corruption(str(self.path), "a block"):
+            results = decode_parts(work, cost=[len(part[0]) for _, part in work])
         for (i, stop, rows), (n_parts, join) in zip(missing, plans):
-            codes = join(results[:n_parts])
+            with damage_is_corruption(str(self.path), f"block {i}"):
+                codes = join(results[:n_parts])
             results = results[n_parts:]
             self._check_shape(i, codes, stop)
             self._remember(i, codes, stop, rows)
@@ -288,6 +408,17 @@ class Archive:
         for t0, t1 in windows:
             yield t0, t1, self.read(t0, t1)
 
+    def check_metadata(self) -> int:
+        """Read and check every part that ``read_raw``, ``restore`` and ``info`` use besides the
+        blocks; return how many parts the integrity manifest covered (0 before format 3)."""
+        n = self.check_all()
+        _ = self.info, self.annotations, self.ch_names, self.source, self.fidelity, self.lossy_attrs
+        with damage_is_corruption(str(self.path), "channel scaling"):
+            self.recipe.forward(np.zeros((self.n_channels, 1)), np.arange(self.n_channels))
+        if self.stored_edf is not None:
+            self.stored_edf.check(self)
+        return n
+
     def verify(self, progress=None) -> dict:
         """Decode every block and compare the samples' SHA-256 with the stored one."""
         sha = hashlib.sha256()
@@ -297,6 +428,58 @@ class Archive:
                 progress(t1 - t0)
         expected = self.attrs["samples_sha256"]
         return {"samples_sha256": sha.hexdigest(), "expected": expected, "ok": sha.hexdigest() == expected}
+
+
+def _is_hdf5(path: Path) -> bool:
+    """HDF5's signature at offset 0 (where biocompress writes it)."""
+    with open(path, "rb") as f:
+        return f.read(8) == b"\x89HDF\r\n\x1a\n"
+
+
+def _count(attrs: dict, key: str, path) -> int:
+    value = attrs[key]
+    if isinstance(value, (bool, float, str)) or not 0 <= int(value) < 1 << 62:
+        raise CorruptArchiveError(f"{path}: {key} = {value!r} is impossible")
+    return int(value)
+
+
+def check_index(index: np.ndarray, n_channels: int, stored: np.ndarray, n_codecs: int, segments: list[int],
+                where: str) -> None:
+    """Raise unless the block index is one a writer can have made: every row inside the
+    archive's channels, codecs and payload, every block within MAX_BLOCK_ELEMENTS, and for
+    every channel the blocks holding it tiling [0, stored_samples) exactly once."""
+    def bad(problem):
+        return CorruptArchiveError(f"{where}: block index {problem}")
+
+    t0, t1 = index["t_start"].astype(np.int64), index["t_stop"].astype(np.int64)
+    c0, c1 = index["ch_start"].astype(np.int64), index["ch_stop"].astype(np.int64)
+    if ((t0 < 0) | (t1 <= t0) | (c0 < 0) | (c1 <= c0) | (c1 > n_channels)).any():
+        raise bad("has a row with an empty or out-of-range window")
+    if ((index["codec"] < 0) | (index["codec"] >= n_codecs)).any():
+        raise bad("names a codec the archive does not list")
+    seg = index["segment"].astype(np.int64)
+    if (seg >= len(segments)).any():
+        raise bad("names a payload segment the archive does not hold")
+    end = index["offset"].astype(np.float64) + index["length"].astype(np.float64)
+    if index.size and (end > np.asarray(segments, np.float64)[seg]).any():
+        raise bad("points outside the payload")
+    if ((c1 - c0).astype(np.float64) * (t1 - t0).astype(np.float64) > MAX_BLOCK_ELEMENTS).any():
+        raise bad(f"declares a block larger than {MAX_BLOCK_ELEMENTS} samples")
+    if (stored < 0).any():
+        raise bad("goes with negative stored sample counts")
+    # channels cut at every group edge: within one piece, every channel has the same blocks
+    edges = np.unique(np.concatenate([[0, n_channels], c0, c1]))
+    for a, b in zip(edges[:-1], edges[1:]):
+        rows = np.flatnonzero((c0 <= a) & (c1 >= b))
+        want = stored[a:b]
+        if (want != want[0]).any():
+            raise bad(f"groups channels {a}..{b - 1} of different lengths together")
+        order = rows[np.argsort(t0[rows], kind="stable")]
+        starts, stops = t0[order], t1[order]
+        if want[0] == 0 and order.size == 0:
+            continue
+        if order.size == 0 or starts[0] != 0 or stops[-1] != want[0] or (starts[1:] != stops[:-1]).any():
+            raise bad(f"does not tile channels {a}..{b - 1} over [0, {int(want[0])}) exactly once")
 
 
 def _covers(entry, stop, rows) -> bool:

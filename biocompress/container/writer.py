@@ -6,12 +6,14 @@ import json
 import os
 import tempfile
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from .._version import __version__
+from . import integrity
 from .layout import FORMAT_NAME, FORMAT_VERSION, INDEX_DTYPE, SEGMENT_BYTES, SEGMENT_NAME, put_text
 
 
@@ -93,6 +95,18 @@ class ArchiveWriter:
             else:
                 data.attrs[key] = value
         self.h5.close()
+        self._seal()
+
+    def _seal(self) -> None:
+        with h5py.File(self.tmp, "r+") as h5:
+            integrity.seal(h5, self.tmp.stat().st_size)
+
+    @contextmanager
+    def amend(self):
+        """The finished (unpublished) archive opened for changes; sealed again afterwards."""
+        with h5py.File(self.tmp, "r+") as h5:
+            yield h5
+        self._seal()
 
     def publish(self, *, overwrite: bool = False) -> Path:
         if self.h5.id.valid:
