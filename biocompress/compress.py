@@ -13,7 +13,7 @@ import numpy as np
 
 from .codecs.lossless import FloatLPCCodec, FloatXorCodec, LPCX3Codec
 from .container.reader import Archive, sample_bytes
-from .container.layout import put_text
+from .container.layout import MAX_BLOCK_ELEMENTS, put_text
 from .container.writer import ArchiveWriter, json_dataset
 from .errors import BadInputError, VerificationError
 from . import edf_exact
@@ -161,6 +161,9 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
     """
     if block_samples < 1 or group_channels < 1:
         raise BadInputError(None, "block_samples and group_channels must be positive")
+    if block_samples * group_channels > MAX_BLOCK_ELEMENTS:
+        raise BadInputError(None, f"blocks of {block_samples} samples × {group_channels} channels exceed "
+                            f"the format's {MAX_BLOCK_ELEMENTS} samples per block")
     if mode not in MODES:
         raise BadInputError(None, f"mode must be one of {MODES}, got {mode!r}")
     if isinstance(src, mne.io.BaseRaw):

@@ -22,7 +22,7 @@ from .codecs.lossy import model_file
 from .codecs.lossy.ae_codec import QUALITY_STEPS, AECodec
 from .codecs.lossy.near_lossless import NearLosslessCodec
 from .codecs.lossy.spatial import Spatial
-from .container.layout import put_text
+from .container.layout import MAX_BLOCK_ELEMENTS, put_text
 from .container.reader import Archive, sample_bytes
 from .container.writer import ArchiveWriter, json_dataset
 from .errors import BadInputError, VerificationError
@@ -47,6 +47,7 @@ def value_per_code(recipe: scaling.Recipe, n_channels: int) -> np.ndarray:
 def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_error_uv: float | None,
                    model=None, overwrite: bool, block_samples: int, progress: bool, write_metadata):
     n_ch, label = raw.info["nchan"], src_path.name if src_path else "recording"
+    block_samples = max(256, min(block_samples, MAX_BLOCK_ELEMENTS // n_ch // 256 * 256))  # blocks span every channel
     whole = raw.get_data() if needs_whole_read(raw) else None
     first = whole[:, :block_samples] if whole is not None else raw.get_data(start=0, stop=min(raw.n_times, block_samples))
     model_path = model or model_file.DEFAULT_MODEL

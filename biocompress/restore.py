@@ -50,6 +50,7 @@ def _restore_edf(arc: Archive, output: Path, progress) -> dict:
     want = Path(arc.source.get("file_name") or "").suffix.lower()
     if want and output.suffix.lower() != want:
         raise BadInputError(output, f"the archived file is {stored.kind} ({want}); give the output that extension")
+    gaps = stored.gaps()  # every part restore reports on is checked before anything is written
     fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -62,7 +63,7 @@ def _restore_edf(arc: Archive, output: Path, progress) -> dict:
     finally:
         Path(tmp).unlink(missing_ok=True)
     return {"path": output, "method": "edf-bytes", "exact": "bytes", "kind": stored.kind, "sha256": sha,
-            "gaps": stored.gaps()}
+            "gaps": gaps}
 
 
 def _umask() -> int:

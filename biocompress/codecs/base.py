@@ -95,6 +95,16 @@ def registered_codecs() -> list[str]:
     return sorted(set(_REGISTRY) | set(_LAZY))
 
 
+MAX_DECODED_ELEMENTS = 1 << 25  # = the container's MAX_BLOCK_ELEMENTS: no block decodes to more
+
+
+def check_declared_shape(codec_id: str, n_channels: int, n_samples: int) -> None:
+    """Raise CorruptArchiveError before a decoder allocates for a shape no block can have."""
+    if n_channels * n_samples > MAX_DECODED_ELEMENTS:
+        raise CorruptArchiveError(f"{codec_id} payload declares {n_channels} × {n_samples} samples, "
+                                  f"more than a block can hold")
+
+
 def check_2d_int(codes) -> np.ndarray:
     """Validate codec input: a 2-D integer array, returned as C-contiguous int64."""
     arr = np.asarray(codes)

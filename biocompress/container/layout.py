@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..codecs.base import MAX_DECODED_ELEMENTS as MAX_BLOCK_ELEMENTS  # noqa: F401  (a format rule)
+
 FORMAT_NAME = "biocompress"
 FORMAT_VERSION = 3  # 2 added value kind int-native and /channels/stored_samples; 3 the integrity manifest
 READABLE_VERSIONS = (1, 2, 3)

@@ -19,10 +19,9 @@ from ..errors import BadInputError, BiocompressError, CorruptArchiveError
 from ..io import edf_native, metadata, scaling
 from ..parallel import decode_parts
 from . import integrity
-from .layout import FORMAT_NAME, INDEX_DTYPE, READABLE_VERSIONS, SEGMENT_NAME
+from .layout import FORMAT_NAME, INDEX_DTYPE, MAX_BLOCK_ELEMENTS, READABLE_VERSIONS, SEGMENT_NAME
 
 
-MAX_BLOCK_ELEMENTS = 1 << 25  # channels × samples of one block: bounds what one decode allocates
 MAX_JSON_BYTES = 256 << 20
 # What damaged HDF5 structures or values make h5py, json and numpy raise while an archive is read.
 DAMAGE = (OSError, KeyError, ValueError, TypeError, IndexError, RuntimeError,

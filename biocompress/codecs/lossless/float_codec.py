@@ -14,7 +14,7 @@ import zlib
 import numpy as np
 
 from ...errors import CorruptArchiveError
-from ..base import Codec, check_2d_int, register_codec
+from ..base import Codec, check_2d_int, check_declared_shape, register_codec
 
 _HEADER = struct.Struct("<HI")
 _UINT = {4: np.uint32, 8: np.uint64}
@@ -48,11 +48,13 @@ class FloatXorCodec(Codec):
         if len(payload) < _HEADER.size:
             raise CorruptArchiveError("float payload shorter than its header")
         n_ch, n = _HEADER.unpack_from(payload)
-        try:
-            raw = zlib.decompress(payload[_HEADER.size :])
+        check_declared_shape(self.codec_id, n_ch, n)
+        inflate = zlib.decompressobj()
+        try:  # never inflate past the declared size
+            raw = inflate.decompress(payload[_HEADER.size :], n_ch * n * self.width + 1)
         except zlib.error as exc:
             raise CorruptArchiveError(f"float payload: {exc}") from exc
-        if len(raw) != n_ch * n * self.width:
+        if len(raw) != n_ch * n * self.width or not inflate.eof or inflate.unused_data:
             raise CorruptArchiveError("float payload has the wrong decoded size")
         planes = np.frombuffer(raw, np.uint8).reshape(n_ch, self.width, n).transpose(0, 2, 1)
         x = np.ascontiguousarray(planes).view(np.dtype(_UINT[self.width]).newbyteorder("<"))

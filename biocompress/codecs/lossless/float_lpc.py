@@ -30,7 +30,7 @@ import numba
 import numpy as np
 
 from ...errors import CorruptArchiveError
-from ..base import Codec, check_2d_int, register_codec
+from ..base import Codec, check_2d_int, check_declared_shape, register_codec
 from ..bytepack import pack_arrays, unpack_arrays
 from ..float_codes import codes_to_f32, f32_to_codes
 from . import lpc, residual_coder
@@ -271,6 +271,7 @@ class FloatLPCCodec(Codec):
         if len(payload) < _HEADER.size + 4:
             raise CorruptArchiveError("float-lpc-v1 payload shorter than its header")
         n_ch, n = _HEADER.unpack_from(payload)
+        check_declared_shape(self.codec_id, n_ch, n)
         (plen,) = struct.unpack_from("<I", payload, _HEADER.size)
         start = _HEADER.size + 4
         modes, exps, has_cells, orders, shifts, int_payload, cells = unpack_arrays(payload[start : start + plen], 7)

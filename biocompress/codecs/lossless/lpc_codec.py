@@ -8,7 +8,7 @@ import struct
 import numpy as np
 
 from ...errors import CorruptArchiveError
-from ..base import Codec, check_2d_int, register_codec
+from ..base import Codec, check_2d_int, check_declared_shape, register_codec
 from ..bytepack import pack_arrays, unpack_arrays
 from . import cross_channel, lpc, residual_coder
 
@@ -127,6 +127,7 @@ class LPCCodec(Codec):
         if len(payload) < _HEADER.size + 4:
             raise CorruptArchiveError(f"{self.codec_id} payload shorter than its header")
         n_ch, n = _HEADER.unpack_from(payload)
+        check_declared_shape(self.codec_id, n_ch, n)
         (plen,) = struct.unpack_from("<I", payload, _HEADER.size)
         start = _HEADER.size + 4
         params = unpack_arrays(payload[start : start + plen], self._N_PARAMS)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ...errors import CorruptArchiveError
-from ..base import Codec, register_codec
+from ..base import Codec, check_declared_shape, register_codec
 from ..lossless import residual_coder
 from . import model_file
 from .model import CausalUp, ConvAutoencoder
@@ -199,6 +199,7 @@ class AECodec(Codec):
         if len(payload) < _HEADER.size:
             raise CorruptArchiveError(f"{self.codec_id} payload shorter than its header")
         n, inside, before, after, n_comp, n_lat = _HEADER.unpack_from(payload)
+        check_declared_shape(self.codec_id, max(self.spatial.sigmas.size, n_comp * n_lat), n)
         s = self.model.stride
         if (n_comp != self.coded.size or n_lat != self.model.config["latent"] or inside != -(-n // s)
                 or before > self.context or after != self.model.lookahead):

@@ -25,7 +25,7 @@ import numba
 import numpy as np
 
 from ...errors import CorruptArchiveError
-from ..base import Codec, check_2d_int, register_codec
+from ..base import Codec, check_2d_int, check_declared_shape, register_codec
 from ..bytepack import pack_arrays, unpack_arrays
 from ..lossless import lpc, residual_coder
 from .ae_codec import AECodec
@@ -109,6 +109,7 @@ def dpcm_decode(payload: bytes) -> np.ndarray:
     if len(payload) < 10:
         raise CorruptArchiveError("DPCM payload shorter than its header")
     n_ch, n, plen = struct.unpack_from("<HII", payload)
+    check_declared_shape("nl-v1 residual", n_ch, n)
     orders, shifts, deltas, coefs = unpack_arrays(payload[10 : 10 + plen], 4)
     if orders.size != n_ch or shifts.size != n_ch or deltas.size != n_ch or int(orders.sum()) != coefs.size \
             or (shifts > 62).any() or (deltas < 0).any():
