@@ -20,6 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from . import fingerprint
 from .codecs.lossy import model_file
 from .codecs.lossy.ae_codec import QUALITY_STEPS, AECodec
 from .codecs.lossy.near_lossless import NearLosslessCodec
@@ -130,7 +131,10 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         figures = _check(writer, raw, whole, block_samples, label, deltas_si, progress)
         with h5py.File(writer.tmp, "r+") as h5:
             put_text(h5["data"].attrs, "samples_sha256", figures.pop("sha256"))
-            json_dataset(h5.create_group("fidelity"), "json", figures)
+            stats = figures.pop("fingerprint")
+            group = h5.create_group("fidelity")
+            json_dataset(group, "json", figures)
+            fingerprint.write(group, stats, block_samples)
         return writer.publish(overwrite=overwrite)
     except BaseException:
         writer.discard()
@@ -180,12 +184,13 @@ def _runs(flags: np.ndarray):
 def _check(writer, raw, whole, block, label, deltas_si, progress) -> dict:
     """Decode the new archive against the source: fidelity, hash, and the error bound."""
     meter = FidelityMeter(raw.info["nchan"], float(raw.info["sfreq"]))
-    sha = hashlib.sha256()
+    sha, stats = hashlib.sha256(), []
     with Archive(writer.tmp) as arc, progress_bar(f"verify {label}", raw.n_times, enabled=progress) as adv:
         for t0, t1, x in iter_samples(raw, block, whole):
             y = arc.read(t0, t1)
             meter.update(x, y)
             sha.update(sample_bytes(y))
+            stats.append(fingerprint.window_stats(y))
             if deltas_si is not None:
                 excess = np.abs(y - x) - deltas_si[:, None] * (1 + 1e-9)
                 if (excess > 0).any():
@@ -193,6 +198,8 @@ def _check(writer, raw, whole, block, label, deltas_si, progress) -> dict:
                     raise VerificationError(f"{label}: channel {raw.ch_names[ch]} exceeds the error bound")
             adv(t1 - t0)
     out = meter.result()
-    out["sha256"] = sha.hexdigest()
     out["ch_names"] = list(raw.ch_names)
-    return json.loads(json.dumps(out))
+    out = json.loads(json.dumps(out))
+    out["sha256"] = sha.hexdigest()
+    out["fingerprint"] = stats
+    return out

@@ -1,0 +1,84 @@
+"""Fingerprint of a lossy archive's decoded samples, checked within a tolerance.
+
+A lossy decoder computes floats (the autoencoder runs in float32), and another CPU
+may round them differently in the last places, so the SHA-256 of the decoded samples
+only holds on machines that round alike. The fingerprint holds, per time window
+``[j·window, (j+1)·window)`` and channel, the mean and the standard deviation of the
+decoded values (float64). ``verify`` recomputes it and accepts deviations up to
+
+    tolerance[c] = REL_TOLERANCE · scale[c] + FLOAT_FLOOR · rms[c] + slack[c]
+
+where ``scale[c]`` is the RMS spread of the channels measured in ``c``'s unit (the
+scale the autoencoder standardizes them by), ``rms[c]`` the RMS of ``c``'s values
+(offset included: float64 rounding of the offset), and ``slack[c]`` one integer code
+for near-lossless channels, whose codes may move by one on another machine by design
+(docs/FORMAT.md §8.8). Float rounding moves the statistics by ~1e-7 of the scale; a
+decoder that computes anything else (other weights, another transform) moves them by
+far more than 1e-5.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import CorruptArchiveError
+
+DATASET = "fingerprint"  # in /fidelity
+REL_TOLERANCE = 1e-5
+FLOAT_FLOOR = 1e-12
+MAX_WINDOW = 1 << 20  # samples: what verify decodes at once
+
+
+def window_stats(y: np.ndarray) -> np.ndarray:
+    """(n_channels, 2): mean and standard deviation of each row of a window of samples."""
+    y = np.asarray(y, np.float64)
+    mean = y.mean(axis=1)
+    return np.stack([mean, np.sqrt(np.mean((y - mean[:, None]) ** 2, axis=1))], axis=-1)
+
+
+def write(group, rows: list[np.ndarray], window: int) -> None:
+    """Store the window statistics (each (n_channels, 2), in time order) in ``group``."""
+    ds = group.create_dataset(DATASET, data=np.asarray(rows, "<f8"))
+    ds.attrs["window"] = np.int64(window)
+
+
+def read(h5, n_samples: int, n_channels: int, path) -> tuple[np.ndarray, int] | None:
+    """The stored (fingerprint, window), or None in an archive written without one;
+    its declared shape is checked before anything is read."""
+    ds = h5.get(f"fidelity/{DATASET}")
+    if ds is None:
+        return None
+    try:
+        window = int(ds.attrs["window"])
+    except (KeyError, TypeError, ValueError):
+        raise CorruptArchiveError(f"{path}: /fidelity/{DATASET} has no valid window attribute") from None
+    if not 1 <= window <= MAX_WINDOW:
+        raise CorruptArchiveError(f"{path}: /fidelity/{DATASET} window {window} outside 1…{MAX_WINDOW}")
+    expected = (-(-n_samples // window), n_channels, 2)
+    if ds.shape != expected or ds.dtype != np.float64:
+        raise CorruptArchiveError(f"{path}: /fidelity/{DATASET} is {ds.dtype}{ds.shape}, expected float64{expected}")
+    fp = ds[()]
+    if not np.isfinite(fp).all():
+        raise CorruptArchiveError(f"{path}: /fidelity/{DATASET} holds non-finite values")
+    return fp, window
+
+
+def tolerances(fp: np.ndarray, windows: np.ndarray, units, slack: np.ndarray) -> np.ndarray:
+    """Per channel, the largest deviation accepted (in the channel's unit).
+
+    ``fp``: the stored fingerprint; ``windows``: samples in each window; ``units``: a unit
+    label per channel; ``slack``: per channel, the change of one code where codes may move.
+    """
+    w = np.asarray(windows, np.float64)[:, None] / max(float(np.sum(windows)), 1.0)
+    spread2 = (w * fp[:, :, 1] ** 2).sum(axis=0)  # pooled within-window variance
+    rms = np.sqrt((w * (fp[:, :, 0] ** 2 + fp[:, :, 1] ** 2)).sum(axis=0))
+    units = np.asarray(units)
+    scale = np.empty(units.size)
+    for u in np.unique(units):
+        scale[units == u] = np.sqrt(spread2[units == u].mean())
+    return REL_TOLERANCE * scale + FLOAT_FLOOR * rms + np.asarray(slack, np.float64)
+
+
+def window_sizes(n_samples: int, window: int) -> np.ndarray:
+    starts = np.arange(0, n_samples, window)
+    return np.minimum(starts + window, n_samples) - starts
