@@ -31,20 +31,13 @@ from .container.writer import ArchiveWriter, json_dataset
 from .errors import BadInputError, VerificationError
 from .fidelity import FidelityMeter
 from .io import scaling
+from .io.scaling import value_per_code
 from .io.source import iter_samples, needs_whole_read
 from .progress import progress_bar
 
 SKETCH_STEP_PER_DELTA = 20.0  # near-lossless: autoencoder step ≈ 20 error bounds / RMS (validation sweep)
 # Lossy qualities reached with a bounded residual (integer-coded recordings): |error| ≤ this × the RMS
 QUALITY_BOUND = {5: 0.026}
-
-
-def value_per_code(recipe: scaling.Recipe, n_channels: int) -> np.ndarray:
-    """MNE units (V, T, …) per integer code, per channel."""
-    picks = np.arange(n_channels)
-    one = recipe.forward(np.ones((n_channels, 1)), picks)[:, 0]
-    zero = recipe.forward(np.zeros((n_channels, 1)), picks)[:, 0]
-    return np.abs(one - zero)
 
 
 def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_error_uv: float | None,

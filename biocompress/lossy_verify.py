@@ -18,6 +18,7 @@ from . import fingerprint
 from .container.reader import sample_bytes
 from .errors import CorruptArchiveError
 from .fidelity import TO_MICRO, FidelityMeter
+from .io.scaling import value_per_code
 from .io.source import iter_samples
 
 FIGURES = ("prdn", "rmse_uv", "max_abs_error_uv")
@@ -44,8 +45,6 @@ def channel_deltas(arc) -> np.ndarray:
 
 
 def _per_code(arc) -> np.ndarray:
-    from .compress_lossy import value_per_code
-
     return value_per_code(arc.recipe, arc.n_channels)
 
 
