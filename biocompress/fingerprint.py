@@ -19,6 +19,8 @@ far more than 1e-5.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .errors import CorruptArchiveError
@@ -26,14 +28,42 @@ from .errors import CorruptArchiveError
 DATASET = "fingerprint"  # in /fidelity
 REL_TOLERANCE = 1e-5
 FLOAT_FLOOR = 1e-12
-MAX_WINDOW = 1 << 20  # samples: what verify decodes at once
+READ_SAMPLES = 16384  # verify decodes at most this many samples at once, whatever the window
+
+
+class WindowStats:
+    """Mean and standard deviation of each channel over a window fed in pieces (the pieces'
+    means and squared deviations combined, so no large offset cancels the spread)."""
+
+    def __init__(self):
+        self.n, self.mean, self.m2 = 0, None, None
+
+    def add(self, y: np.ndarray) -> None:
+        y = np.asarray(y, np.float64)
+        k = y.shape[1]
+        if k == 0:
+            return
+        mean = y.mean(axis=1)
+        m2 = ((y - mean[:, None]) ** 2).sum(axis=1)
+        if self.n == 0:
+            self.n, self.mean, self.m2 = k, mean, m2
+            return
+        n = self.n + k
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (k / n)
+        self.m2 = self.m2 + m2 + delta**2 * (self.n * k / n)
+        self.n = n
+
+    def result(self) -> np.ndarray:
+        """(n_channels, 2): mean and standard deviation."""
+        return np.stack([self.mean, np.sqrt(self.m2 / self.n)], axis=-1)
 
 
 def window_stats(y: np.ndarray) -> np.ndarray:
     """(n_channels, 2): mean and standard deviation of each row of a window of samples."""
-    y = np.asarray(y, np.float64)
-    mean = y.mean(axis=1)
-    return np.stack([mean, np.sqrt(np.mean((y - mean[:, None]) ** 2, axis=1))], axis=-1)
+    stats = WindowStats()
+    stats.add(y)
+    return stats.result()
 
 
 def write(group, rows: list[np.ndarray], window: int) -> None:
@@ -44,7 +74,7 @@ def write(group, rows: list[np.ndarray], window: int) -> None:
 
 def read(h5, n_samples: int, n_channels: int, path) -> tuple[np.ndarray, int] | None:
     """The stored (fingerprint, window), or None in an archive written without one;
-    its declared shape is checked before anything is read."""
+    its declared shape and size are checked before anything is read."""
     ds = h5.get(f"fidelity/{DATASET}")
     if ds is None:
         return None
@@ -52,11 +82,13 @@ def read(h5, n_samples: int, n_channels: int, path) -> tuple[np.ndarray, int] | 
         window = int(ds.attrs["window"])
     except (KeyError, TypeError, ValueError):
         raise CorruptArchiveError(f"{path}: /fidelity/{DATASET} has no valid window attribute") from None
-    if not 1 <= window <= MAX_WINDOW:
-        raise CorruptArchiveError(f"{path}: /fidelity/{DATASET} window {window} outside 1…{MAX_WINDOW}")
+    if window < 1:
+        raise CorruptArchiveError(f"{path}: /fidelity/{DATASET} window {window} is not positive")
     expected = (-(-n_samples // window), n_channels, 2)
     if ds.shape != expected or ds.dtype != np.float64:
         raise CorruptArchiveError(f"{path}: /fidelity/{DATASET} is {ds.dtype}{ds.shape}, expected float64{expected}")
+    if ds.nbytes > os.path.getsize(path):
+        raise CorruptArchiveError(f"{path}: /fidelity/{DATASET} declares {ds.nbytes} bytes, more than the file holds")
     fp = ds[()]
     if not np.isfinite(fp).all():
         raise CorruptArchiveError(f"{path}: /fidelity/{DATASET} holds non-finite values")

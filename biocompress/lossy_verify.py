@@ -25,6 +25,7 @@ FIGURES = ("prdn", "rmse_uv", "max_abs_error_uv")
 FIGURE_REL_TOLERANCE = 1e-3  # stored vs recomputed figures: float rounding moves them by ~1e-5
 BOUND_SLACK = 1e-9  # relative: the bound is checked on float64 values
 UNBOUNDED = -1
+MAX_BLOCK = 1 << 20  # samples read at once against the source (the writer's windows, up to this)
 
 
 def channel_deltas(arc) -> np.ndarray:
@@ -56,15 +57,18 @@ def _code_slack(arc, deltas: np.ndarray) -> np.ndarray:
 def check_decoded(arc, progress=None) -> tuple[bool, list[str]]:
     """Decode every block; compare with the stored hash and fingerprint."""
     stored = fingerprint.read(arc.h5, arc.n_samples, arc.n_channels, arc.path)
-    window = stored[1] if stored else min(max(int(arc.attrs.get("block_samples", 16384)), 1), fingerprint.MAX_WINDOW)
+    window = stored[1] if stored else fingerprint.READ_SAMPLES
     sha, rows = hashlib.sha256(), []
-    for t0 in range(0, arc.n_samples, window):
-        t1 = min(arc.n_samples, t0 + window)
-        y = arc.read(t0, t1)
-        sha.update(sample_bytes(y))
-        rows.append(fingerprint.window_stats(y))
-        if progress:
-            progress(t1 - t0)
+    for w0 in range(0, arc.n_samples, window):
+        stats = fingerprint.WindowStats()
+        for t0 in range(w0, min(arc.n_samples, w0 + window), fingerprint.READ_SAMPLES):
+            t1 = min(arc.n_samples, w0 + window, t0 + fingerprint.READ_SAMPLES)
+            y = arc.read(t0, t1)
+            sha.update(sample_bytes(y))
+            stats.add(y)
+            if progress:
+                progress(t1 - t0)
+        rows.append(stats.result())
     digest = sha.hexdigest()
     same = digest == arc.attrs.get("samples_sha256")
     lines = [f"blocks: {arc.index.size} decoded, CRC-32 ok"]
@@ -110,7 +114,9 @@ def check_claims(arc, raw, progress=None) -> tuple[bool, list[str]]:
     meter = FidelityMeter(arc.n_channels, arc.sfreq)
     worst = np.zeros(arc.n_channels)
     differ = np.zeros(arc.n_channels, bool)
-    block = min(max(int(arc.attrs.get("block_samples", 16384)), 1), fingerprint.MAX_WINDOW)
+    block = int(arc.attrs.get("block_samples", 0))
+    if not 1 <= block <= MAX_BLOCK:
+        block = fingerprint.READ_SAMPLES
     for t0, t1, x in iter_samples(raw, block):  # the windows the figures were measured in
         y = arc.read(t0, t1)
         meter.update(x, y)

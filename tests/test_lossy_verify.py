@@ -147,11 +147,31 @@ def test_corrupted_fingerprint_fails(copy_of):
 def test_fingerprint_layout(archives):
     with h5py.File(archives["lossy"], "r") as f:
         n_samples, n_ch = int(f["data"].attrs["n_samples"]), int(f["data"].attrs["n_channels"])
-        fp, window = fingerprint.read(f, n_samples, n_ch, "x")
+        fp, window = fingerprint.read(f, n_samples, n_ch, archives["lossy"])
     assert fp.shape == (-(-n_samples // window), n_ch, 2)
     x = biocompress.open(archives["lossy"]).read(0, min(window, n_samples))
     np.testing.assert_allclose(fp[0, :, 0], x.mean(axis=1), rtol=1e-12, atol=0)
     np.testing.assert_allclose(fp[0, :, 1], x.std(axis=1), rtol=1e-9, atol=0)
+
+
+def test_window_stats_in_pieces_agree_with_one_pass():
+    rng = np.random.default_rng(3)
+    y = rng.standard_normal((5, 10000)) * 1e-5 + np.array([[0], [1e-2], [-3.0], [0], [40.0]])
+    stats = fingerprint.WindowStats()
+    for a in range(0, 10000, 3333):
+        stats.add(y[:, a : a + 3333])
+    got = stats.result()
+    spread = y.std(axis=1)
+    assert (np.abs(got[:, 0] - y.mean(axis=1)) <= 1e-12 * spread).all()  # far below the 1e-5 tolerance
+    assert (np.abs(got[:, 1] - spread) <= 1e-9 * spread).all()
+
+
+def test_fingerprint_declaring_more_than_the_file_is_corrupt(copy_of):
+    arc = copy_of("lossy")
+    with h5py.File(arc, "r+") as f:
+        f["fidelity/fingerprint"].attrs["window"] = np.int64(1)  # 31,000 windows declared: shape mismatch
+    res = invoke("verify", arc)
+    assert res.exit_code == 1 and "fingerprint" in res.output
 
 
 def test_archive_without_fingerprint_still_verifies_bit_exact(copy_of):
