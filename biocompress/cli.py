@@ -67,15 +67,14 @@ def decompress(
     archive: Path = typer.Argument(..., help="A .bc.h5 archive."),
     output: Path = typer.Option(..., "-o", "--output", help="Output file: .fif, .edf, .bdf, .vhdr or .set."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
+    allow_changes: bool = typer.Option(False, "--allow-changes", help="Write the file even where the format "
+                                       "changes trigger codes or clips values (the changes are listed)."),
 ):
-    """Export the archive's recording through MNE (format from OUTPUT's extension)."""
-    from .restore import _check_output, _export
+    """Export the archive's recording through MNE (format from OUTPUT's extension); the file is
+    read back and checked channel by channel."""
+    from .restore import export
 
-    def export():
-        _check_output(output, force)
-        return _export(archive, output, "")
-
-    result = _run(export)
+    result = _run(lambda: export(archive, output, overwrite=force, allow_changes=allow_changes))
     _print_export(result)
 
 
@@ -84,12 +83,14 @@ def restore(
     archive: Path = typer.Argument(..., help="A .bc.h5 archive."),
     output: Path = typer.Option(..., "-o", "--output", help="Where the recording goes."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
+    allow_changes: bool = typer.Option(False, "--allow-changes", help="Through MNE: write the file even where "
+                                       "the format changes trigger codes or clips values (the changes are listed)."),
 ):
     """Give back the archived file: EDF/BDF byte for byte (SHA-256 checked), other
     formats written through MNE with the samples checked."""
     from .restore import restore as do_restore
 
-    result = _run(lambda: do_restore(archive, output, overwrite=force))
+    result = _run(lambda: do_restore(archive, output, overwrite=force, allow_changes=allow_changes))
     if result["method"] == "edf-bytes":
         gaps = result["gaps"]
         note = f"; {len(gaps)} gap(s) between records kept" if gaps else ""
@@ -102,12 +103,16 @@ def restore(
 def _print_export(result: dict) -> None:
     path = result["path"]
     if result["exact"] == "samples":
-        out.print(f"wrote {path} through MNE; its samples read back identical to the archive's "
+        out.print(f"wrote {path} through MNE; every channel reads back identical to the archive's, bit for bit "
                   "(the file's bytes are MNE's, not the source's)", highlight=False)
     else:
-        out.print(f"wrote {path} through MNE; [yellow]its samples are NOT identical[/] to the archive's "
-                  f"(max |error| {result['max_abs_error']}): this format cannot hold them exactly; "
-                  "use .fif for an exact copy", highlight=False)
+        hint = "" if result.get("format") == "fif" else "; .fif keeps every sample exactly"
+        out.print(f"wrote {path} through MNE; [yellow]not every sample is identical[/] to the archive's: "
+                  f"{result['summary']}{hint}", highlight=False)
+    for change in result.get("changes", ()):
+        err.print(f"[yellow]changed:[/] {change['name']} ({change['type']}): {change['change']}", highlight=False)
+    for note in result.get("notes", ()):
+        out.print(f"note: {note}", highlight=False)
 
 
 @app.command()
@@ -122,7 +127,7 @@ def info(
         return
     table = Table(show_header=False, box=None)
     for k, v in summary.items():
-        table.add_row(k, str(v))
+        table.add_row(k, "\n".join(map(str, v)) if isinstance(v, list) else str(v))
     out.print(table)
 
 
@@ -148,10 +153,19 @@ def archive_summary(path) -> dict:
             "codec": ",".join(codecs),
             "n_blocks": int(arc.index.size),
             "source_sha256": src.get("sha256"),
+            **_source_warnings(src),
             "samples_sha256": arc.attrs["samples_sha256"],
             "restore": _restore_summary(arc),
             **_fidelity_summary(arc),
         }
+
+
+def _source_warnings(source: dict) -> dict:
+    """What MNE warned about when the source was opened (a list of strings in the provenance)."""
+    said = source.get("warnings")
+    if not isinstance(said, list) or not said:
+        return {}
+    return {"source_warnings": [str(w) for w in said]}
 
 
 def _fidelity_summary(arc) -> dict:
@@ -172,7 +186,7 @@ def _restore_summary(arc) -> str:
     if arc.mode != "lossless":
         return "not exact (lossy archive)"
     if arc.stored_edf is None:
-        return "through MNE (samples exact in .fif)"
+        return "through MNE export (.fif, .edf, .bdf, .vhdr, .set); the file is read back and checked per channel"
     stored = arc.stored_edf
     gaps = stored.gaps()
     gap_text = (f"; {len(gaps)} gap(s) between records: " + ", ".join(f"{g:g} s at {t:g} s" for t, g in gaps[:5])
@@ -263,6 +277,8 @@ def demo(
 
 def _print_summary(path: Path) -> None:
     s = archive_summary(path)
+    for warning in s.get("source_warnings", ()):
+        err.print(f"[yellow]warning:[/] {s['source_file']}: {warning}", highlight=False)
     out.print(
         f"wrote {path}: {s['source_bytes']:,} → {s['archive_bytes']:,} bytes "
         f"(ratio {s['ratio']}), verified", highlight=False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import h5py
@@ -18,7 +19,7 @@ from .container.writer import ArchiveWriter, json_dataset
 from .errors import BadInputError, VerificationError
 from . import edf_exact
 from .io import edf_file, edf_native, metadata, scaling
-from .io.source import file_sha256, iter_samples, needs_whole_read, open_raw
+from .io.source import file_sha256, iter_samples, needs_whole_read, open_source
 from .parallel import BlockPool
 from .progress import progress_bar
 
@@ -166,13 +167,15 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
                             f"the format's {MAX_BLOCK_ELEMENTS} samples per block")
     if mode not in MODES:
         raise BadInputError(None, f"mode must be one of {MODES}, got {mode!r}")
+    source_warnings: list[str] = []
     if isinstance(src, mne.io.BaseRaw):
         raw, src_path = src, Path(src.filenames[0]) if src.filenames and src.filenames[0] else None
         if dst is None:
             raise BadInputError(None, "dst is required when compressing an in-memory Raw")
     else:
         src_path = Path(src)
-        raw = open_raw(src_path)
+        raw, source_warnings = open_source(src_path)
+    write_metadata = partial(_write_metadata, source_warnings=source_warnings)
     dst = Path(dst) if dst is not None else default_output(src_path)
     if dst.exists() and not overwrite:
         raise BadInputError(dst, "output exists (use --force / overwrite=True to replace it)")
@@ -188,7 +191,7 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
 
         return compress_lossy(raw, src_path, dst, mode=mode, quality=quality, max_error_uv=max_error_uv,
                               model=model, overwrite=overwrite, block_samples=block_samples, progress=progress,
-                              write_metadata=_write_metadata)
+                              write_metadata=write_metadata)
     recipe = scaling.recipe_for(raw)
     whole = raw.get_data() if needs_whole_read(raw) else None
     native = _native_codes(raw, recipe, whole) if whole is not None else {}
@@ -214,7 +217,7 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
                 writer.discard()
                 raise
     with writer:
-        _write_metadata(writer.h5, raw, recipe, kinds, stored, src_path)
+        write_metadata(writer.h5, raw, recipe, kinds, stored, src_path)
         if matcher is not None:
             matcher.write(writer.h5)
         writer.finish({
@@ -239,7 +242,7 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
         return writer.publish(overwrite=overwrite)
 
 
-def _write_metadata(h5: h5py.File, raw, recipe, kinds, stored, src_path) -> None:
+def _write_metadata(h5: h5py.File, raw, recipe, kinds, stored, src_path, source_warnings=()) -> None:
     info = h5.create_group("info")
     json_dataset(info, "json", metadata.info_to_dict(raw.info, raw.get_channel_types()))
     ch = h5.create_group("channels")
@@ -266,6 +269,7 @@ def _write_metadata(h5: h5py.File, raw, recipe, kinds, stored, src_path) -> None
         "reader": type(raw).__name__,
         "mne_version": mne.__version__,
         "source_bytes": sum(f["size"] for f in files),
+        "warnings": list(source_warnings),  # what MNE said on opening the source (truncated file, …)
     }))
 
 

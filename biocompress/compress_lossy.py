@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import fingerprint
 from .codecs.lossy import model_file
 from .codecs.lossy.ae_codec import QUALITY_STEPS, AECodec
 from .codecs.lossy.near_lossless import NearLosslessCodec
@@ -28,20 +29,13 @@ from .container.writer import ArchiveWriter, json_dataset
 from .errors import BadInputError, VerificationError
 from .fidelity import FidelityMeter
 from .io import scaling
+from .io.scaling import value_per_code
 from .io.source import iter_samples, needs_whole_read
 from .progress import progress_bar
 
 SKETCH_STEP_PER_DELTA = 20.0  # near-lossless: autoencoder step ≈ 20 error bounds / RMS (validation sweep)
 # Lossy qualities reached with a bounded residual (integer-coded recordings): |error| ≤ this × the RMS
 QUALITY_BOUND = {5: 0.026}
-
-
-def value_per_code(recipe: scaling.Recipe, n_channels: int) -> np.ndarray:
-    """MNE units (V, T, …) per integer code, per channel."""
-    picks = np.arange(n_channels)
-    one = recipe.forward(np.ones((n_channels, 1)), picks)[:, 0]
-    zero = recipe.forward(np.zeros((n_channels, 1)), picks)[:, 0]
-    return np.abs(one - zero)
 
 
 def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_error_uv: float | None,
@@ -129,7 +123,10 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         figures = _check(writer, raw, whole, block_samples, label, deltas_si, progress)
         with writer.amend() as h5:
             put_text(h5["data"].attrs, "samples_sha256", figures.pop("sha256"))
-            json_dataset(h5.create_group("fidelity"), "json", figures)
+            stats = figures.pop("fingerprint")
+            group = h5.create_group("fidelity")
+            json_dataset(group, "json", figures)
+            fingerprint.write(group, stats, block_samples)
         return writer.publish(overwrite=overwrite)
     except BaseException:
         writer.discard()
@@ -179,12 +176,13 @@ def _runs(flags: np.ndarray):
 def _check(writer, raw, whole, block, label, deltas_si, progress) -> dict:
     """Decode the new archive against the source: fidelity, hash, and the error bound."""
     meter = FidelityMeter(raw.info["nchan"], float(raw.info["sfreq"]))
-    sha = hashlib.sha256()
+    sha, stats = hashlib.sha256(), []
     with Archive(writer.tmp) as arc, progress_bar(f"verify {label}", raw.n_times, enabled=progress) as adv:
         for t0, t1, x in iter_samples(raw, block, whole):
             y = arc.read(t0, t1)
             meter.update(x, y)
             sha.update(sample_bytes(y))
+            stats.append(fingerprint.window_stats(y))
             if deltas_si is not None:
                 excess = np.abs(y - x) - deltas_si[:, None] * (1 + 1e-9)
                 if (excess > 0).any():
@@ -192,6 +190,8 @@ def _check(writer, raw, whole, block, label, deltas_si, progress) -> dict:
                     raise VerificationError(f"{label}: channel {raw.ch_names[ch]} exceeds the error bound")
             adv(t1 - t0)
     out = meter.result()
-    out["sha256"] = sha.hexdigest()
     out["ch_names"] = list(raw.ch_names)
-    return json.loads(json.dumps(out))
+    out = json.loads(json.dumps(out))
+    out["sha256"] = sha.hexdigest()
+    out["fingerprint"] = stats
+    return out

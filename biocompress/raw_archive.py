@@ -1,7 +1,16 @@
-"""Archives as ``mne.io.Raw``: only the blocks a request touches are decoded."""
+"""Archives as ``mne.io.Raw``: only the blocks a request touches are decoded.
+
+A lazy Raw reopens its archive for every read: MNE copies Raw objects (``raw.copy()``)
+and pickles them for parallel jobs, which an open HDF5 handle would not survive. The
+file's identity (device, inode, size, modification time and the samples' SHA-256) is
+taken when the Raw is made and checked on every read, so a Raw never mixes samples of
+two archives: one replaced at its path (``compress --force``) or rewritten in place
+raises :class:`CorruptArchiveError` instead.
+"""
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -9,6 +18,7 @@ import numpy as np
 from mne.io import BaseRaw
 
 from .container.reader import Archive
+from .errors import CorruptArchiveError
 
 
 class RawArchive(BaseRaw):
@@ -20,11 +30,13 @@ class RawArchive(BaseRaw):
             info = arc.info
             annotations = arc.annotations
             first, n = arc.first_samp, arc.n_samples
+            identity = archive_identity(arc)
             _warn_if_lossy(fname, arc)
         super().__init__(
             info, preload=preload, first_samps=(first,), last_samps=(first + n - 1,),
-            filenames=(str(fname.resolve()),), raw_extras=[{"n_channels": info["nchan"], "first_samp": first,
-                         "cals": np.array([ch["range"] * ch["cal"] for ch in info["chs"]])}], orig_format="double", verbose=verbose,
+            filenames=(str(fname.resolve()),), orig_format="double", verbose=verbose,
+            raw_extras=[{"n_channels": info["nchan"], "first_samp": first, "identity": identity,
+                         "cals": np.array([ch["range"] * ch["cal"] for ch in info["chs"]])}],
         )
         if annotations.orig_time is None:
             # onsets were stored as MNE reported them (first_time included); set_annotations
@@ -37,12 +49,24 @@ class RawArchive(BaseRaw):
         extras = self._raw_extras[fi]
         every = np.arange(extras["n_channels"])
         with Archive(self.filenames[fi]) as arc:  # start/stop count from the file's first_samp
+            if archive_identity(arc) != extras["identity"]:
+                raise CorruptArchiveError(f"{self.filenames[fi]}: the archive was replaced or modified since it was "
+                                          "opened; open it again with read_raw")
             x = arc.read(start - extras["first_samp"], stop - extras["first_samp"], picks=every if mult is not None else every[idx])
         if mult is None:
             data[:] = x  # archives hold MNE's calibrated values already
         else:
             # mult (projector/compensation) expects uncalibrated rows and carries the cals itself
             data[:] = mult @ (x / extras["cals"][:, np.newaxis])
+
+
+def archive_identity(arc: Archive) -> tuple:
+    """(device, inode, size, mtime in ns, samples SHA-256) of the file ``arc`` holds open."""
+    try:
+        st = os.fstat(arc.h5.id.get_vfd_handle())  # the open file itself, whatever its path holds now
+    except (AttributeError, TypeError, ValueError, OSError):  # a driver without a file descriptor
+        st = os.stat(arc.path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, arc.attrs.get("samples_sha256"))
 
 
 _WARNED: set[str] = set()

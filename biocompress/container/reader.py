@@ -75,7 +75,7 @@ class Archive:
 
     def _open(self) -> None:
         self.sizes = integrity.Sizes(self.path.stat().st_size, str(self.path))
-        version = self._check_format()
+        self.format_version = version = self._check_format()
         self.parts = integrity.Manifest.load(self.h5, self.sizes, required=version >= 3)
         self.root_attrs = self.parts.attrs("/")
         self.attrs = self.parts.attrs("/data")

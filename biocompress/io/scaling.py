@@ -102,6 +102,14 @@ def recipe_for(raw) -> Recipe:
     return Recipe(("mul:e",), {"e": cals})
 
 
+def value_per_code(recipe: Recipe, n_channels: int) -> np.ndarray:
+    """MNE units (V, T, …) per integer code, per channel (recipes are affine in the code)."""
+    picks = np.arange(n_channels)
+    one = recipe.forward(np.ones((n_channels, 1)), picks)[:, 0]
+    zero = recipe.forward(np.zeros((n_channels, 1)), picks)[:, 0]
+    return np.abs(one - zero)
+
+
 def _same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-row bitwise equality of two float64 arrays (NaN payloads and -0.0 included)."""
     return (a.view(np.int64) == b.view(np.int64)).all(axis=-1)

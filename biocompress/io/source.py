@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
 import mne
@@ -21,7 +22,11 @@ def _looks_like_text(path: Path) -> bool:
     return bool(head) and b"\x00" not in head and head.isascii() and not head[:8].strip().isdigit()
 
 
-def open_raw(path, *, verbose="ERROR") -> mne.io.BaseRaw:
+# Warnings about the library rather than the file
+_NOT_ABOUT_THE_FILE = (DeprecationWarning, PendingDeprecationWarning, FutureWarning, ImportWarning)
+
+
+def open_raw(path) -> mne.io.BaseRaw:
     """Open ``path`` lazily with MNE (``preload=False``), retrying known fallbacks.
 
     Raises
@@ -29,6 +34,12 @@ def open_raw(path, *, verbose="ERROR") -> mne.io.BaseRaw:
     BadInputError
         Naming the file and the problem: missing, unreadable, empty or without channels.
     """
+    return open_source(path)[0]
+
+
+def open_source(path) -> tuple[mne.io.BaseRaw, list[str]]:
+    """:func:`open_raw`, and the warnings MNE gave on opening the file (a header whose record
+    count disagrees with the file size, a file cut mid-record, …): each once, in order."""
     path = Path(path)
     if not path.exists():
         raise BadInputError(path, "no such file or directory")
@@ -44,7 +55,9 @@ def open_raw(path, *, verbose="ERROR") -> mne.io.BaseRaw:
     errors = []
     for kwargs in attempts:
         try:
-            raw = mne.io.read_raw(os.fspath(path), preload=False, verbose=verbose, **kwargs)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                raw = mne.io.read_raw(os.fspath(path), preload=False, verbose="WARNING", **kwargs)
             break
         except Exception as exc:  # MNE raises many types for unreadable files
             errors.append(exc)
@@ -54,7 +67,8 @@ def open_raw(path, *, verbose="ERROR") -> mne.io.BaseRaw:
         raise BadInputError(path, "recording has zero channels")
     if raw.n_times == 0:
         raise BadInputError(path, "recording has zero samples")
-    return raw
+    said = [str(w.message).strip() for w in caught if not issubclass(w.category, _NOT_ABOUT_THE_FILE)]
+    return raw, list(dict.fromkeys(m for m in said if m))
 
 
 def _describe_read_failure(path: Path, exc: Exception) -> str:

@@ -8,6 +8,11 @@ that error are not coded at all). Channels are scaled by one factor per *group*,
 channels measured in one unit (all voltages: EEG, EOG, ECG, …; magnetometers;
 gradiometers), so that within a unit the error is the same for every channel.
 The transform is fitted once, on the start of the stream, and stored with it.
+
+The transform is applied by :func:`fixed_order_product`, not BLAS: a threaded BLAS
+sums its products in an order that depends on the number of threads, so the decoded
+values would change (by a few units in the last place) with ``OMP_NUM_THREADS`` or
+``taskset``, and with them the archive's samples hash.
 """
 
 from __future__ import annotations
@@ -15,10 +20,43 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 SIGMA_FLOOR = 0.05  # components silent at the start may wake up later: keep them codable
 DROP_STEP = 100.0  # a component whose step exceeds 100 of its own standard deviations is not coded
+_TILE = 128  # samples per tile of fixed_order_product (4 output rows × 128 samples stay in L1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _product(a, z):
+    n_i, n_k = a.shape
+    n_t = z.shape[1]
+    out = np.empty((n_i, n_t))
+    acc = np.empty((4, _TILE))
+    for t0 in range(0, n_t, _TILE):
+        m = min(n_t - t0, _TILE)
+        for i0 in range(0, n_i, 4):
+            rows = min(4, n_i - i0)
+            acc[:, :] = 0.0
+            for k in range(n_k):
+                for r in range(rows):
+                    w = a[i0 + r, k]
+                    for t in range(m):
+                        acc[r, t] += w * z[k, t0 + t]
+            for r in range(rows):
+                out[i0 + r, t0 : t0 + m] = acc[r, :m]
+    return out
+
+
+def fixed_order_product(a: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """``a @ z`` (float64) with each output summed over ``k = 0, 1, …`` in order, on one thread:
+    the same floats whatever the thread count (and, without fused multiply-adds, on any IEEE machine)."""
+    a = np.ascontiguousarray(a, np.float64)
+    z = np.ascontiguousarray(z, np.float64)
+    if a.shape[1] != z.shape[0]:
+        raise ValueError(f"shapes {a.shape} and {z.shape} do not multiply")
+    return _product(a, z)
 
 
 @dataclass
@@ -53,10 +91,10 @@ class Spatial:
     def to_components(self, x: np.ndarray) -> np.ndarray:
         """Values (n_ch, n) → components divided by their standard deviation."""
         s = (np.asarray(x, np.float64) - self.offsets[:, None]) / self.scales[:, None]
-        return (self.transform.T @ s) / self.sigmas[:, None]
+        return fixed_order_product(self.transform.T, s) / self.sigmas[:, None]
 
     def from_components(self, z: np.ndarray) -> np.ndarray:
-        return (self.transform @ (z * self.sigmas[:, None])) * self.scales[:, None] + self.offsets[:, None]
+        return fixed_order_product(self.transform, z * self.sigmas[:, None]) * self.scales[:, None] + self.offsets[:, None]
 
     def steps(self, relative_step: float) -> np.ndarray:
         """Per-component step (in component std units) giving every component the same error."""
