@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +19,13 @@ from . import edf_exact
 from .container import edf_source
 from .container.reader import Archive, sample_bytes
 from .errors import BadInputError, VerificationError
+from .outputs import check_output, temporary, writing
 
 EXPORT_FORMATS = {".fif": "fif", ".edf": "edf", ".bdf": "bdf", ".vhdr": "brainvision", ".set": "eeglab"}
 
 
-def _check_output(output: Path, overwrite: bool) -> None:
-    if output.exists() and not overwrite:
-        raise BadInputError(output, "exists (use --force / overwrite=True to replace it)")
-    if not output.parent.is_dir():
-        raise BadInputError(output, "output folder does not exist")
+def _check_output(output: Path, overwrite: bool, archive) -> None:
+    check_output(output, [archive], force=overwrite, kind="recording")
 
 
 def restore(archive, output, *, overwrite: bool = False, progress=None) -> dict:
@@ -36,14 +33,20 @@ def restore(archive, output, *, overwrite: bool = False, progress=None) -> dict:
 
     Returns a dict with ``path``, ``method`` ("edf-bytes" or "mne-export"), ``exact``
     ("bytes", "samples" or "no") and, for EDF/BDF, the checked ``sha256``.
+
+    Raises ``BadInputError`` (an unusable archive, or an output refused before any work:
+    it exists without ``overwrite``, it is the archive, it is not a regular file),
+    ``WriteError`` (disk full, permission denied...), ``CorruptArchiveError`` and
+    ``VerificationError`` (nothing is written).
     """
     output = Path(output)
-    _check_output(output, overwrite)
-    with Archive(archive) as arc:
-        if edf_source.GROUP in arc.h5:
-            return _restore_edf(arc, output, progress)
-        source_name = arc.source.get("file_name") or "recording"
-    return _export(Path(archive), output, source_name)
+    _check_output(output, overwrite, archive)
+    with writing(output):
+        with Archive(archive) as arc:
+            if edf_source.GROUP in arc.h5:
+                return _restore_edf(arc, output, progress)
+            source_name = arc.source.get("file_name") or "recording"
+        return _export(Path(archive), output, source_name)
 
 
 def _restore_edf(arc: Archive, output: Path, progress) -> dict:
@@ -51,9 +54,9 @@ def _restore_edf(arc: Archive, output: Path, progress) -> dict:
     want = Path(arc.source.get("file_name") or "").suffix.lower()
     if want and output.suffix.lower() != want:
         raise BadInputError(output, f"the archived file is {stored.kind} ({want}); give the output that extension")
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+    tmp = temporary(output)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             sha = edf_exact.write_file(arc, f, progress=progress)
         if sha != stored.sha256:
             raise VerificationError(f"{arc.path}: rebuilt {stored.kind} file has sha256 {sha}, "
@@ -83,7 +86,7 @@ def _export(archive: Path, output: Path, source_name: str) -> dict:
     raw = read_raw(archive, preload=True, verbose="ERROR")
     # Export under the final name inside a private folder, then move the file(s):
     # BrainVision headers refer to their data files by name.
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    tmpdir = temporary(output, folder=True)
     try:
         target = tmpdir / output.name
         try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import h5py
 import numpy as np
 
 from .._version import __version__
+from ..outputs import temporary
 from .layout import FORMAT_NAME, FORMAT_VERSION, INDEX_DTYPE, SEGMENT_BYTES, SEGMENT_NAME, put_text
 
 
@@ -31,9 +31,7 @@ class ArchiveWriter:
 
     def __init__(self, dst, *, mode: str = "lossless"):
         self.dst = Path(dst)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.dst.name}.", suffix=".tmp", dir=self.dst.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temporary(self.dst)
         self.h5 = h5py.File(self.tmp, "w", libver=("v110", "latest"), meta_block_size=512)
         put_text(self.h5.attrs, "format", FORMAT_NAME)
         self.h5.attrs["format_version"] = FORMAT_VERSION
