@@ -57,7 +57,8 @@ class _Handled(TyperGroup):
             code, message = exit_status(exc)
             if ctx.params.get("debug"):
                 sys.stderr.write(traceback.format_exc())
-            err.print(f"[bold red]error:[/] {message}" if code != EXIT_INTERRUPTED else message, highlight=False)
+            err.print(f"[bold red]error:[/] {message}" if code != EXIT_INTERRUPTED else message, highlight=False,
+                      soft_wrap=True)
             raise typer.Exit(code) from None
 
 
@@ -67,13 +68,16 @@ out = Console(width=None if Console().is_terminal else 120)
 err = Console(stderr=True)
 
 
+_SETTINGS = {"debug": False}
+
+
 @app.callback()
 def _options(debug: bool = typer.Option(False, "--debug", help="On an error, print the traceback too.")):
-    pass
+    _SETTINGS["debug"] = debug
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -321,12 +325,37 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _unraisable(info, settings=_SETTINGS, default=sys.__unraisablehook__) -> None:
+    """Errors Python can only report (an extension's object failing to free itself after a
+    failed write): the command reports its own error; --debug shows these too.
+    (Bound as defaults: the hook also runs at interpreter exit, when globals are gone.)"""
+    if settings["debug"]:
+        default(info)
+
+
+def _excepthook(kind, value, tb, settings=_SETTINGS, default=sys.__excepthook__) -> None:
+    """Only what extensions print through Python reaches this hook (an uncaught exception ends
+    in main()), e.g. Cython objects failing to free themselves after a failed write, whose
+    error the command reports itself. Silent, except with --debug."""
+    if settings["debug"]:
+        default(kind, value, tb)
+
+
 def main() -> None:  # pragma: no cover
+    sys.unraisablehook = _unraisable
+    sys.excepthook = _excepthook
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
     if hasattr(signal, "SIGXFSZ"):  # over `ulimit -f`, a write fails with EFBIG instead of killing us
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    app()
+    try:
+        typer.main.get_command(app)()  # not app(): it would install typer's own excepthook
+    except Exception as exc:  # noqa: BLE001 - raised outside any command (e.g. while starting)
+        code, message = exit_status(exc)
+        if _SETTINGS["debug"]:
+            traceback.print_exc()
+        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,7 +17,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from .codecs.lossy import model_file
@@ -29,6 +28,7 @@ from .container.reader import Archive, sample_bytes
 from .container.writer import ArchiveWriter, json_dataset
 from .errors import BadInputError, VerificationError
 from .fidelity import FidelityMeter
+from .guarded_file import hdf5_for_writing
 from .io import scaling
 from .io.source import iter_samples, needs_whole_read
 from .progress import progress_bar
@@ -130,7 +130,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                        "first_samp": int(raw.first_samp), "block_samples": block_samples, "samples_sha256": "",
                        "samples_hash_layout": "sha256 of float64 little-endian samples (decoded), time-major"})
         figures = _check(writer, raw, whole, block_samples, label, deltas_si, progress)
-        with h5py.File(writer.tmp, "r+") as h5:
+        with hdf5_for_writing(writer.tmp, "r+") as h5:
             put_text(h5["data"].attrs, "samples_sha256", figures.pop("sha256"))
             json_dataset(h5.create_group("fidelity"), "json", figures)
         return writer.publish(overwrite=overwrite)

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 
 from .._version import __version__
+from ..guarded_file import GuardedFile
 from ..outputs import temporary
 from .layout import FORMAT_NAME, FORMAT_VERSION, INDEX_DTYPE, SEGMENT_BYTES, SEGMENT_NAME, put_text
 
@@ -32,7 +33,8 @@ class ArchiveWriter:
     def __init__(self, dst, *, mode: str = "lossless"):
         self.dst = Path(dst)
         self.tmp = temporary(self.dst)
-        self.h5 = h5py.File(self.tmp, "w", libver=("v110", "latest"), meta_block_size=512)
+        self._file = GuardedFile(self.tmp, "w")  # a failed write must not reach HDF5 (it cannot recover)
+        self.h5 = h5py.File(self._file, "w", libver=("v110", "latest"), meta_block_size=512)
         put_text(self.h5.attrs, "format", FORMAT_NAME)
         self.h5.attrs["format_version"] = FORMAT_VERSION
         put_text(self.h5.attrs, "created_by", f"biocompress {__version__}")
@@ -91,10 +93,12 @@ class ArchiveWriter:
             else:
                 data.attrs[key] = value
         self.h5.close()
+        self._file.close()  # raises a write that failed
 
     def publish(self, *, overwrite: bool = False) -> Path:
         if self.h5.id.valid:
             self.h5.close()
+        self._file.close()
         if self.dst.exists() and not overwrite:
             self.discard()
             raise FileExistsError(f"{self.dst}: exists (use --force to overwrite)")
@@ -110,4 +114,5 @@ class ArchiveWriter:
             if self.h5.id.valid:
                 self.h5.close()
         finally:
+            self._file.close(check=False)
             self.tmp.unlink(missing_ok=True)

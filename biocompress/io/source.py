@@ -12,6 +12,7 @@ import mne
 
 from .. import os_errors
 from ..errors import BadInputError
+from ..outputs import is_archive
 from .edf_file import read_layout
 from .edf_native import samples_per_record
 
@@ -93,6 +94,8 @@ def _describe_read_failure(path: Path, exc: Exception) -> str:
         if problem is not None:
             return problem
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if is_archive(path):
+        return "is a biocompress archive, not a recording (`biocompress restore` or `decompress` gives it back)"
     if isinstance(exc, ValueError) and "Unsupported file type" in msg:
         return f"file format not supported by MNE ({path.suffix or 'no extension'})"
     detail = type(exc).__name__ + (f": {msg}" if msg and msg != type(exc).__name__ else "")
