@@ -1,38 +1,84 @@
-"""The ``biocompress`` command line. Exit codes: 0 ok, 1 verification failed, 2 bad input/usage."""
+"""The ``biocompress`` command line: compress EEG/MEG recordings into verified archives.
+
+Exit codes: 0 success; 1 verification failed or archive damaged; 2 bad input, usage or environment (disk full, permission denied, read-only file system); 3 internal error (rerun with --debug for the traceback); 130 interrupted (Ctrl-C, SIGTERM, SIGHUP).
+"""
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import traceback
 from pathlib import Path
 from typing import Optional
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
-from .errors import BadInputError, BiocompressError, CorruptArchiveError, VerificationError
+from . import os_errors
+from .errors import BiocompressError, CorruptArchiveError, VerificationError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__,
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
+
+
+def exit_status(exc: BaseException) -> tuple[int, str]:
+    """The exit code and the one-line message for an exception that ended a command."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "interrupted; no partial output left"
+    if isinstance(exc, (VerificationError, CorruptArchiveError)):
+        return EXIT_FAILED, str(exc)
+    if isinstance(exc, BiocompressError):
+        return EXIT_BAD_INPUT, str(exc)
+    described = os_errors.describe(exc)
+    if described is not None:
+        return EXIT_BAD_INPUT, described
+    if isinstance(exc, FileExistsError):  # raised without an errno by a last-moment check
+        return EXIT_BAD_INPUT, str(exc)
+    if isinstance(exc, MemoryError):
+        return EXIT_BAD_INPUT, "not enough memory for this operation"
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return EXIT_INTERNAL, (f"internal error: {type(exc).__name__}{': ' + first if first else ''}; "
+                           "rerun with --debug for the traceback")
+
+
+class _Handled(TyperGroup):
+    """Runs every command through one handler: no traceback reaches the user (unless
+    --debug), every failure gets its exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - this is the one place they all end
+            code, message = exit_status(exc)
+            if ctx.params.get("debug"):
+                sys.stderr.write(traceback.format_exc())
+            err.print(f"[bold red]error:[/] {message}" if code != EXIT_INTERRUPTED else message, highlight=False,
+                      soft_wrap=True)
+            raise typer.Exit(code) from None
+
+
+app = typer.Typer(cls=_Handled, add_completion=False, no_args_is_help=True, help=__doc__,
                   pretty_exceptions_enable=False)
 out = Console(width=None if Console().is_terminal else 120)
 err = Console(stderr=True)
 
+
+_SETTINGS = {"debug": False}
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="On an error, print the traceback too.")):
+    _SETTINGS["debug"] = debug
+
+
 def _fail(message: str, code: int) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
-
-
-def _run(fn):
-    """Call fn, turning our exceptions into messages and exit codes."""
-    try:
-        return fn()
-    except (VerificationError, CorruptArchiveError) as exc:
-        _fail(str(exc), 1)
-    except (BadInputError, FileExistsError) as exc:
-        _fail(str(exc), 2)
-    except BiocompressError as exc:
-        _fail(str(exc), 2)
 
 
 @app.command()
@@ -57,8 +103,8 @@ def compress(
         _fail("--mode near-lossless needs --max-error µV", 2)
     if mode == "lossless" and (quality is not None or max_error is not None):
         _fail("--quality and --max-error apply to --mode lossy / near-lossless", 2)
-    path = _run(lambda: do_compress(input, output, mode=mode, overwrite=force, progress=err.is_terminal,
-                                    quality=quality, max_error_uv=max_error, model=model))
+    path = do_compress(input, output, mode=mode, overwrite=force, progress=err.is_terminal,
+                       quality=quality, max_error_uv=max_error, model=model)
     _print_summary(path)
 
 
@@ -74,7 +120,7 @@ def decompress(
     read back and checked channel by channel."""
     from .restore import export
 
-    result = _run(lambda: export(archive, output, overwrite=force, allow_changes=allow_changes))
+    result = export(archive, output, overwrite=force, allow_changes=allow_changes)
     _print_export(result)
 
 
@@ -90,7 +136,7 @@ def restore(
     formats written through MNE with the samples checked."""
     from .restore import restore as do_restore
 
-    result = _run(lambda: do_restore(archive, output, overwrite=force, allow_changes=allow_changes))
+    result = do_restore(archive, output, overwrite=force, allow_changes=allow_changes)
     if result["method"] == "edf-bytes":
         gaps = result["gaps"]
         note = f"; {len(gaps)} gap(s) between records kept" if gaps else ""
@@ -121,7 +167,7 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ):
     """Describe an archive: channels, duration, sizes, ratio, codec."""
-    summary = _run(lambda: archive_summary(archive))
+    summary = archive_summary(archive)
     if as_json:
         print(json.dumps(summary))
         return
@@ -202,7 +248,7 @@ def verify(
     """Decode every block and check every checksum; with SOURCE, compare with the original."""
     from .verify import verify_archive
 
-    report = _run(lambda: verify_archive(archive, source, progress=err.is_terminal))
+    report = verify_archive(archive, source, progress=err.is_terminal)
     for line in report["lines"]:
         out.print(line, highlight=False)
     if not report["ok"]:
@@ -244,7 +290,7 @@ def report(
     """Plot a lossy archive against its source: traces, spectra, error histogram, fidelity table."""
     from .report import make_report
 
-    fid = _run(lambda: make_report(archive, source, output))
+    fid = make_report(archive, source, output)
     o = fid["overall"]
     out.print(f"wrote {output}: PRDN {o['prdn']:.2f} %, max |error| {o['max_abs_error_uv']:.3f} µV", highlight=False)
 
@@ -260,8 +306,8 @@ def train(
     """Train the lossy autoencoder on your recordings; use it with `compress --model`."""
     from .codecs.lossy.train import train_folder
 
-    mid = _run(lambda: train_folder(data_dir, output, validation=validation, minutes=minutes,
-                                    log=lambda m: out.print(m, highlight=False)))
+    mid = train_folder(data_dir, output, validation=validation, minutes=minutes,
+                       log=lambda m: out.print(m, highlight=False))
     out.print(f"model {mid} written to {output}; compress with --mode lossy --model {output}")
 
 
@@ -272,7 +318,7 @@ def demo(
     """Compress, verify and tabulate the bundled sample recordings."""
     from .demo import run_demo
 
-    _run(lambda: run_demo(samples, console=out))
+    run_demo(samples, console=out)
 
 
 def _print_summary(path: Path) -> None:
@@ -285,8 +331,44 @@ def _print_summary(path: Path) -> None:
     )
 
 
+def _interrupt(signum, frame) -> None:
+    """SIGTERM and SIGHUP end a run like Ctrl-C: cleanup runs, exit code 130."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)  # once: a second signal must not break the cleanup
+    raise KeyboardInterrupt
+
+
+def _unraisable(info, settings=_SETTINGS, default=sys.__unraisablehook__) -> None:
+    """Errors Python can only report (an extension's object failing to free itself after a
+    failed write): the command reports its own error; --debug shows these too.
+    (Bound as defaults: the hook also runs at interpreter exit, when globals are gone.)"""
+    if settings["debug"]:
+        default(info)
+
+
+def _excepthook(kind, value, tb, settings=_SETTINGS, default=sys.__excepthook__) -> None:
+    """Only what extensions print through Python reaches this hook (an uncaught exception ends
+    in main()), e.g. Cython objects failing to free themselves after a failed write, whose
+    error the command reports itself. Silent, except with --debug."""
+    if settings["debug"]:
+        default(kind, value, tb)
+
+
 def main() -> None:  # pragma: no cover
-    app()
+    sys.unraisablehook = _unraisable
+    sys.excepthook = _excepthook
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+    if hasattr(signal, "SIGXFSZ"):  # over `ulimit -f`, a write fails with EFBIG instead of killing us
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        typer.main.get_command(app)()  # not app(): it would install typer's own excepthook
+    except Exception as exc:  # noqa: BLE001 - raised outside any command (e.g. while starting)
+        code, message = exit_status(exc)
+        if _SETTINGS["debug"]:
+            traceback.print_exc()
+        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,6 +20,7 @@ from .errors import BadInputError, VerificationError
 from . import edf_exact
 from .io import edf_file, edf_native, metadata, scaling
 from .io.source import file_sha256, iter_samples, needs_whole_read, open_source
+from .outputs import check_output, writing
 from .parallel import BlockPool
 from .progress import progress_bar
 
@@ -159,6 +160,19 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
     Returns
     -------
     Path of the archive.
+
+    Raises
+    ------
+    BadInputError
+        The recording cannot be read or used, or the output is refused before any work:
+        it exists (without ``overwrite``), it is one of the recording's files, it is not
+        a regular file, its extension names a recording format, or ``overwrite`` would
+        replace a file that is not an archive.
+    WriteError
+        The output cannot be written: disk full, permission denied, read-only file
+        system, file size limit. Nothing is left at ``dst``.
+    VerificationError
+        The archive decoded differs from the source; nothing is written.
     """
     if block_samples < 1 or group_channels < 1:
         raise BadInputError(None, "block_samples and group_channels must be positive")
@@ -176,14 +190,19 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
         src_path = Path(src)
         raw, source_warnings = open_source(src_path)
     write_metadata = partial(_write_metadata, source_warnings=source_warnings)
-    dst = Path(dst) if dst is not None else default_output(src_path)
-    if dst.exists() and not overwrite:
-        raise BadInputError(dst, "output exists (use --force / overwrite=True to replace it)")
-    if not dst.parent.is_dir():
-        raise BadInputError(dst, "output folder does not exist")
-
+    dst = check_output(dst if dst is not None else default_output(src_path), _source_files(src_path, raw),
+                       force=overwrite, kind="archive")
     exact_edf = src_path is not None and not isinstance(src, mne.io.BaseRaw) and edf_file.is_edf(src_path) \
         and edf_native.samples_per_record(raw) is not None
+    with writing(dst):
+        return _compress_checked(raw, src_path, dst, mode, exact_edf, overwrite=overwrite,
+                                 block_samples=block_samples, group_channels=group_channels, workers=workers,
+                                 progress=progress, verify=verify, quality=quality, max_error_uv=max_error_uv,
+                                 model=model, write_metadata=write_metadata)
+
+
+def _compress_checked(raw, src_path, dst, mode, exact_edf, *, overwrite, block_samples, group_channels, workers,
+                      progress, verify, quality, max_error_uv, model, write_metadata) -> Path:
     if mode == "near-lossless" and max_error_uv == 0:
         mode = "lossless"
     if mode != "lossless":

@@ -44,6 +44,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
     block_samples = max(256, min(block_samples, MAX_BLOCK_ELEMENTS // n_ch // 256 * 256))  # blocks span every channel
     whole = raw.get_data() if needs_whole_read(raw) else None
     first = whole[:, :block_samples] if whole is not None else raw.get_data(start=0, stop=min(raw.n_times, block_samples))
+    _require_finite(first, 0, raw, src_path)
     model_path = model or model_file.DEFAULT_MODEL
     units = [int(ch["unit"]) for ch in raw.info["chs"]]  # channels of one unit share a scale
     _, _, meta = model_file.load(model_path)
@@ -99,6 +100,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
     try:
         with progress_bar(f"compress {label} ({mode})", raw.n_times, enabled=progress) as advance:
             for t0, t1, x in iter_samples(raw, block_samples, whole):
+                _require_finite(x, t0, raw, src_path)
                 for lane in lanes:
                     for a, b, payload in lane.stream.push(lane.select(x)):
                         writer.add_block(a, b, lane.start, lane.stop, lane.config, payload)
@@ -131,6 +133,14 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
     except BaseException:
         writer.discard()
         raise
+
+
+def _require_finite(x: np.ndarray, t0: int, raw, src_path) -> None:
+    bad = ~np.isfinite(x)
+    if bad.any():
+        ch, t = (int(i) for i in np.argwhere(bad)[0])
+        raise BadInputError(src_path, f"lossy modes need finite samples; channel {raw.ch_names[ch]} holds "
+                            f"{x[ch, t]} at sample {t0 + t}; use --mode lossless (it keeps NaN and inf exactly)")
 
 
 @dataclass

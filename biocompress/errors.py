@@ -1,4 +1,11 @@
-"""Exceptions shared by every layer; the CLI maps them to exit codes."""
+"""Exceptions shared by every layer; the CLI maps them to exit codes.
+
+* ``BadInputError`` (exit 2): an input file or argument that cannot be used.
+* ``WriteError`` (exit 2): an output that cannot be written (disk full, permission
+  denied, read-only file system, file size limit, an output refused as unsafe).
+* ``CorruptArchiveError`` (exit 1): an archive damaged or not following the format.
+* ``VerificationError`` (exit 1): decoded data differ from what was meant to be stored.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +14,27 @@ class BiocompressError(Exception):
     """Base class of every error biocompress raises on purpose."""
 
 
-class BadInputError(BiocompressError, ValueError):
-    """An input file or argument that cannot be used (CLI exit code 2)."""
-
+class _PathProblem(BiocompressError):
     def __init__(self, path, problem: str):
         self.path = str(path) if path is not None else None
         self.problem = problem
         where = f"{self.path}: " if self.path else ""
         super().__init__(f"{where}{problem}")
 
+    def __reduce__(self):  # crosses process boundaries (worker pools) intact
+        return type(self), (self.path, self.problem)
+
+
+class BadInputError(_PathProblem, ValueError):
+    """An input file or argument that cannot be used (CLI exit code 2)."""
+
+
+class WriteError(_PathProblem):
+    """An output that cannot or must not be written, with the path and what to do (CLI exit code 2)."""
+
 
 class CorruptArchiveError(BiocompressError):
-    """An archive whose bytes do not match their checksums or the format."""
+    """An archive whose bytes do not match their checksums or the format (CLI exit code 1)."""
 
 
 class VerificationError(BiocompressError):

@@ -43,6 +43,13 @@ def _decode_part(config: dict, part):
     return get_codec(config).decode_part(part)
 
 
+def _start_worker(through_server: bool = False) -> None:
+    from .processes import start_worker
+
+    start_worker(through_server)
+    _warm_up()
+
+
 def _warm_up() -> None:
     """One BLAS thread per worker (two workers each spinning two BLAS threads on two
     cores run 5× slower than one), and JIT kernels loaded once per worker."""
@@ -82,7 +89,7 @@ class BlockPool:
         if self.workers == 1:
             self._ex = _Inline()
         else:
-            self._ex = ProcessPoolExecutor(self.workers, mp_context=_context(), initializer=_warm_up)
+            self._ex = ProcessPoolExecutor(self.workers, mp_context=_context(), initializer=_start_worker)
 
     def __enter__(self):
         return self
@@ -133,7 +140,8 @@ def read_pool():
             try:
                 ctx = multiprocessing.get_context("forkserver")
                 ctx.set_forkserver_preload(["biocompress.parallel"])
-                pool = ProcessPoolExecutor(default_workers() - 1, mp_context=ctx, initializer=_warm_up)
+                pool = ProcessPoolExecutor(default_workers() - 1, mp_context=ctx, initializer=_start_worker,
+                                           initargs=(True,))
                 with _main_hidden():
                     pool.submit(int).result()  # starts the worker now; fails here, not in a read
             except (OSError, RuntimeError, AssertionError, ValueError):

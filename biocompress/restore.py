@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -20,15 +19,13 @@ import numpy as np
 from . import edf_exact, export_check
 from .container.reader import Archive
 from .errors import BadInputError, VerificationError
+from .outputs import check_output, temporary, writing
 
 EXPORT_FORMATS = {".fif": "fif", ".edf": "edf", ".bdf": "bdf", ".vhdr": "brainvision", ".set": "eeglab"}
 
 
-def _check_output(output: Path, overwrite: bool) -> None:
-    if output.exists() and not overwrite:
-        raise BadInputError(output, "exists (use --force / overwrite=True to replace it)")
-    if not output.parent.is_dir():
-        raise BadInputError(output, "output folder does not exist")
+def _check_output(output: Path, overwrite: bool, archive) -> None:
+    check_output(output, [archive], force=overwrite, kind="recording")
 
 
 def restore(archive, output, *, overwrite: bool = False, progress=None, allow_changes: bool = False) -> dict:
@@ -38,14 +35,21 @@ def restore(archive, output, *, overwrite: bool = False, progress=None, allow_ch
     ("bytes", "samples" or "no") and, for EDF/BDF, the checked ``sha256``; for exports,
     ``channels`` (per channel: bit-exact or its max |error|) and ``changes``.
     ``allow_changes``: write an export that changes trigger codes or clips values.
+
+    Raises ``BadInputError`` (an unusable archive, or an output refused before any work:
+    it exists without ``overwrite``, it is the archive, it is not a regular file, or an
+    export would change values without ``allow_changes``), ``WriteError`` (disk full,
+    permission denied...), ``CorruptArchiveError`` and ``VerificationError`` (nothing is
+    written).
     """
     output = Path(output)
-    _check_output(output, overwrite)
-    with Archive(archive) as arc:
-        if arc.stored_edf is not None:
-            return _restore_edf(arc, output, progress)
-        source_name = arc.source.get("file_name") or "recording"
-    return _export(Path(archive), output, source_name, allow_changes=allow_changes)
+    _check_output(output, overwrite, archive)
+    with writing(output):
+        with Archive(archive) as arc:
+            if arc.stored_edf is not None:
+                return _restore_edf(arc, output, progress)
+            source_name = arc.source.get("file_name") or "recording"
+        return _export(Path(archive), output, source_name, allow_changes=allow_changes)
 
 
 def _restore_edf(arc: Archive, output: Path, progress) -> dict:
@@ -54,9 +58,9 @@ def _restore_edf(arc: Archive, output: Path, progress) -> dict:
     if want and output.suffix.lower() != want:
         raise BadInputError(output, f"the archived file is {stored.kind} ({want}); give the output that extension")
     gaps = stored.gaps()  # every part restore reports on is checked before anything is written
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+    tmp = temporary(output)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             sha = edf_exact.write_file(arc, f, progress=progress)
         if sha != stored.sha256:
             raise VerificationError(f"{arc.path}: rebuilt {stored.kind} file has sha256 {sha}, "
@@ -83,8 +87,9 @@ def export(archive, output, *, overwrite: bool = False, allow_changes: bool = Fa
     codes, clip values or lose channels or samples, unless ``allow_changes``.
     """
     output = Path(output)
-    _check_output(output, overwrite)
-    return _export(Path(archive), output, "", allow_changes=allow_changes)
+    _check_output(output, overwrite, archive)
+    with writing(output):
+        return _export(Path(archive), output, "", allow_changes=allow_changes)
 
 
 def _export(archive: Path, output: Path, source_name: str, *, allow_changes: bool = False) -> dict:
@@ -104,7 +109,7 @@ def _export(archive: Path, output: Path, source_name: str, *, allow_changes: boo
         raw = read_raw(archive, preload=True, verbose="ERROR")
     # Export under the final name inside a private folder, then move the file(s):
     # BrainVision headers refer to their data files by name.
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    tmpdir = temporary(output, folder=True)
     try:
         target = tmpdir / output.name
         recalibrated = []

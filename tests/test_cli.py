@@ -155,7 +155,7 @@ def test_compress_bad_input_exit_2(tmp_path, kind, explicit_output):
     assert str(src) in flat(res.output), f"message does not name the file: {res.output!r}"
     assert "Traceback" not in res.output
     assert folder_names(tmp_path) == before  # no archive, no temporary file
-    assert not list(tmp_path.glob(".*.tmp")) and not list(tmp_path.glob("*.bc.h5"))
+    assert not list(tmp_path.glob(".*tmp")) and not list(tmp_path.glob("*.bc.h5"))
 
 
 def test_sidecar_data_file_is_bad_input(tmp_path):

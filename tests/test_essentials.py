@@ -85,7 +85,7 @@ def _assert_rejected(args, bad, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert bad.name in result.output
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith((".bc.h5", ".tmp"))]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith((".bc.h5", ".tmp", ".bctmp"))]
 
 
 def test_cli_missing_path(tmp_path):

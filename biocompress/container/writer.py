@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +12,8 @@ import h5py
 import numpy as np
 
 from .._version import __version__
+from ..guarded_file import GuardedFile, hdf5_for_writing
+from ..outputs import temporary
 from . import integrity
 from .layout import FORMAT_NAME, FORMAT_VERSION, INDEX_DTYPE, SEGMENT_BYTES, SEGMENT_NAME, put_text
 
@@ -33,10 +34,9 @@ class ArchiveWriter:
 
     def __init__(self, dst, *, mode: str = "lossless"):
         self.dst = Path(dst)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.dst.name}.", suffix=".tmp", dir=self.dst.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
-        self.h5 = h5py.File(self.tmp, "w", libver=("v110", "latest"), meta_block_size=512)
+        self.tmp = temporary(self.dst)
+        self._file = GuardedFile(self.tmp, "w")  # a failed write must not reach HDF5 (it cannot recover)
+        self.h5 = h5py.File(self._file, "w", libver=("v110", "latest"), meta_block_size=512)
         put_text(self.h5.attrs, "format", FORMAT_NAME)
         self.h5.attrs["format_version"] = FORMAT_VERSION
         put_text(self.h5.attrs, "created_by", f"biocompress {__version__}")
@@ -95,22 +95,24 @@ class ArchiveWriter:
             else:
                 data.attrs[key] = value
         self.h5.close()
+        self._file.close()  # raises a write that failed
         self._seal()
 
     def _seal(self) -> None:
-        with h5py.File(self.tmp, "r+") as h5:
+        with hdf5_for_writing(self.tmp, "r+") as h5:
             integrity.seal(h5, self.tmp.stat().st_size)
 
     @contextmanager
     def amend(self):
         """The finished (unpublished) archive opened for changes; sealed again afterwards."""
-        with h5py.File(self.tmp, "r+") as h5:
+        with hdf5_for_writing(self.tmp, "r+") as h5:
             yield h5
         self._seal()
 
     def publish(self, *, overwrite: bool = False) -> Path:
         if self.h5.id.valid:
             self.h5.close()
+        self._file.close()
         if self.dst.exists() and not overwrite:
             self.discard()
             raise FileExistsError(f"{self.dst}: exists (use --force to overwrite)")
@@ -126,4 +128,5 @@ class ArchiveWriter:
             if self.h5.id.valid:
                 self.h5.close()
         finally:
+            self._file.close(check=False)
             self.tmp.unlink(missing_ok=True)

@@ -83,7 +83,8 @@ def read_layout(path) -> EdfLayout:
     with open(path, "rb") as f:
         head = f.read(256)
         if len(head) < 256:
-            raise BadInputError(path, f"not an EDF/BDF file: {len(head)} bytes, shorter than a header")
+            raise BadInputError(path, f"the EDF/BDF header is cut: the file has {len(head)} bytes, "
+                                "a header needs at least 256")
         # like MNE's reader, the extension decides the sample width
         width = 3 if path.suffix.lower() == ".bdf" or head[:8] == _BDF_MAGIC else 2
         n_signals = _field(path, head[252:256], "the number of signals")
@@ -95,7 +96,8 @@ def read_layout(path) -> EdfLayout:
                                 f"{n_signals} signals make it {256 * (n_signals + 1)}")
         rest = f.read(256 * n_signals)
     if len(rest) < 256 * n_signals:
-        raise BadInputError(path, "EDF/BDF file ends inside its header")
+        raise BadInputError(path, f"the EDF/BDF header is cut: the file has {size} bytes, its header "
+                            f"({n_signals} signals) needs {header_bytes}; the file was cut short or its header is garbled")
     header = head + rest
     labels = [rest[16 * i : 16 * (i + 1)].decode("latin-1").strip() for i in range(n_signals)]
     base = 216 * n_signals  # label, transducer, dimension, 4 ranges, prefiltering precede it

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import warnings
 from pathlib import Path
 
 import mne
 
+from .. import os_errors
 from ..errors import BadInputError
+from ..outputs import is_archive
+from .edf_file import read_layout
 from .edf_native import samples_per_record
 
 # Multi-file formats: MNE is pointed at the header; the data file travels with it.
 SIDECAR_OF = {".eeg": ".vhdr", ".vmrk": ".vhdr", ".fdt": ".set", ".dat": ".lay"}
+FOLDER_FORMATS = (".ds", ".mff", ".mefd")  # recordings that are folders (CTF, EGI, MEF3)
+TEXT_FORMATS = (".vhdr", ".vmrk", ".ahdr", ".txt", ".asc", ".hdr", ".csv", ".lay")  # formats that are text
+EDF_FAMILY = (".edf", ".bdf", ".rec")
 
 
 def _looks_like_text(path: Path) -> bool:
@@ -41,10 +49,9 @@ def open_source(path) -> tuple[mne.io.BaseRaw, list[str]]:
     """:func:`open_raw`, and the warnings MNE gave on opening the file (a header whose record
     count disagrees with the file size, a file cut mid-record, …): each once, in order."""
     path = Path(path)
-    if not path.exists():
-        raise BadInputError(path, "no such file or directory")
-    if path.is_file() and path.stat().st_size == 0:
-        raise BadInputError(path, "file is empty")
+    problem = _path_problem(path)
+    if problem is not None:
+        raise BadInputError(path, problem)
     if path.suffix.lower() in SIDECAR_OF:
         raise BadInputError(
             path, f"this is a data file; open its header ({SIDECAR_OF[path.suffix.lower()]}) instead"
@@ -71,13 +78,60 @@ def open_source(path) -> tuple[mne.io.BaseRaw, list[str]]:
     return raw, list(dict.fromkeys(m for m in said if m))
 
 
+def _path_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a recording, found before MNE tries (None: let MNE try)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return f"broken symbolic link (to {os.readlink(path)})" if os.path.islink(path) else "no such file or directory"
+        return os_errors.problem(exc) or str(exc)
+    if stat.S_ISDIR(st.st_mode):
+        if path.suffix.lower() in FOLDER_FORMATS:
+            return None
+        return "is a folder, not a recording file (give the recording itself: .edf, .bdf, .fif, .vhdr, ...)"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file (a device, FIFO or socket), not a recording"
+    if st.st_size == 0:
+        return "file is empty"
+    if not os.access(path, os.R_OK):
+        return "permission denied (cannot read it)"
+    return None
+
+
 def _describe_read_failure(path: Path, exc: Exception) -> str:
-    if path.is_file() and _looks_like_text(path) and path.suffix.lower() in (".edf", ".bdf"):
-        return f"not a valid {path.suffix.upper()[1:]} file (it contains text, not an EDF header)"
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    ext = path.suffix.lower()
+    if ext in EDF_FAMILY and path.is_file():
+        if _looks_like_text(path):
+            return f"not a valid {ext.upper()[1:]} file (it contains text, not an EDF header)"
+        problem = _edf_problem(path)
+        if problem is not None:
+            return problem
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if is_archive(path):
+        return "is a biocompress archive, not a recording (`biocompress restore` or `decompress` gives it back)"
     if isinstance(exc, ValueError) and "Unsupported file type" in msg:
         return f"file format not supported by MNE ({path.suffix or 'no extension'})"
-    return f"MNE cannot read this file: {type(exc).__name__}: {msg}"
+    detail = type(exc).__name__ + (f": {msg}" if msg and msg != type(exc).__name__ else "")
+    if path.is_file() and _looks_like_text(path):
+        if ext not in TEXT_FORMATS:
+            return f"is a text file, not a {ext or 'recording'} recording MNE reads"
+        return f"a text file MNE cannot read as a {ext} recording ({detail})"
+    return f"MNE cannot read this file as a {ext or '(no extension)'} recording ({detail})"
+
+
+def _edf_problem(path: Path) -> str | None:
+    """What is wrong with an EDF/BDF file MNE failed to read, from its header; None if nothing is."""
+    try:
+        layout = read_layout(path)
+    except BadInputError as exc:
+        return exc.problem
+    except OSError:
+        return None
+    if layout.n_records == 0:
+        return (f"the {layout.kind} file holds no data record: only its header "
+                f"({len(layout.header)} bytes of {layout.file_size}), so no samples")
+    return None
 
 
 def needs_whole_read(raw) -> bool:
