@@ -98,7 +98,8 @@ def main(argv=None) -> int:
         if not args.no_crafted and "edf" in prepared:
             files = crafted.build_crafted({k: Path(p.target["archive"]) for k, p in prepared.items()},
                                           workdir / "crafted")
-            with Worker(timeout=max(args.timeout, 120), as_limit_mb=args.as_limit_mb, cpu=cpu) as worker:
+            with Worker(timeout=max(args.timeout, 120), as_limit_mb=args.as_limit_mb, cpu=cpu,
+                        scratch=workdir / "mutants") as worker:
                 crafted_rows = crafted.measure_crafted(worker, files, Path(prepared["edf"].target["archive"]),
                                                        prepared["edf"].target)
             crafted_csv = args.out.with_name(args.out.stem + "_crafted.csv")

@@ -91,7 +91,7 @@ def test_verify_ok_is_never_followed_by_a_failing_read(fuzz):
 def crafted_results(fuzz):
     _, prepared, workdir = fuzz
     files = crafted.build_crafted({k: Path(p.target["archive"]) for k, p in prepared.items()}, workdir / "crafted")
-    with Worker(timeout=120, as_limit_mb=1536, cpu=CPU) as worker:
+    with Worker(timeout=120, as_limit_mb=1536, cpu=CPU, scratch=workdir) as worker:
         rows = crafted.measure_crafted(worker, files, Path(prepared["edf"].target["archive"]),
                                        prepared["edf"].target, fresh=False)
     return {(r["archive"], r["operation"]): r for r in rows}

@@ -99,7 +99,7 @@ def run_campaign(n_mutants: int, workdir, *, seed: int = 0, kinds=KINDS, minutes
     deadline = time.monotonic() + 60 * minutes if minutes else None
     rows: list[dict] = []
     writer = None
-    with Worker(timeout=timeout, as_limit_mb=as_limit_mb, cpu=cpu) as worker:
+    with Worker(timeout=timeout, as_limit_mb=as_limit_mb, cpu=cpu, scratch=scratch) as worker:
         prepared = prepare(workdir, kinds, worker)
         for problem in check_baselines(prepared):
             log(f"warning: {problem}")

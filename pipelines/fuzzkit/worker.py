@@ -60,7 +60,7 @@ def _serve(conn, settings: dict) -> None:
     if settings.get("as_limit_mb"):
         limit = _status_kb("VmSize") * 1024 + int(settings["as_limit_mb"]) * (1 << 20)
         resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
-    scratch = tempfile.mkdtemp(prefix="fuzz-worker-")
+    scratch = tempfile.mkdtemp(prefix="worker-", dir=settings.get("scratch"))
     conn.send({"ready": os.getpid()})
     while True:
         job = conn.recv()
@@ -81,9 +81,10 @@ class Worker:
     """One worker process; ``run`` never raises for what happens inside it."""
 
     def __init__(self, timeout: float = 60.0, as_limit_mb: int | None = 3072, cpu: int | None = None,
-                 start_timeout: float = 180.0):
+                 start_timeout: float = 180.0, scratch=None):
+        """``scratch``: the folder under which each worker makes its own (default: the system's temp folder)."""
         self.timeout, self.start_timeout = timeout, start_timeout
-        self.settings = {"as_limit_mb": as_limit_mb, "cpu": cpu}
+        self.settings = {"as_limit_mb": as_limit_mb, "cpu": cpu, "scratch": str(scratch) if scratch else None}
         self.proc = None
         self.restarts = 0
 
