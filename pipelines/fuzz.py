@@ -1,7 +1,7 @@
 """Mutation fuzzer over biocompress archives (issue 10, item 9).
 
     python pipelines/fuzz.py --mutants 2000 --out fuzz.csv [--seed S] [--kinds edf,bdf,float,lossy,near-lossless]
-                             [--minutes M] [--keep DIR] [--no-crafted]
+                             [--minutes M] [--keep DIR] [--no-crafted] [--markdown FILE]
 
 Builds a clean archive of every kind from data_samples/, then damages copies of them
 (bit flips, byte overwrites, truncations, zeroed pages, duplicated / moved / deleted
@@ -63,6 +63,29 @@ def report(rows: list[dict], crafted_rows: list[dict], elapsed: float, n_mutants
     return "\n".join(out)
 
 
+def markdown(rows: list[dict], crafted_rows: list[dict]) -> str:
+    """The campaign's tables in Markdown (for docs/RELIABILITY.md)."""
+    from fuzzkit.operations import OUTCOMES
+
+    def table(by: str, label: str) -> list[str]:
+        counts = campaign.outcome_table(rows, by)
+        cols = [o for o in OUTCOMES if any(c[o] for c in counts.values())]
+        out = [f"| {label} | " + " | ".join(cols) + " | rows |", "|---|" + "---:|" * (len(cols) + 1)]
+        for key, c in counts.items():
+            out.append(f"| {key} | " + " | ".join(str(c[o]) for o in cols) + f" | {sum(c.values())} |")
+        return out
+
+    lines = table("kind", "kind") + [""] + table("operation", "operation") + [""]
+    if crafted_rows:
+        ops = list(crafted.CRAFTED_OPERATIONS)
+        lines += ["| crafted archive | file bytes | " + " | ".join(ops) + " |", "|---|---:|" + "---|" * len(ops)]
+        for name in dict.fromkeys(r["archive"] for r in crafted_rows):
+            cells = {r["operation"]: r for r in crafted_rows if r["archive"] == name}
+            lines.append(f"| {name} | {int(next(iter(cells.values()))['file_bytes']):,} | " + " | ".join(
+                f"{cells[o]['outcome']} {cells[o]['exc_type']}, +{cells[o]['over_clean_info_mb']} MB" for o in ops) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mutants", type=int, default=2000)
@@ -79,6 +102,7 @@ def main(argv=None) -> int:
     ap.add_argument("--subprocess-every", type=int, default=25,
                     help="every Nth mutant runs the CLI as `python -m biocompress.cli` subprocesses (0: never)")
     ap.add_argument("--no-crafted", action="store_true", help="skip the crafted memory-bomb archives")
+    ap.add_argument("--markdown", type=Path, default=None, help="also write the tables in Markdown here")
     args = ap.parse_args(argv)
 
     cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
@@ -111,6 +135,8 @@ def main(argv=None) -> int:
         for problem in campaign.check_baselines(prepared):
             print(f"note: {problem}")
         print(report(rows, crafted_rows, elapsed, n))
+        if args.markdown:
+            args.markdown.write_text(markdown(rows, crafted_rows) + "\n")
     bad = any(r["outcome"] in campaign.BAD for r in rows) or any(r["outcome"] != "TYPED_ERROR" for r in crafted_rows
                                                                    if r["operation"] != "info")
     return 1 if bad else 0

@@ -15,7 +15,7 @@ import numpy as np
 from .h5map import map_archive
 from .mutate import mutate
 from .operations import OUTCOMES, classify, operations_for
-from .targets import KINDS, build_targets
+from .targets import KINDS
 from .worker import Worker
 
 COLUMNS = ("mutant", "kind", "mutation", "offset", "length", "region", "region_class", "operation", "via", "outcome",
@@ -34,11 +34,11 @@ class Prepared:
 
 def prepare(workdir: Path, kinds, worker: Worker) -> dict[str, Prepared]:
     out = {}
-    for t in build_targets(workdir, kinds):
-        target = {**t.as_dict(), "clean_data": str(workdir / f"clean_{t.kind}.npy")}
+    for t in worker.build(workdir, kinds):
+        target = {**t, "clean_data": str(workdir / f"clean_{t['kind']}.npy")}
         Path(target["clean_data"]).unlink(missing_ok=True)  # written afresh by the worker's first read
-        baseline = {op: worker.run(op, t.archive, target) for op in operations_for(target)}
-        out[t.kind] = Prepared(target, t.archive.read_bytes(), map_archive(t.archive), baseline)
+        baseline = {op: worker.run(op, t["archive"], target) for op in operations_for(target)}
+        out[t["kind"]] = Prepared(target, Path(t["archive"]).read_bytes(), map_archive(t["archive"]), baseline)
     return out
 
 

@@ -137,7 +137,7 @@ def _header_regions(data: bytes, addr: int, name: str) -> list[Region]:
         seen.add(start)
         regions.append(Region(start, mstop + 4, f"ohdr {name}", "ohdr"))  # + checksum
         while mpos + 4 <= mstop:
-            mtype, msize, mflags = data[mpos], int.from_bytes(data[mpos + 1 : mpos + 3], "little"), data[mpos + 3]
+            mtype, msize = data[mpos], int.from_bytes(data[mpos + 1 : mpos + 3], "little")
             body = mpos + 4 + (2 if flags & 0x04 else 0)
             if body + msize > mstop:
                 break

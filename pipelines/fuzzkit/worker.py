@@ -66,6 +66,11 @@ def _serve(conn, settings: dict) -> None:
         job = conn.recv()
         if job is None:
             break
+        if "build" in job:  # clean archives made here decode in the environment that judges them
+            from .targets import build_targets
+
+            conn.send([t.as_dict() for t in build_targets(job["build"], job["kinds"])])
+            continue
         exact_peak = _reset_peak()
         before = _status_kb("VmRSS")
         t0 = time.perf_counter()
@@ -131,6 +136,17 @@ class Worker:
             self.restarts += 1
             what = f"killed by signal {-code}" if code is not None and code < 0 else f"exited with {code}"
             return {"status": "crashed", "message": f"worker {what}", "seconds": round(time.perf_counter() - t0, 3)}
+
+    def build(self, workdir, kinds) -> list[dict]:
+        """The clean archives (``targets.build_targets``), compressed in the worker itself: one
+        CPU and one BLAS thread, as they are then decoded."""
+        if self.proc is None or not self.proc.is_alive():
+            self._start()
+        self.conn.send({"build": str(workdir), "kinds": list(kinds)})
+        if not self.conn.poll(self.start_timeout):
+            self._kill()
+            raise RuntimeError("fuzz worker did not build the clean archives in time")
+        return self.conn.recv()
 
     def recycle(self) -> None:
         """Start afresh (bounds what a long run leaks: open files of failed opens, caches)."""
