@@ -1,0 +1,152 @@
+"""Hostile archives (issue 10, "memory bombs"): tiny files that declare huge sizes.
+
+Each is a clean archive changed with h5py so that everything else stays valid:
+
+- ``index-2^25-rows`` / ``index-2^33-rows``: ``/data/index`` re-created chunked and
+  gzip-compressed with 2^25 (2^33) rows, only the real rows written (the rest are
+  never-written chunks: the file stays small);
+- ``n_samples-1e10``: ``/data`` attribute ``n_samples`` = 10^10;
+- ``zlib-bomb``: block 0 replaced by a ``float-xor-zlib-v1`` block whose zlib stream
+  inflates to 512 MiB, its CRC-32 consistent;
+- ``model-width-4700``: a stored model (``/lossy/model``) whose config declares
+  width 4700 (2 GB of weights before any check).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+BOMB_BYTES = 512 << 20
+MODEL_CONFIG = {"levels": 10, "width": 4700, "latent": 4, "kernel": 6, "lookahead": 4}
+
+
+def _copy(clean: Path, dst: Path) -> Path:
+    shutil.copyfile(clean, dst)
+    return dst
+
+
+def big_index(clean: Path, dst: Path, rows: int) -> Path:
+    from biocompress.container.layout import INDEX_DTYPE
+
+    _copy(clean, dst)
+    with h5py.File(dst, "r+") as f:
+        real = f["data/index"][()]
+        del f["data/index"]
+        chunk = min(rows, 1 << 16)
+        ds = f["data"].create_dataset("index", shape=(rows,), dtype=INDEX_DTYPE, chunks=(chunk,), compression="gzip")
+        ds[: real.size] = real.astype(INDEX_DTYPE)
+    return dst
+
+
+def huge_n_samples(clean: Path, dst: Path, n: int = 10**10) -> Path:
+    _copy(clean, dst)
+    with h5py.File(dst, "r+") as f:
+        f["data"].attrs["n_samples"] = np.int64(n)
+    return dst
+
+
+def zlib_bomb(clean: Path, dst: Path, inflated: int = BOMB_BYTES) -> Path:
+    from biocompress.container.layout import get_text, put_text
+
+    _copy(clean, dst)
+    z = zlib.compressobj(9)
+    zero = bytes(1 << 20)
+    body = b"".join(z.compress(zero) for _ in range(inflated // len(zero))) + z.flush()
+    with h5py.File(dst, "r+") as f:
+        data = f["data"]
+        index = data["index"][()]
+        row = index[0]
+        block = struct.pack("<HI", int(row["ch_stop"] - row["ch_start"]), int(row["t_stop"] - row["t_start"])) + body
+        codecs = json.loads(get_text(data.attrs, "codecs"))
+        codecs.append({"id": "float-xor-zlib-v1", "level": 9, "width": 8})
+        put_text(data.attrs, "codecs", json.dumps(codecs))
+        segment = max(int(s) for s in data["payload"]) + 1
+        data["payload"].create_dataset(f"{segment:06d}", data=np.frombuffer(block, np.uint8))
+        row["segment"], row["offset"], row["length"] = segment, 0, len(block)
+        row["codec"], row["crc32"] = len(codecs) - 1, zlib.crc32(block)
+        index[0] = row
+        data["index"][...] = index
+    return dst
+
+
+def wide_model(clean: Path, dst: Path, config: dict = MODEL_CONFIG) -> Path:
+    import torch
+
+    _copy(clean, dst)
+    buf = io.BytesIO()
+    torch.save({"format": "biocompress-ae", "config": config, "state": {}, "prior": {},
+                "meta": {"model_id": "0" * 16}}, buf)
+    with h5py.File(dst, "r+") as f:
+        f.require_group("lossy").create_dataset("model", data=np.frombuffer(buf.getvalue(), np.uint8))
+    return dst
+
+
+def build_crafted(clean: dict[str, Path], folder) -> dict[str, Path]:
+    """The hostile archives, from the clean ``edf`` and ``lossy`` archives (kind → path)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    edf = clean["edf"]
+    out = {
+        "index-2^25-rows": big_index(edf, folder / "index_2p25.bc.h5", 1 << 25),
+        "index-2^33-rows": big_index(edf, folder / "index_2p33.bc.h5", 1 << 33),
+        "n_samples-1e10": huge_n_samples(edf, folder / "n_samples_1e10.bc.h5"),
+        "zlib-bomb": zlib_bomb(edf, folder / "zlib_bomb.bc.h5"),
+    }
+    if "lossy" in clean:
+        out["model-width-4700"] = wide_model(clean["lossy"], folder / "model_width_4700.bc.h5")
+    return out
+
+
+CRAFTED_OPERATIONS = ("info", "verify", "read_raw")
+
+
+def judge_crafted(facts: dict) -> str:
+    """A hostile archive must be refused with a typed error; anything else is reported as is."""
+    status = facts.get("status")
+    if status == "hang":
+        return "HANG"
+    if status == "crashed":
+        return "CRASH"
+    if status == "raised":
+        if facts.get("exc_type") == "MemoryError":
+            return "MEMORY"
+        return "TYPED_ERROR" if facts.get("typed") else "TRACEBACK"
+    code = facts.get("exit_code")
+    if facts.get("exc_type") or facts.get("traceback_printed") or code not in (0, 1, 2):
+        return "TRACEBACK"
+    return "TYPED_ERROR" if code in (1, 2) else "ACCEPTED"
+
+
+def measure_crafted(worker, crafted: dict[str, Path], clean_edf: Path, target: dict, fresh: bool = True) -> list[dict]:
+    """Each operation on each hostile archive: outcome and peak RSS against ``info`` on the clean archive.
+
+    ``fresh``: every operation in a new worker process, so that memory one kept (allocators
+    rarely give it back) does not hide the next one's peak.
+    """
+    if fresh:
+        worker.recycle()
+    base = worker.run("info", clean_edf, target)
+    baseline_mb = base.get("peak_rss_mb") or 0.0
+    rows = []
+    for name, path in crafted.items():
+        for op in CRAFTED_OPERATIONS:
+            if fresh:
+                worker.recycle()
+            facts = worker.run(op, path, target)
+            peak = facts.get("peak_rss_mb")
+            rows.append({"archive": name, "file_bytes": path.stat().st_size, "operation": op,
+                         "outcome": judge_crafted(facts), "exit_code": facts.get("exit_code"),
+                         "exc_type": facts.get("exc_type", ""),
+                         "message": facts.get("message", ""), "location": facts.get("location", ""),
+                         "raised_at": facts.get("raised_at", ""), "peak_rss_mb": peak, "delta_mb": facts.get("delta_mb"),
+                         "over_clean_info_mb": round(peak - baseline_mb, 1) if peak is not None else None,
+                         "seconds": facts.get("seconds")})
+    return rows
