@@ -183,7 +183,6 @@ def test_valid_payloads_still_decode(codecs, cid):
     assert declared_shape(cid, codecs[cid], payload) == shape
 
 
-@pytest.mark.xfail(strict=False, reason="issue 10 fixes pending")
 def test_zlib_bomb_is_refused_before_it_inflates(codecs):
     """A float-xor-zlib-v1 block declares 1 channel × 8 samples (64 bytes) but inflates to 384 MiB:
     decompression must stop at the declared size (run with 256 MiB of headroom)."""
