@@ -286,11 +286,12 @@ def report(
     archive: Path = typer.Argument(..., help="A lossy or near-lossless .bc.h5 archive."),
     source: Path = typer.Option(..., "--source", help="The recording it was made from."),
     output: Path = typer.Option(..., "-o", "--output", help="PNG to write."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
 ):
     """Plot a lossy archive against its source: traces, spectra, error histogram, fidelity table."""
     from .report import make_report
 
-    fid = make_report(archive, source, output)
+    fid = make_report(archive, source, output, overwrite=force)
     o = fid["overall"]
     out.print(f"wrote {output}: PRDN {o['prdn']:.2f} %, max |error| {o['max_abs_error_uv']:.3f} µV", highlight=False)
 
@@ -302,12 +303,13 @@ def train(
     validation: Optional[Path] = typer.Option(None, "--validation", help="Folder of validation recordings "
                                               "(other subjects); default: every 5th recording of DATA_DIR (the last of fewer)."),
     minutes: float = typer.Option(12.0, "--minutes", help="Training time on this machine's CPU."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing model file."),
 ):
     """Train the lossy autoencoder on your recordings; use it with `compress --model`."""
     from .codecs.lossy.train import train_folder
 
     mid = train_folder(data_dir, output, validation=validation, minutes=minutes,
-                       log=lambda m: out.print(m, highlight=False))
+                       log=lambda m: out.print(m, highlight=False), overwrite=force)
     out.print(f"model {mid} written to {output}; compress with --mode lossy --model {output}")
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .container.integrity import damage_is_corruption
 from .errors import CorruptArchiveError
 
 DATASET = "fingerprint"  # in /fidelity
@@ -74,17 +75,15 @@ def read(arc) -> tuple[np.ndarray, int] | None:
     """The stored (fingerprint, window) of an open archive, or None in an archive written
     without one; its declared shape and size are checked before anything is read."""
     name = f"fidelity/{DATASET}"
-    if name not in arc.h5:
-        return None
     path, n_samples, n_channels = arc.path, arc.n_samples, arc.n_channels
-    try:
+    with damage_is_corruption(str(path), f"/{name}"):
+        if name not in arc.h5:
+            return None
         window = int(arc.parts.attrs(name)["window"])
-    except (KeyError, TypeError, ValueError):
-        raise CorruptArchiveError(f"{path}: /fidelity/{DATASET} has no valid window attribute") from None
-    if window < 1:
-        raise CorruptArchiveError(f"{path}: /fidelity/{DATASET} window {window} is not positive")
-    expected = (-(-n_samples // window), n_channels, 2)
-    fp = arc.parts.dataset(name, 8 * 2 * n_channels * expected[0])
+        if window < 1:
+            raise CorruptArchiveError(f"{path}: /fidelity/{DATASET} window {window} is not positive")
+        expected = (-(-n_samples // window), n_channels, 2)
+        fp = arc.parts.dataset(name, 8 * 2 * n_channels * expected[0])
     if fp.shape != expected or fp.dtype != np.float64:
         raise CorruptArchiveError(f"{path}: /fidelity/{DATASET} is {fp.dtype}{fp.shape}, expected float64{expected}")
     if not np.isfinite(fp).all():

@@ -8,13 +8,14 @@ import numpy as np
 
 from .container.reader import Archive
 from .errors import BadInputError
+from .outputs import check_output, temporary, writing
 from .fidelity import BANDS, FidelityMeter
 from .io.source import open_raw
 
 SECONDS_SHOWN = 5.0
 
 
-def make_report(archive, source, output, n_channels: int = 4) -> dict:
+def make_report(archive, source, output, n_channels: int = 4, *, overwrite: bool = False) -> dict:
     """Write a PNG comparing the archive's samples with the source's; return the fidelity."""
     import matplotlib
 
@@ -25,6 +26,7 @@ def make_report(archive, source, output, n_channels: int = 4) -> dict:
     output = Path(output)
     if output.suffix.lower() != ".png":
         raise BadInputError(output, "the report is a PNG: give the output a .png name")
+    check_output(output, [archive, source], force=overwrite, kind="file")
     raw = open_raw(source)
     with Archive(archive) as arc:
         if arc.n_samples != raw.n_times or arc.n_channels != raw.info["nchan"]:
@@ -92,10 +94,14 @@ def make_report(archive, source, output, n_channels: int = 4) -> dict:
     lines += ["  ".join(per[i : i + 8]) for i in range(0, len(per), 8)] + (["…"] if x.shape[0] > 48 else [])
     ax.text(0.0, 0.9, "\n".join(lines), va="top", family="monospace", fontsize=9, wrap=True)
     fig.tight_layout()
-    tmp = output.with_name(f".{output.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(output)
+    tmp = temporary(output)
+    try:
+        with writing(output):
+            fig.savefig(tmp, dpi=100, format="png")
+        tmp.replace(output)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
     return fid
 
 

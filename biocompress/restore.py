@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import edf_exact, export_check
+from . import edf_exact, export_check, os_errors
 from .container.reader import Archive
 from .errors import BadInputError, VerificationError
 from .outputs import check_output, temporary, writing
@@ -125,6 +125,8 @@ def _export(archive: Path, output: Path, source_name: str, *, allow_changes: boo
                     mne.export.export_raw(target, raw, fmt=fmt, overwrite=True, verbose="ERROR", **extra)
             back = mne.io.read_raw(target, preload=True, verbose="ERROR")
         except Exception as exc:  # noqa: BLE001 - MNE's exporters and readers raise many types
+            if os_errors.errno_of(exc) is not None:
+                raise  # disk full, permission...: writing() names the output
             raise BadInputError(output, f"export failed: {exc}") from exc
         outcomes, notes = export_check.compare(raw, back, fmt)
         changes = [o for o in outcomes if o.change]

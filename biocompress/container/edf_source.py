@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import CorruptArchiveError
 from ..io.edf_file import EdfLayout, signal_bytes
+from .integrity import damage_is_corruption
 from .layout import put_text
 
 GROUP = "edf"
@@ -107,21 +108,25 @@ class StoredEdf:
     def check(self, arc) -> None:
         """Check every stored part (``verify``)."""
         for s in np.flatnonzero(self.channel_of_signal == BYTES):
-            self._checked_dataset(f"{GROUP}/signal_{s}")
+            with damage_is_corruption(self.where, f"/edf/signal_{s}"):
+                self._checked_dataset(f"{GROUP}/signal_{s}")
         self.tail()
         self.record_onsets()
 
     def signal_bytes(self, s: int, r0: int, r1: int) -> np.ndarray:
-        return self._checked_dataset(f"{GROUP}/signal_{s}")[r0:r1]
+        with damage_is_corruption(self.where, f"/edf/signal_{s}"):
+            return self._checked_dataset(f"{GROUP}/signal_{s}")[r0:r1]
 
     def tail(self) -> bytes:
-        return self.parts.dataset(f"{GROUP}/tail", self.file_size).tobytes()
+        with damage_is_corruption(self.where, "/edf/tail"):
+            return self.parts.dataset(f"{GROUP}/tail", self.file_size).tobytes()
 
     def record_onsets(self) -> np.ndarray | None:
         name = f"{GROUP}/record_onsets"
-        if name not in self.parts.h5:
-            return None
-        onsets = self.parts.dataset(name, 8 * self.layout.n_records + 8)
+        with damage_is_corruption(self.where, "/edf/record_onsets"):
+            if name not in self.parts.h5:
+                return None
+            onsets = self.parts.dataset(name, 8 * self.layout.n_records + 8)
         if onsets.shape != (self.layout.n_records,):
             raise self._bad("record onsets do not match the record count")
         return onsets.astype(np.float64)

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
+from contextlib import contextmanager
 
 import h5py
 import numpy as np
 
-from ..errors import CorruptArchiveError
+from ..errors import BiocompressError, CorruptArchiveError
 
 MANIFEST_ATTR = "integrity"
 MANIFEST_DIGEST_ATTR = "integrity_sha256"
@@ -30,6 +32,25 @@ MAX_ATTR_BYTES = 64 << 20
 MAX_FILTERED_BYTES = 1 << 30
 INFLATE_LIMIT = 1100  # deflate expands at most ~1032×
 _CHUNK_BYTES = 16 << 20
+
+
+# What damaged HDF5 structures or values make h5py, json and numpy raise while an archive is read.
+DAMAGE = (OSError, KeyError, ValueError, TypeError, IndexError, RuntimeError,
+          OverflowError, UnicodeDecodeError, struct.error, ZeroDivisionError)
+
+
+@contextmanager
+def damage_is_corruption(where: str, what: str):
+    """Turn any error that reading damaged archive bytes can cause into CorruptArchiveError."""
+    try:
+        yield
+    except BiocompressError:
+        raise
+    except DAMAGE as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        problem = "has a missing part" if isinstance(exc, KeyError) else "is damaged"
+        raise CorruptArchiveError(f"{where}: {what} {problem} ({detail})") from exc
+
 
 
 def _fail(where: str, problem: str) -> CorruptArchiveError:

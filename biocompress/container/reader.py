@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
-import struct
+import os
+import stat
 import zlib
 from collections import OrderedDict
-from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
@@ -15,32 +16,16 @@ import h5py
 import numpy as np
 
 from ..codecs import get_codec
-from ..errors import BadInputError, BiocompressError, CorruptArchiveError
+from .. import os_errors
+from ..errors import BadInputError, CorruptArchiveError
 from ..io import edf_native, metadata, scaling
 from ..parallel import decode_parts
 from . import integrity
+from .integrity import damage_is_corruption
 from .layout import FORMAT_NAME, INDEX_DTYPE, MAX_BLOCK_ELEMENTS, READABLE_VERSIONS, SEGMENT_NAME
 
 
 MAX_JSON_BYTES = 256 << 20
-# What damaged HDF5 structures or values make h5py, json and numpy raise while an archive is read.
-DAMAGE = (OSError, KeyError, ValueError, TypeError, IndexError, RuntimeError,
-          OverflowError, UnicodeDecodeError, struct.error, ZeroDivisionError)
-
-
-@contextmanager
-def damage_is_corruption(where: str, what: str):
-    """Turn any error that reading damaged archive bytes can cause into CorruptArchiveError."""
-    try:
-        yield
-    except BiocompressError:
-        raise
-    except DAMAGE as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        problem = "has a missing part" if isinstance(exc, KeyError) else "is damaged"
-        raise CorruptArchiveError(f"{where}: {what} {problem} ({detail})") from exc
-
-
 class Archive:
     """An open biocompress archive (read-only).
 
@@ -54,8 +39,14 @@ class Archive:
 
     def __init__(self, path, *, cache_blocks: int = 16):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise BadInputError(self.path, "no such archive file")
+        try:
+            st = os.stat(self.path)
+        except OSError as exc:
+            raise BadInputError(self.path, "no such archive file" if exc.errno == errno.ENOENT
+                                else os_errors.problem(exc) or str(exc)) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise BadInputError(self.path, "is a folder, not an archive file" if stat.S_ISDIR(st.st_mode)
+                                else "is not a regular file, not an archive")
         if not _is_hdf5(self.path):
             raise BadInputError(self.path, "not a biocompress archive (not an HDF5 file)")
         try:

@@ -36,11 +36,16 @@ def model_id(model: ConvAutoencoder) -> str:
 
 def save(path, model: ConvAutoencoder, prior: FactorizedPrior, meta: dict) -> str:
     """Write a model file (the archive layout of :func:`to_bytes`) through a temporary name."""
+    from ...outputs import temporary
+
     path = Path(path)
     mid = model_id(model)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(to_bytes(model, prior, {**meta, "model_id": mid}))
-    tmp.replace(path)
+    tmp = temporary(path)
+    try:
+        tmp.write_bytes(to_bytes(model, prior, {**meta, "model_id": mid}))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return mid
 
 

@@ -131,7 +131,8 @@ def train(train_recs: list[Recording], val_recs: list[Recording], cfg: TrainConf
     return model, prior, history
 
 
-def train_folder(data_dir, output, *, validation=None, minutes: float = 12.0, log=print) -> str:
+def train_folder(data_dir, output, *, validation=None, minutes: float = 12.0, log=print,
+                 overwrite: bool = False) -> str:
     """``biocompress train``: recordings of a folder (validation: another folder, or every 5th
     recording, or the last of fewer than 5); writes the model file and returns its id."""
     from ...demo import recordings_in
@@ -143,6 +144,9 @@ def train_folder(data_dir, output, *, validation=None, minutes: float = 12.0, lo
         raise BadInputError(data_dir, "not a folder of recordings")
     if output.suffix != ".pt":
         raise BadInputError(output, "model files end in .pt")
+    from ...outputs import check_output
+
+    check_output(output, [], force=overwrite, kind="file")  # before the minutes of training, not after
     files = recordings_in(data_dir)
     if validation is not None:
         train_files, val_files = files, recordings_in(Path(validation))
