@@ -1,10 +1,10 @@
 """biocompress: lossless and lossy compression of EEG/MEG recordings into HDF5 archives."""
 
 from ._version import __version__
-from .compress import compress
+from .files.compress import compress
 from .container.reader import Archive
 from .errors import BadInputError, BiocompressError, CorruptArchiveError, VerificationError
-from .raw_archive import read_raw
+from .files.read import read_raw
 
 
 def open(archive) -> Archive:  # noqa: A001  (mirrors h5py.File / builtins.open on purpose)

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from . import os_errors
+from .system import os_errors
 from .errors import BiocompressError, CorruptArchiveError, VerificationError
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
@@ -92,8 +92,8 @@ def compress(
     model: Optional[Path] = typer.Option(None, "--model", help="lossy modes: a model from `biocompress train`."),
 ):
     """Compress a recording into a verified archive."""
-    from .compress import MODES
-    from .compress import compress as do_compress
+    from .files.compress import MODES
+    from .files.compress import compress as do_compress
 
     if mode not in MODES:
         _fail(f"--mode must be one of {', '.join(MODES)}; got {mode!r}", 2)
@@ -118,7 +118,7 @@ def decompress(
 ):
     """Export the archive's recording through MNE (format from OUTPUT's extension); the file is
     read back and checked channel by channel."""
-    from .restore import export
+    from .files.restore import export
 
     result = export(archive, output, overwrite=force, allow_changes=allow_changes)
     _print_export(result)
@@ -134,7 +134,7 @@ def restore(
 ):
     """Give back the archived file: EDF/BDF byte for byte (SHA-256 checked), other
     formats written through MNE with the samples checked."""
-    from .restore import restore as do_restore
+    from .files.restore import restore as do_restore
 
     result = do_restore(archive, output, overwrite=force, allow_changes=allow_changes)
     if result["method"] == "edf-bytes":
@@ -246,7 +246,7 @@ def verify(
     source: Optional[Path] = typer.Argument(None, help="The original recording, to compare against."),
 ):
     """Decode every block and check every checksum; with SOURCE, compare with the original."""
-    from .verify import verify_archive
+    from .files.verify import verify_archive
 
     report = verify_archive(archive, source, progress=err.is_terminal)
     for line in report["lines"]:
@@ -289,7 +289,7 @@ def report(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
 ):
     """Plot a lossy archive against its source: traces, spectra, error histogram, fidelity table."""
-    from .report import make_report
+    from .files.report import make_report
 
     fid = make_report(archive, source, output, overwrite=force)
     o = fid["overall"]
@@ -318,7 +318,7 @@ def demo(
     samples: Optional[Path] = typer.Argument(None, help="Folder of recordings (default: the bundled data_samples/)."),
 ):
     """Compress, verify and tabulate the bundled sample recordings."""
-    from .demo import run_demo
+    from .files.demo import run_demo
 
     run_demo(samples, console=out)
 

@@ -26,12 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from biocompress.bench import write_rows_csv  # noqa: E402
-from biocompress.codecs.lossless import FloatLPCCodec, FloatXorCodec  # noqa: E402
-from biocompress.compress import BLOCK_SAMPLES, GROUP_CHANNELS  # noqa: E402
-from biocompress.demo import recordings_in  # noqa: E402
-from biocompress.io import scaling  # noqa: E402
-from biocompress.io.source import open_raw  # noqa: E402
+from biocompress.bench import write_rows_csv
+from biocompress.codecs.lossless import FloatLPCCodec, FloatXorCodec
+from biocompress.files.compress import BLOCK_SAMPLES, GROUP_CHANNELS
+from biocompress.files.demo import recordings_in
+from biocompress.io import scaling
+from biocompress.io.source import open_raw
 
 
 def float_samples(path: Path):

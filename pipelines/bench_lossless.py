@@ -14,7 +14,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
     os.environ.setdefault(_var, "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from biocompress.bench.lossless import ALL_NAMES, run_benchmark  # noqa: E402
+from biocompress.bench.lossless import ALL_NAMES, run_benchmark
 
 
 def main(argv=None) -> None:

@@ -6,7 +6,7 @@ On the eegmat subjects held out from training (15-17; see train_autoencoder.py),
 every method codes the same recordings and is decoded and compared with them:
 
 * biocompress lossy (autoencoder) at qualities 1-5, and near-lossless at
-  δ ∈ {0.5, 1, 2, 5, 10} µV, both through ``biocompress.compress`` as a user runs it;
+  δ ∈ {0.5, 1, 2, 5, 10} µV, both through ``biocompress.files.compress`` as a user runs it;
 * DWT: db4, 5 levels, per channel, uniform quantization of every sub-band of the
   digital codes (steps 256 … 16384 codes, as in the anchors), coefficients range-coded
   with the same segment-adaptive coder biocompress uses for residuals;
@@ -41,16 +41,16 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 import biocompress  # noqa: E402
-from biocompress.bench import write_rows_csv  # noqa: E402
-from biocompress.bench.external import pack, unpack  # noqa: E402
-from biocompress.codecs.lossless import residual_coder  # noqa: E402
-from biocompress.codecs.lossy import model_file  # noqa: E402
-from biocompress.codecs.lossy.ae_codec import QUALITY_STEPS, AECodec  # noqa: E402
-from biocompress.codecs.lossy.near_lossless import dpcm_decode, dpcm_encode  # noqa: E402
-from biocompress.compress import BLOCK_SAMPLES  # noqa: E402
-from biocompress.compress_lossy import value_per_code  # noqa: E402
-from biocompress.io import scaling  # noqa: E402
-from biocompress.io.source import open_raw  # noqa: E402
+from biocompress.bench import write_rows_csv
+from biocompress.bench.external import pack, unpack
+from biocompress.codecs.lossless import residual_coder
+from biocompress.codecs.lossy import model_file
+from biocompress.codecs.lossy.ae_codec import QUALITY_STEPS, AECodec
+from biocompress.codecs.lossy.near_lossless import dpcm_decode, dpcm_encode
+from biocompress.files.compress import BLOCK_SAMPLES
+from biocompress.files.compress_lossy import value_per_code
+from biocompress.io import scaling
+from biocompress.io.source import open_raw
 from train_autoencoder import TEST, split_files  # noqa: E402
 
 DELTAS_UV = (0.5, 1.0, 2.0, 5.0, 10.0)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from biocompress.codecs.lossy import model_file  # noqa: E402
-from biocompress.codecs.lossy.ae_codec import QUALITY_STEPS  # noqa: E402
-from biocompress.codecs.lossy.train import DEFAULT_ARCH, TrainConfig, load_recordings, train  # noqa: E402
+from biocompress.codecs.lossy import model_file
+from biocompress.codecs.lossy.ae_codec import QUALITY_STEPS
+from biocompress.codecs.lossy.train import DEFAULT_ARCH, TrainConfig, load_recordings, train
 
 TRAIN = [f"Subject{i:02d}" for i in range(0, 12)]
 VALIDATION = [f"Subject{i:02d}" for i in range(12, 15)]

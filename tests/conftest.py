@@ -20,7 +20,7 @@ import mne
 import numpy as np
 import pytest
 
-from biocompress.demo import recordings_in
+from biocompress.files.demo import recordings_in
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = REPO / "data_samples"

@@ -27,7 +27,7 @@ import pytest
 from typer.testing import CliRunner
 
 import biocompress
-from biocompress import outputs
+from biocompress.system import outputs
 from biocompress.cli import app
 from biocompress.container import writer as writer_mod
 from biocompress.io.source import open_raw

@@ -23,7 +23,7 @@ from conftest import (
 
 SAMPLES = sample_recordings()
 # the package exports the function `compress`, which hides the module of the same name
-compress_mod = importlib.import_module("biocompress.compress")
+compress_mod = importlib.import_module("biocompress.files.compress")
 
 
 @pytest.fixture
@@ -337,7 +337,7 @@ def test_unknown_codec_names_file_and_releases_it(small_archive):
 
 def test_reads_on_worker_processes_match_in_process_reads(tmp_path, monkeypatch):
     """Frames decoded on the read pool give the same samples as decoding here."""
-    from biocompress import parallel
+    from biocompress.codecs import pool as parallel
 
     if parallel.default_workers() < 2 or parallel.read_pool() is None:
         pytest.skip("one core (or no child processes): reads never use worker processes here")
@@ -356,7 +356,7 @@ def test_reads_on_worker_processes_match_in_process_reads(tmp_path, monkeypatch)
 
 
 def test_damaged_frame_on_a_worker_raises_corrupt_archive():
-    from biocompress import parallel
+    from biocompress.codecs import pool as parallel
     from biocompress.codecs.lossless import LosslessCodec
 
     codec = LosslessCodec()

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import biocompress
 from biocompress.cli import app
 from biocompress.codecs.lossless import LPCCodec
-from biocompress.demo import recordings_in
+from biocompress.files.demo import recordings_in
 from biocompress.io.source import open_raw
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 import biocompress
-from biocompress import export_check
+from biocompress.files import export_check
 from biocompress.cli import app
-from biocompress.restore import EXPORT_FORMATS, export
+from biocompress.files.restore import EXPORT_FORMATS, export
 from conftest import SAMPLES_DIR, assert_bitwise_equal, copy_sample, leftovers, synthetic_codes, synthetic_raw
 
 STIM_BDF = SAMPLES_DIR / "test_bdf_stim_channel.bdf"

@@ -144,7 +144,7 @@ def test_frozen_edf_archive_restores_the_source_file(tmp_path):
     entry = ARCHIVES["archive-v2_edf_restore"]
     path = FIXTURES_DIR / entry["archive"]
     src = SAMPLES_DIR / entry["source_sample"]
-    from biocompress.restore import restore
+    from biocompress.files.restore import restore
 
     out = tmp_path / src.name
     assert restore(path, out)["exact"] == "bytes"

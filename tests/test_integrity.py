@@ -12,8 +12,8 @@ import pytest
 import biocompress
 from biocompress.container import integrity
 from biocompress.errors import CorruptArchiveError
-from biocompress.restore import restore
-from biocompress.verify import verify_archive
+from biocompress.files.restore import restore
+from biocompress.files.verify import verify_archive
 from conftest import SAMPLES_DIR, crafted
 
 

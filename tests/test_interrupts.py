@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from biocompress.outputs import is_temporary
-from biocompress.parallel import default_workers
+from biocompress.system.outputs import is_temporary
+from biocompress.codecs.pool import default_workers
 from conftest import REPO, SAMPLES_DIR
 from synthetic_files import random_walk_codes, write_edf
 

@@ -14,12 +14,14 @@ import pytest
 from typer.testing import CliRunner
 
 import biocompress
-from biocompress import fingerprint, lossy_verify, parallel
+from biocompress.container import fingerprint
+from biocompress.files import lossy_verify
+from biocompress.codecs import pool as parallel
 from biocompress.cli import app
 from biocompress.codecs.lossy import near_lossless, spatial
 from biocompress.codecs.lossy.ae_codec import AECodec
 from biocompress.io.source import open_raw
-from biocompress.verify import verify_archive
+from biocompress.files.verify import verify_archive
 from conftest import REPO, SAMPLES_DIR, crafted
 
 EEG = SAMPLES_DIR / "Subject00_2.edf"

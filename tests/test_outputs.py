@@ -13,10 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 import biocompress
-from biocompress import cli, os_errors, outputs
+from biocompress import cli
+from biocompress.system import os_errors, outputs
 from biocompress.errors import BadInputError, WriteError
-from biocompress.guarded_file import GuardedFile, hdf5_for_writing
-from biocompress.processes import process_start_time
+from biocompress.system.guarded_file import GuardedFile, hdf5_for_writing
+from biocompress.system.processes import process_start_time
 from conftest import SAMPLES_DIR, copy_sample
 
 

@@ -12,7 +12,7 @@ import biocompress
 from biocompress.cli import app
 from biocompress.io import edf_file
 from biocompress.io.source import open_raw
-from biocompress.restore import restore
+from biocompress.files.restore import restore
 from conftest import SAMPLES_DIR, assert_bitwise_equal, copy_sample, crafted, leftovers
 
 EDF_SAMPLES = sorted(p for p in SAMPLES_DIR.iterdir() if p.suffix.lower() in (".edf", ".bdf"))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import biocompress
-from biocompress.restore import restore
+from biocompress.files.restore import restore
 from biocompress.errors import BadInputError
 from biocompress.io import edf_native
 from biocompress.io.source import open_raw

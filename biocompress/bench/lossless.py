@@ -109,7 +109,7 @@ def _load_biocompress() -> str | None:
 
 def _blocks(codes: np.ndarray):
     """The archive writer's blocks: BLOCK_SAMPLES samples × up to GROUP_CHANNELS channels."""
-    from biocompress.compress import BLOCK_SAMPLES, GROUP_CHANNELS
+    from biocompress.files.compress import BLOCK_SAMPLES, GROUP_CHANNELS
 
     n_ch, n = codes.shape
     for t0 in range(0, max(n, 1), BLOCK_SAMPLES):
@@ -369,7 +369,7 @@ def run_benchmark(
     ran = [c.name for c in externals] + ours
     pools = {}
     if ours:
-        from biocompress.parallel import BlockPool, default_workers
+        from biocompress.codecs.pool import BlockPool, default_workers
 
         pools = {BIOCOMPRESS: BlockPool(default_workers()), BIOCOMPRESS_1P: BlockPool(1)}
         list(pools[BIOCOMPRESS].encode_stream([(0, {"id": "lpc-v2"}, np.zeros((1, 300), np.int64))] * 4))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codecs.base import MAX_DECODED_ELEMENTS as MAX_BLOCK_ELEMENTS  # noqa: F401  (a format rule)
+from ..codecs.base import MAX_DECODED_ELEMENTS as MAX_BLOCK_ELEMENTS
 
 FORMAT_NAME = "biocompress"
 FORMAT_VERSION = 3  # 2 added value kind int-native and /channels/stored_samples; 3 the integrity manifest

@@ -16,10 +16,10 @@ import h5py
 import numpy as np
 
 from ..codecs import get_codec
-from .. import os_errors
+from ..system import os_errors
 from ..errors import BadInputError, CorruptArchiveError
 from ..io import edf_native, metadata, scaling
-from ..parallel import decode_parts
+from ..codecs.pool import decode_parts
 from . import integrity
 from .integrity import damage_is_corruption
 from .layout import FORMAT_NAME, INDEX_DTYPE, MAX_BLOCK_ELEMENTS, READABLE_VERSIONS, SEGMENT_NAME
@@ -193,7 +193,7 @@ class Archive:
 
     @cached_property
     def fidelity(self) -> dict | None:
-        """Lossy archives: the fidelity figures measured at compression (see biocompress.fidelity)."""
+        """Lossy archives: the fidelity figures measured at compression (see biocompress.files.fidelity)."""
         return self._json("fidelity/json") if "fidelity" in self.h5 else None
 
     @cached_property

@@ -12,8 +12,8 @@ import h5py
 import numpy as np
 
 from .._version import __version__
-from ..guarded_file import GuardedFile, hdf5_for_writing
-from ..outputs import temporary
+from ..system.guarded_file import GuardedFile, hdf5_for_writing
+from ..system.outputs import temporary
 from . import integrity
 from .layout import FORMAT_NAME, FORMAT_VERSION, INDEX_DTYPE, SEGMENT_BYTES, SEGMENT_NAME, put_text
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..codecs.float_codes import codes_to_f32, codes_to_f64, f32_to_codes, f64_to_codes  # noqa: F401
+from ..codecs.float_codes import codes_to_f32, codes_to_f64, f32_to_codes, f64_to_codes
 
 VALUE_KINDS = ("int", "f32", "f64", "int-native", "lossy")
 NATIVE = 3

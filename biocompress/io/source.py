@@ -11,9 +11,9 @@ from pathlib import Path
 
 import mne
 
-from .. import os_errors
+from ..system import os_errors
 from ..errors import BadInputError
-from ..outputs import is_archive
+from ..system.outputs import is_archive
 from .edf_file import read_layout
 from .edf_native import samples_per_record
 

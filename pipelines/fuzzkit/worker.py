@@ -49,7 +49,7 @@ def _serve(conn, settings: dict) -> None:
     import torch
 
     import biocompress  # noqa: F401
-    from biocompress.codecs.lossy import ae_codec, model_file, near_lossless  # noqa: F401
+    from biocompress.codecs.lossy import ae_codec, model_file, near_lossless
 
     from .operations import run_operation
 

@@ -36,7 +36,7 @@ def model_id(model: ConvAutoencoder) -> str:
 
 def save(path, model: ConvAutoencoder, prior: FactorizedPrior, meta: dict) -> str:
     """Write a model file (the archive layout of :func:`to_bytes`) through a temporary name."""
-    from ...outputs import temporary
+    from ...system.outputs import temporary
 
     path = Path(path)
     mid = model_id(model)

@@ -135,7 +135,7 @@ def train_folder(data_dir, output, *, validation=None, minutes: float = 12.0, lo
                  overwrite: bool = False) -> str:
     """``biocompress train``: recordings of a folder (validation: another folder, or every 5th
     recording, or the last of fewer than 5); writes the model file and returns its id."""
-    from ...demo import recordings_in
+    from ...files.demo import recordings_in
     from ...errors import BadInputError
     from . import model_file
 
@@ -144,7 +144,7 @@ def train_folder(data_dir, output, *, validation=None, minutes: float = 12.0, lo
         raise BadInputError(data_dir, "not a folder of recordings")
     if output.suffix != ".pt":
         raise BadInputError(output, "model files end in .pt")
-    from ...outputs import check_output
+    from ...system.outputs import check_output
 
     check_output(output, [], force=overwrite, kind="file")  # before the minutes of training, not after
     files = recordings_in(data_dir)

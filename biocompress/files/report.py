@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .container.reader import Archive
-from .errors import BadInputError
-from .outputs import check_output, temporary, writing
+from ..container.reader import Archive
+from ..errors import BadInputError
+from ..system.outputs import check_output, temporary, writing
 from .fidelity import BANDS, FidelityMeter
-from .io.source import open_raw
+from ..io.source import open_raw
 
 SECONDS_SHOWN = 5.0
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from . import edf_exact, lossy_verify
-from .container.reader import Archive
-from .errors import CorruptArchiveError
-from .io.source import file_sha256, iter_samples, open_raw
-from .progress import progress_bar
+from ..container.reader import Archive
+from ..errors import CorruptArchiveError
+from ..io.source import file_sha256, iter_samples, open_raw
+from ..progress import progress_bar
 
 
 def verify_archive(archive, source=None, *, progress: bool = False) -> dict:

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .container.integrity import damage_is_corruption
-from .errors import CorruptArchiveError
+from .integrity import damage_is_corruption
+from ..errors import CorruptArchiveError
 
 DATASET = "fingerprint"  # in /fidelity
 REL_TOLERANCE = 1e-5

@@ -18,20 +18,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import fingerprint
-from .codecs.lossy import model_file
-from .codecs.lossy.ae_codec import QUALITY_STEPS, AECodec
-from .codecs.lossy.near_lossless import NearLosslessCodec
-from .codecs.lossy.spatial import Spatial
-from .container.layout import MAX_BLOCK_ELEMENTS, put_text
-from .container.reader import Archive, sample_bytes
-from .container.writer import ArchiveWriter, json_dataset
-from .errors import BadInputError, VerificationError
+from ..container import fingerprint
+from ..codecs.lossy import model_file
+from ..codecs.lossy.ae_codec import QUALITY_STEPS, AECodec
+from ..codecs.lossy.near_lossless import NearLosslessCodec
+from ..codecs.lossy.spatial import Spatial
+from ..container.layout import MAX_BLOCK_ELEMENTS, put_text
+from ..container.reader import Archive, sample_bytes
+from ..container.writer import ArchiveWriter, json_dataset
+from ..errors import BadInputError, VerificationError
 from .fidelity import FidelityMeter
-from .io import scaling
-from .io.scaling import value_per_code
-from .io.source import iter_samples, needs_whole_read
-from .progress import progress_bar
+from ..io import scaling
+from ..io.scaling import value_per_code
+from ..io.source import iter_samples, needs_whole_read
+from ..progress import progress_bar
 
 SKETCH_STEP_PER_DELTA = 20.0  # near-lossless: autoencoder step ≈ 20 error bounds / RMS (validation sweep)
 # Lossy qualities reached with a bounded residual (integer-coded recordings): |error| ≤ this × the RMS

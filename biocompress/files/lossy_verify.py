@@ -14,12 +14,12 @@ import hashlib
 
 import numpy as np
 
-from . import fingerprint
-from .container.reader import sample_bytes
-from .errors import CorruptArchiveError
+from ..container import fingerprint
+from ..container.reader import sample_bytes
+from ..errors import CorruptArchiveError
 from .fidelity import TO_MICRO, FidelityMeter
-from .io.scaling import value_per_code
-from .io.source import iter_samples
+from ..io.scaling import value_per_code
+from ..io.source import iter_samples
 
 FIGURES = ("prdn", "rmse_uv", "max_abs_error_uv")
 FIGURE_REL_TOLERANCE = 1e-3  # stored vs recomputed figures: float rounding moves them by ~1e-5

@@ -16,8 +16,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 
 import numpy as np
 
-from .codecs import get_codec
-from .codecs.base import _LAZY, _REGISTRY
+from . import get_codec
+from .base import _LAZY, _REGISTRY
 
 
 def default_workers() -> int:
@@ -44,7 +44,7 @@ def _decode_part(config: dict, part):
 
 
 def _start_worker(through_server: bool = False) -> None:
-    from .processes import start_worker
+    from ..system.processes import start_worker
 
     start_worker(through_server)
     _warm_up()
@@ -57,7 +57,7 @@ def _warm_up() -> None:
 
     threadpool_limits(1)
     codes = np.cumsum(np.random.default_rng(0).integers(-9, 10, (2, 600)), axis=1)
-    from .codecs.lossless import LosslessCodec
+    from .lossless import LosslessCodec
 
     codec = LosslessCodec(frame=256)
     codec.decode(codec.encode(codes))
@@ -139,7 +139,7 @@ def read_pool():
         if default_workers() > 1 and not multiprocessing.current_process().daemon:
             try:
                 ctx = multiprocessing.get_context("forkserver")
-                ctx.set_forkserver_preload(["biocompress.parallel"])
+                ctx.set_forkserver_preload(["biocompress.codecs.pool"])
                 pool = ProcessPoolExecutor(default_workers() - 1, mp_context=ctx, initializer=_start_worker,
                                            initargs=(True,))
                 with _main_hidden():
@@ -172,7 +172,7 @@ def _workers_know(config: dict) -> bool:
     (not one loaded from an archive here)."""
     cid = config.get("id")
     if cid in _LAZY:
-        from .codecs.lossy import model_file
+        from .lossy import model_file
 
         model = config.get("model") or config.get("sketch", {}).get("model")
         return model_file.is_shipped(model)

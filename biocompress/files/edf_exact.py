@@ -14,11 +14,11 @@ import json
 
 import numpy as np
 
-from .container import edf_source
-from .container.layout import get_text
-from .errors import CorruptArchiveError
-from .io import edf_file
-from .io.edf_native import samples_per_record
+from ..container import edf_source
+from ..container.layout import get_text
+from ..errors import CorruptArchiveError
+from ..io import edf_file
+from ..io.edf_native import samples_per_record
 
 
 class SignalMatcher:

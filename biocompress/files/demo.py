@@ -11,10 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from .compress import compress
-from .container.reader import Archive
-from .errors import BadInputError
-from .io.source import SIDECAR_OF, open_raw
-from .raw_archive import read_raw
+from ..container.reader import Archive
+from ..errors import BadInputError
+from ..io.source import SIDECAR_OF, open_raw
+from .read import read_raw
 
 RECORDING_SUFFIXES = {".edf", ".bdf", ".fif", ".vhdr", ".set", ".lay", ".cnt", ".con", ".sqd", ".ns3", ".gdf"}
 

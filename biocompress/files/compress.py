@@ -12,17 +12,17 @@ import h5py
 import mne
 import numpy as np
 
-from .codecs.lossless import FloatLPCCodec, FloatXorCodec, LPCX3Codec
-from .container.reader import Archive, sample_bytes
-from .container.layout import MAX_BLOCK_ELEMENTS, put_text
-from .container.writer import ArchiveWriter, json_dataset
-from .errors import BadInputError, VerificationError
+from ..codecs.lossless import FloatLPCCodec, FloatXorCodec, LPCX3Codec
+from ..container.reader import Archive, sample_bytes
+from ..container.layout import MAX_BLOCK_ELEMENTS, put_text
+from ..container.writer import ArchiveWriter, json_dataset
+from ..errors import BadInputError, VerificationError
 from . import edf_exact
-from .io import edf_file, edf_native, metadata, scaling
-from .io.source import file_sha256, iter_samples, needs_whole_read, open_source
-from .outputs import check_output, writing
-from .parallel import BlockPool
-from .progress import progress_bar
+from ..io import edf_file, edf_native, metadata, scaling
+from ..io.source import file_sha256, iter_samples, needs_whole_read, open_source
+from ..system.outputs import check_output, writing
+from ..codecs.pool import BlockPool
+from ..progress import progress_bar
 
 BLOCK_SAMPLES = 16384
 GROUP_CHANNELS = 32  # the cross-channel stage finds references within a group

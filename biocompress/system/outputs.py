@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import os_errors, processes
-from .errors import BadInputError, BiocompressError, WriteError
+from ..errors import BadInputError, BiocompressError, WriteError
 
 # Extensions of the recording formats MNE reads (and their data files): never an archive's name.
 RECORDING_EXTENSIONS = (
@@ -149,7 +149,7 @@ def is_archive(path) -> bool:
     """Whether ``path`` is an HDF5 file whose root says it is a biocompress archive."""
     import h5py
 
-    from .container.layout import FORMAT_NAME, get_text
+    from ..container.layout import FORMAT_NAME, get_text
 
     try:
         if not h5py.is_hdf5(path):

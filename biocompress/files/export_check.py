@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from mne.io.constants import FIFF
 
-from .io import scaling
+from ..io import scaling
 
 INTEGER_FORMATS = ("edf", "bdf")  # digital codes over a per-channel physical range
 FLOAT32_FORMATS = ("brainvision", "eeglab")  # float32 samples (MNE writes µV for voltages)

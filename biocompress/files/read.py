@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from mne.io import BaseRaw
 
-from .container.reader import Archive
-from .errors import CorruptArchiveError
+from ..container.reader import Archive
+from ..errors import CorruptArchiveError
 
 
 class RawArchive(BaseRaw):

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import edf_exact, export_check, os_errors
-from .container.reader import Archive
-from .errors import BadInputError, VerificationError
-from .outputs import check_output, temporary, writing
+from . import edf_exact, export_check
+from ..system import os_errors
+from ..container.reader import Archive
+from ..errors import BadInputError, VerificationError
+from ..system.outputs import check_output, temporary, writing
 
 EXPORT_FORMATS = {".fif": "fif", ".edf": "edf", ".bdf": "bdf", ".vhdr": "brainvision", ".set": "eeglab"}
 
@@ -98,7 +99,7 @@ def _export(archive: Path, output: Path, source_name: str, *, allow_changes: boo
     channels or samples is not written unless ``allow_changes``."""
     import mne
 
-    from .raw_archive import read_raw
+    from .read import read_raw
 
     ext = output.suffix.lower()
     if ext not in EXPORT_FORMATS:

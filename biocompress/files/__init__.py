@@ -1,0 +1,1 @@
+"""File operations on recordings and archives: compress, restore, export, verify, read, report."""

@@ -1,0 +1,1 @@
+"""Operating-system concerns: safe outputs and temporaries, OS errors, worker processes."""
