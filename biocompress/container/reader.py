@@ -85,6 +85,10 @@ class Archive:
         self.stored_samples = (self._channel_array("stored_samples", per_channel).astype(np.int64)
                                if "stored_samples" in self.h5["channels"]
                                else np.full(self.n_channels, self.n_samples, np.int64))
+        regular = self.value_kind != scaling.NATIVE
+        if (self.stored_samples[regular] != self.n_samples).any() or (self.stored_samples > self.n_samples).any():
+            raise CorruptArchiveError(f"{self.path}: channels store other lengths than the archive's "
+                                      f"{self.n_samples} samples")
         steps = tuple(json.loads(ch_attrs["recipe_steps"]))
         names = [s.split(":")[1] for s in steps]
         if any(s.split(":")[0] not in ("mul", "add") for s in steps):

@@ -1,6 +1,8 @@
 """Hostile archives (issue 10, "memory bombs"): tiny files that declare huge sizes.
 
-Each is a clean archive changed with h5py so that everything else stays valid:
+Each is a clean archive changed with h5py so that everything else stays valid, then
+resealed as a forger would (:func:`forge_seal`): its integrity manifest agrees with the
+changes, so only the reader's own size and consistency checks stand in the way.
 
 - ``index-2^25-rows`` / ``index-2^33-rows``: ``/data/index`` re-created chunked and
   gzip-compressed with 2^25 (2^33) rows, only the real rows written (the rest are
@@ -14,7 +16,6 @@ Each is a clean archive changed with h5py so that everything else stays valid:
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import struct
@@ -26,6 +27,31 @@ import numpy as np
 
 BOMB_BYTES = 512 << 20
 MODEL_CONFIG = {"levels": 10, "width": 4700, "latent": 4, "kernel": 6, "lookahead": 4}
+
+
+def forge_seal(path: Path) -> Path:
+    """Rewrite the integrity manifest to match the file. Parts too large to read get a
+    made-up digest: a reader must refuse them on their declared size before comparing."""
+    import hashlib
+
+    from biocompress.container import integrity
+
+    with h5py.File(path, "r+") as f:
+        sizes = integrity.Sizes(path.stat().st_size, str(path))
+        parts = {}
+        for name, obj in integrity.objects(f):
+            skip = (integrity.MANIFEST_ATTR, integrity.MANIFEST_DIGEST_ATTR) if name == "/" else ()
+            if len([k for k in obj.attrs if k not in skip]):
+                parts["@" + name] = integrity.attrs_digest(obj, sizes, skip)
+            if isinstance(obj, h5py.Dataset):
+                try:
+                    parts[name] = integrity.dataset_digest(obj, sizes)
+                except Exception:  # noqa: BLE001 - too large to read: the forger guesses
+                    parts[name] = "0" * 64
+        text = json.dumps({"algorithm": "sha256", "parts": parts}, sort_keys=True).encode("ascii")
+        f.attrs[integrity.MANIFEST_ATTR] = np.bytes_(text)
+        f.attrs[integrity.MANIFEST_DIGEST_ATTR] = np.bytes_(hashlib.sha256(text).hexdigest().encode("ascii"))
+    return path
 
 
 def _copy(clean: Path, dst: Path) -> Path:
@@ -43,14 +69,14 @@ def big_index(clean: Path, dst: Path, rows: int) -> Path:
         chunk = min(rows, 1 << 16)
         ds = f["data"].create_dataset("index", shape=(rows,), dtype=INDEX_DTYPE, chunks=(chunk,), compression="gzip")
         ds[: real.size] = real.astype(INDEX_DTYPE)
-    return dst
+    return forge_seal(dst)
 
 
 def huge_n_samples(clean: Path, dst: Path, n: int = 10**10) -> Path:
     _copy(clean, dst)
     with h5py.File(dst, "r+") as f:
         f["data"].attrs["n_samples"] = np.int64(n)
-    return dst
+    return forge_seal(dst)
 
 
 def zlib_bomb(clean: Path, dst: Path, inflated: int = BOMB_BYTES) -> Path:
@@ -74,19 +100,18 @@ def zlib_bomb(clean: Path, dst: Path, inflated: int = BOMB_BYTES) -> Path:
         row["codec"], row["crc32"] = len(codecs) - 1, zlib.crc32(block)
         index[0] = row
         data["index"][...] = index
-    return dst
+    return forge_seal(dst)
 
 
 def wide_model(clean: Path, dst: Path, config: dict = MODEL_CONFIG) -> Path:
-    import torch
-
+    """A stored model (the archive layout of biocompress.codecs.lossy.model_file) whose config
+    declares a network of a few GB; its weights are absent, as a forger would leave them."""
     _copy(clean, dst)
-    buf = io.BytesIO()
-    torch.save({"format": "biocompress-ae", "config": config, "state": {}, "prior": {},
-                "meta": {"model_id": "0" * 16}}, buf)
+    header = json.dumps({"config": config, "meta": {"model_id": "0" * 16}, "tensors": []}).encode("utf-8")
+    blob = b"BCMODEL1" + struct.pack("<I", len(header)) + header
     with h5py.File(dst, "r+") as f:
-        f.require_group("lossy").create_dataset("model", data=np.frombuffer(buf.getvalue(), np.uint8))
-    return dst
+        f.require_group("lossy").create_dataset("model", data=np.frombuffer(blob, np.uint8))
+    return forge_seal(dst)
 
 
 def build_crafted(clean: dict[str, Path], folder) -> dict[str, Path]:
