@@ -63,6 +63,12 @@ def _warm_up() -> None:
     codec.decode(codec.encode(codes))
 
 
+def _ready(value) -> Future:
+    fut: Future = Future()
+    fut.set_result(value)
+    return fut
+
+
 class _Inline:
     """Runs jobs in the calling process (one worker, or no pool wanted)."""
 
@@ -103,7 +109,7 @@ class BlockPool:
     def _stream(self, fn, jobs):
         pending: deque = deque()
         for tag, config, data in jobs:
-            pending.append((tag, self._ex.submit(fn, config, data)))
+            pending.append((tag, self._ex.submit(fn, config, data) if config is not None else _ready(data)))
             while len(pending) > self.window:
                 tag0, fut = pending.popleft()
                 yield tag0, fut.result()
@@ -112,7 +118,8 @@ class BlockPool:
             yield tag0, fut.result()
 
     def encode_stream(self, jobs):
-        """(tag, config, codes) jobs → (tag, payload), in job order."""
+        """(tag, config, codes) jobs → (tag, payload), in job order. A job whose config is None
+        carries its payload already: it keeps its place in the order and goes to no worker."""
         return self._stream(_encode, jobs)
 
     def decode_stream(self, jobs):

@@ -63,6 +63,10 @@ class ArchiveWriter:
             self._codecs.append(key)
         return self._codecs.index(key)
 
+    def add(self, block) -> None:
+        """Append a coded :class:`~biocompress.stream.blocks.Block`."""
+        self.add_block(block.t_start, block.t_stop, block.ch_start, block.ch_stop, block.config, block.payload)
+
     def add_block(self, t_start, t_stop, ch_start, ch_stop, codec_config: dict, block: bytes) -> None:
         self._index.append(
             (t_start, t_stop, ch_start, ch_stop, self._segment, self._pending_bytes, len(block),

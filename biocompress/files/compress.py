@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -12,53 +11,24 @@ import h5py
 import mne
 import numpy as np
 
-from ..codecs.lossless import FloatLPCCodec, FloatXorCodec, LPCX3Codec
 from ..container.reader import Archive, sample_bytes
 from ..container.layout import MAX_BLOCK_ELEMENTS, put_text
 from ..container.writer import ArchiveWriter, json_dataset
 from ..errors import BadInputError, VerificationError
 from . import edf_exact
 from ..io import edf_file, edf_native, metadata, scaling
-from ..io.source import file_sha256, iter_samples, needs_whole_read, open_source
+from ..io.source import file_sha256, needs_whole_read, open_source
 from ..system.outputs import check_output, writing
 from ..codecs.pool import BlockPool
 from ..progress import progress_bar
+from ..stream.encoder import StreamEncoder
+from ..stream.plans import lossless_lanes
+from ..stream.sources import raw_chunks
 
 BLOCK_SAMPLES = 16384
-GROUP_CHANNELS = 32  # the cross-channel stage finds references within a group
+GROUP_CHANNELS = 32  # the cross-channel stage finds references within a lane's channels
 SMALL_RECORDING = 1_000_000  # samples; below this, worker processes cost more than they save
 MODES = ("lossless", "lossy", "near-lossless")
-
-
-@dataclass
-class ChannelGroup:
-    start: int
-    stop: int
-    kind: int
-
-    @property
-    def picks(self) -> np.ndarray:
-        return np.arange(self.start, self.stop)
-
-
-def plan_groups(kinds: np.ndarray, stored: np.ndarray | None = None,
-                size: int = GROUP_CHANNELS) -> list[ChannelGroup]:
-    """Contiguous runs of channels with one value kind and one stored length, ≤ ``size`` each."""
-    key = list(zip(kinds.tolist(), (stored if stored is not None else np.zeros(len(kinds))).tolist()))
-    groups, start = [], 0
-    for ch in range(1, len(kinds) + 1):
-        if ch == len(kinds) or key[ch] != key[start] or ch - start == size:
-            groups.append(ChannelGroup(start, ch, int(kinds[start])))
-            start = ch
-    return groups
-
-
-def codec_for(kind: int):
-    if kind in (0, scaling.NATIVE):
-        return LPCX3Codec()
-    if kind == 1:
-        return FloatLPCCodec()
-    return FloatXorCodec(width=8)
 
 
 def default_output(src: Path) -> Path:
@@ -98,37 +68,18 @@ def _source_files(src_path: Path | None, raw) -> list[Path]:
     return paths
 
 
-def _encode(raw, writer: ArchiveWriter, kinds, stored, recipe, block, group_size, progress, whole, native,
-            pool: BlockPool, observe=None) -> str:
-    """Encode every block; return the SHA-256 of the source samples.
-
-    Channels in ``native`` (value kind int-native) are blocked in their own sample
-    clock: their index rows count native samples. ``observe(t0, t1, picks, codes)``
-    sees the integer codes of every other block.
-    """
-    groups = plan_groups(kinds, stored, group_size)
-    configs = [codec_for(g.kind).get_config() for g in groups]
+def _encode(raw, writer: ArchiveWriter, lanes, block, progress, whole, pool: BlockPool) -> str:
+    """Encode the recording through ``lanes`` into ``writer``; return the SHA-256 of its samples."""
     sha = hashlib.sha256()
 
-    def jobs():  # ((t0, t1, ch_start, ch_stop, config), config, codes), read and hashed lazily
-        for t0, t1, x in iter_samples(raw, block, whole):
-            sha.update(sample_bytes(x))
-            for g, config in zip(groups, configs):
-                if g.kind != scaling.NATIVE:
-                    codes = scaling.to_codes(recipe, x[g.start : g.stop], g.picks, g.kind)
-                    if observe is not None and g.kind == 0:
-                        observe(t0, t1, g.picks, codes)
-                    yield (t0, t1, g.start, g.stop, config), config, codes
-            progress(t1 - t0)
-        for g, config in zip(groups, configs):
-            if g.kind == scaling.NATIVE:
-                codes = np.stack([native[ch] for ch in g.picks])
-                for t0 in range(0, codes.shape[1], block):
-                    t1 = min(codes.shape[1], t0 + block)
-                    yield (t0, t1, g.start, g.stop, config), config, codes[:, t0:t1]
+    def chunks():  # read, hashed and counted as the encoder asks for them
+        for chunk in raw_chunks(raw, block, whole):
+            sha.update(sample_bytes(chunk.values))
+            yield chunk
+            progress(chunk.stop - chunk.start)
 
-    for (t0, t1, c0, c1, config), payload in pool.encode_stream(jobs()):
-        writer.add_block(t0, t1, c0, c1, config, payload)
+    for coded in StreamEncoder(lanes, pool).encode(chunks()):
+        writer.add(coded)
     return sha.hexdigest()
 
 
@@ -226,8 +177,9 @@ def _compress_checked(raw, src_path, dst, mode, exact_edf, *, overwrite, block_s
             writer = ArchiveWriter(dst, mode=mode)
             try:
                 matcher = edf_exact.SignalMatcher(src_path, raw, native) if exact_edf else None
-                sha = _encode(raw, writer, kinds, stored, recipe, block_samples, group_channels, advance, whole,
-                              native, pool, observe=matcher.observe if matcher else None)
+                lanes = lossless_lanes(kinds, recipe, block_samples, group_channels, native,
+                                       observe=matcher.observe if matcher else None)
+                sha = _encode(raw, writer, lanes, block_samples, advance, whole, pool)
                 break
             except scaling.KindMismatch as exc:  # a later chunk broke a kind: demote, restart
                 writer.discard()

@@ -1,0 +1,46 @@
+"""What flows through the pipeline: chunks of samples in, coded blocks out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Samples ``[start, start + n)`` of every channel, as MNE float64 values (n_channels, n);
+    ``timestamps``: one per sample where the source has them (LSL, XDF)."""
+
+    start: int
+    values: np.ndarray
+    timestamps: np.ndarray | None = None
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.values.shape[1]
+
+
+@dataclass(frozen=True)
+class Block:
+    """One coded block: samples ``[t_start, t_stop)`` of channels ``[ch_start, ch_stop)``."""
+
+    t_start: int
+    t_stop: int
+    ch_start: int
+    ch_stop: int
+    config: dict
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class EncodeJob:
+    """A block still to be encoded: integer ``codes`` through the codec ``config`` (picklable,
+    so that it can run on a worker process)."""
+
+    t_start: int
+    t_stop: int
+    ch_start: int
+    ch_stop: int
+    config: dict
+    codes: np.ndarray

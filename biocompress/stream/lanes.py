@@ -1,0 +1,139 @@
+"""Lanes: each owns a run of channels and turns their samples into blocks.
+
+* :class:`CodesLane` — one value kind's integer codes through a lossless codec, in blocks
+  of ``block`` samples (lossless archives; exact trigger channels in lossy ones);
+* :class:`NativeLane` — EDF/BDF signals stored at their own rate, known whole up front;
+* :class:`StreamLane` — a stateful stream encoder (autoencoder, near-lossless) that emits
+  blocks as soon as they are complete.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import numpy as np
+
+from ..codecs.lossless import FloatLPCCodec, FloatXorCodec, LPCX3Codec
+from ..io import scaling
+from .blocks import Block, Chunk, EncodeJob
+
+
+def lossless_codec_for(kind: int):
+    """The lossless codec of a value kind's codes."""
+    if kind in (0, scaling.NATIVE):
+        return LPCX3Codec()
+    if kind == 1:
+        return FloatLPCCodec()
+    return FloatXorCodec(width=8)
+
+
+class Lane(ABC):
+    """Channels ``[start, stop)``: chunks in, blocks (or jobs to encode) out, in time order."""
+
+    start: int
+    stop: int
+
+    @property
+    def picks(self) -> np.ndarray:
+        return np.arange(self.start, self.stop)
+
+    @abstractmethod
+    def push(self, chunk: Chunk) -> list[Block | EncodeJob]: ...
+
+    def flush(self) -> list[Block | EncodeJob]:
+        """Whatever samples are held, as blocks now (a live stream's latency bound)."""
+        return []
+
+    def finish(self) -> list[Block | EncodeJob]:
+        return self.flush()
+
+
+class CodesLane(Lane):
+    """Channels of one value kind coded losslessly, ``block`` samples a block.
+
+    ``observe(t0, t1, picks, codes)`` sees every chunk's integer codes (kind ``int`` only).
+    """
+
+    def __init__(self, start: int, stop: int, kind: int, recipe: scaling.Recipe, block: int,
+                 observe: Callable | None = None):
+        self.start, self.stop, self.kind, self.recipe, self.block = start, stop, kind, recipe, block
+        self.config = lossless_codec_for(kind).get_config()
+        self.observe = observe
+        self._held: list[np.ndarray] = []
+        self._held_n = 0
+        self._t0 = 0
+
+    def codes_of(self, chunk: Chunk) -> np.ndarray:
+        """The chunk's codes for this lane; raises scaling.KindMismatch where the kind breaks."""
+        return scaling.to_codes(self.recipe, chunk.values[self.start : self.stop], self.picks, self.kind)
+
+    def push(self, chunk: Chunk) -> list[EncodeJob]:
+        codes = self.codes_of(chunk)
+        if self.observe is not None and self.kind == 0:
+            self.observe(chunk.start, chunk.stop, self.picks, codes)
+        if not self._held_n:
+            self._t0 = chunk.start
+        self._held.append(codes)
+        self._held_n += codes.shape[1]
+        out = []
+        while self._held_n >= self.block:
+            out.append(self._take(self.block))
+        return out
+
+    def flush(self) -> list[EncodeJob]:
+        return [self._take(self._held_n)] if self._held_n else []
+
+    def _take(self, n: int) -> EncodeJob:
+        held = self._held[0] if len(self._held) == 1 else np.concatenate(self._held, axis=1)
+        job = EncodeJob(self._t0, self._t0 + n, self.start, self.stop, self.config, held[:, :n])
+        rest = held[:, n:]
+        self._held, self._held_n, self._t0 = ([rest] if rest.shape[1] else []), rest.shape[1], self._t0 + n
+        return job
+
+
+class NativeLane(Lane):
+    """EDF/BDF signals stored at their own rate (value kind int-native): their codes are
+    read whole before encoding starts, and blocked in their own sample clock at the end."""
+
+    def __init__(self, start: int, stop: int, codes: np.ndarray, block: int):
+        self.start, self.stop, self.codes, self.block = start, stop, codes, block
+        self.config = lossless_codec_for(scaling.NATIVE).get_config()
+
+    def push(self, chunk: Chunk) -> list:
+        return []
+
+    def finish(self) -> list[EncodeJob]:
+        n = self.codes.shape[1]
+        return [EncodeJob(t0, min(n, t0 + self.block), self.start, self.stop, self.config,
+                          self.codes[:, t0 : min(n, t0 + self.block)]) for t0 in range(0, n, self.block)]
+
+
+class StreamLane(Lane):
+    """A stateful stream encoder (``push(x)``/``finish()`` → ``[(t0, t1, payload)]``) over channels
+    ``[start, stop)``; ``prepare`` turns a chunk's values into what the encoder takes."""
+
+    def __init__(self, start: int, stop: int, config: dict, stream, prepare: Callable | None = None):
+        self.start, self.stop, self.config, self.stream = start, stop, config, stream
+        self.prepare = prepare or (lambda values: values)
+
+    def push(self, chunk: Chunk) -> list[Block]:
+        return self._blocks(self.stream.push(self.prepare(chunk.values[self.start : self.stop])))
+
+    def finish(self) -> list[Block]:
+        return self._blocks(self.stream.finish())
+
+    def _blocks(self, coded) -> list[Block]:
+        return [Block(t0, t1, self.start, self.stop, self.config, payload) for t0, t1, payload in coded]
+
+
+def group_runs(keys, size: int) -> list[tuple[int, int]]:
+    """Contiguous runs of equal keys, cut every ``size`` channels: (start, stop) each."""
+    keys = list(keys)
+    runs, start = [], 0
+    for ch in range(1, len(keys) + 1):
+        if ch == len(keys) or keys[ch] != keys[start] or ch - start == size:
+            runs.append((start, ch))
+            start = ch
+    return runs
+

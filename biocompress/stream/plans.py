@@ -1,0 +1,73 @@
+"""Which lanes each mode uses for a stream's channels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..io import scaling
+from .lanes import CodesLane, Lane, NativeLane, StreamLane, group_runs
+
+SKETCH_STEP_PER_DELTA = 20.0  # near-lossless: autoencoder step ≈ 20 error bounds / RMS (validation sweep)
+
+
+def lossless_lanes(kinds: np.ndarray, recipe: scaling.Recipe, block: int, group_channels: int,
+                   native: dict[int, np.ndarray] | None = None, observe: Callable | None = None) -> list[Lane]:
+    """The lanes of a lossless archive: runs of channels of one value kind, ``group_channels``
+    at most (the cross-channel stage finds references within a lane); int-native channels
+    (``native``: their codes, by channel) also by equal stored length."""
+    native = native or {}
+    lengths = [native[ch].size if ch in native else -1 for ch in range(len(kinds))]
+    lanes: list[Lane] = []
+    for a, b in group_runs(zip(np.asarray(kinds).tolist(), lengths), group_channels):
+        if kinds[a] == scaling.NATIVE:
+            lanes.append(NativeLane(a, b, np.stack([native[ch] for ch in range(a, b)]), block))
+        else:
+            lanes.append(CodesLane(a, b, int(kinds[a]), recipe, block, observe))
+    return lanes
+
+
+def lossy_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units,
+                quality: int, model_path, block: int) -> tuple[list[Lane], np.ndarray]:
+    """Autoencoder lanes over each run of non-trigger channels, fitted on ``first`` (the first
+    block's values); trigger channels (``stim``) stay exact. Returns the lanes and the value
+    kinds the archive records (``lossy`` where the autoencoder codes a channel)."""
+    from ..codecs.lossy.ae_codec import AECodec  # torch: only for the lossy modes
+
+    kinds = np.array(kinds)
+    lanes: list[Lane] = []
+    for a, b in group_runs(stim.tolist(), len(stim)):
+        if stim[a]:  # event codes are not signals
+            lanes.append(CodesLane(a, b, int(kinds[a:b].max()), recipe, block))
+            continue
+        ae = AECodec.for_stream(first[a:b], quality=quality, model_path=model_path, groups=units[a:b])
+        lanes.append(StreamLane(a, b, ae.get_config(), ae.stream(block)))
+        kinds[a:b] = scaling.LOSSY
+    return lanes, kinds
+
+
+def near_lossless_lane(first: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units, max_error_uv: float,
+                       model_id: str, block: int, to_codes: Callable) -> tuple[Lane, np.ndarray, float]:
+    """One lane over every channel: an autoencoder sketch of the integer codes plus a bounded
+    residual, every sample within ``max_error_uv`` (trigger channels exact). ``to_codes``
+    maps a chunk's values to codes. Returns the lane, the bound per channel in codes, and the
+    sketch's latent step."""
+    from ..codecs.lossy.ae_codec import AECodec  # torch: only for the lossy modes
+    from ..codecs.lossy.near_lossless import NearLosslessCodec
+    from ..codecs.lossy.spatial import Spatial
+
+    n_ch = first.shape[0]
+    per_code = scaling.value_per_code(recipe, n_ch)
+    deltas = np.floor(max_error_uv * 1e-6 / per_code + 1e-9).astype(np.int64)
+    deltas[stim] = 0
+    values0 = scaling.to_codes(recipe, first, np.arange(n_ch), 0).astype(np.float64) * per_code[:, None]
+    rms = max(float(np.sqrt(np.mean((values0 - np.median(values0, axis=1, keepdims=True)) ** 2))), 1e-30)
+    step = float(np.clip(SKETCH_STEP_PER_DELTA * max_error_uv * 1e-6 / rms, 0.05, 64.0))
+    spatial = Spatial.fit(values0, units)
+    spatial.offsets /= per_code  # the sketch runs on codes: fold each channel's unit into its scale
+    spatial.scales /= per_code
+    sketch = {"id": AECodec.codec_id, "model": model_id, "step": step, "spatial": spatial.to_config()}
+    codec = NearLosslessCodec(sketch, deltas.tolist())
+    return StreamLane(0, n_ch, codec.get_config(), codec.stream(block), to_codes), deltas, step
+
