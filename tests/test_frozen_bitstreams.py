@@ -149,3 +149,17 @@ def test_frozen_edf_archive_restores_the_source_file(tmp_path):
     out = tmp_path / src.name
     assert restore(path, out)["exact"] == "bytes"
     assert out.read_bytes() == src.read_bytes()
+
+
+def test_frozen_v3_archive_checks_every_part_and_restores(tmp_path):
+    entry = ARCHIVES["archive-v3_edf_integrity"]
+    path = FIXTURES_DIR / entry["archive"]
+    from biocompress.files.restore import restore
+    from biocompress.files.verify import verify_archive
+
+    with biocompress.open(path) as arc:
+        assert arc.format_version == 3 and arc.check_metadata() > 20
+    assert verify_archive(path)["ok"]
+    out = tmp_path / entry["source_sample"]
+    assert restore(path, out)["exact"] == "bytes"
+    assert out.read_bytes() == (SAMPLES_DIR / entry["source_sample"]).read_bytes()
