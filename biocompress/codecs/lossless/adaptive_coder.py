@@ -1,0 +1,442 @@
+"""Residual coding for lpc-v4: a backward-adaptive scale per sample, a shape per segment,
+static tables, and a range-coding variant (rANS) written for numba.
+
+Each row of residuals is coded sample by sample. The model of sample ``t`` is chosen from
+what the decoder already knows: an exponential average ``m`` of the row's recent |residual|
+gives a scale index ``j`` (8 per octave), and the segment's shape (one of :data:`SHAPES`,
+sent at the start of each segment of ``segment`` samples, or "all zero") picks one of the
+tables of discretized generalized-Gaussian densities. Large scales split a residual into
+raw low bits and a high part, so that every table stays below 256 symbols; high parts
+beyond a table's range are an escape symbol followed by an Elias-gamma code.
+
+Symbols are coded by rANS (64-bit state, 32-bit words, 15-bit frequencies) and the raw bits
+go to a separate bit string, so decoding is one pass of table look-ups: no per-symbol
+model parameters (constriction's QuantizedLaplace costs ~100 ns/symbol, a table ~30 ns;
+this coder's whole per-sample decode is a few ns in numba).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from functools import lru_cache
+
+import numba
+import numpy as np
+
+from ...errors import CorruptArchiveError
+
+PREC = 15
+M = 1 << PREC
+SHAPES = (0.7, 1.0, 1.4, 2.0)  # generalized-Gaussian β: heavier than Laplace … Gaussian
+N_SHAPES = len(SHAPES)
+ZERO_SEGMENT = N_SHAPES  # segment header: every residual of the segment is 0
+N_HEADERS = N_SHAPES + 1
+J_SPLIT = 64  # scale indices j ≥ 64 (scale ≥ 16) split off j//8 − 7 raw low bits
+N_COLUMNS = 72  # tables per shape: j < 64 exact integer bins, then 8 scale-invariant ones
+K_MAX = 126  # high parts −K…K (K ≤ K_MAX), then the escape symbol: ≤ 254 symbols
+TAIL = 10.0  # a table covers ±TAIL scales
+EMA_SHIFT = 3  # m += (16·|r| − m) >> 3
+CONTEXT_OFFSET = 2  # tables are read 2/8 octave above the average: scale estimates are noisy
+MAG_CAP = 1 << 30  # |r| counted into the average at most this large
+LUT_SHIFT = PREC - 8  # decoder look-up: symbol of each 128-slot bucket
+
+
+def column_scale(col: int) -> float:
+    """Mean |x| of the density of table column ``col`` (high-part units for split columns)."""
+    return 2.0 ** ((col - 32) / 8.0) if col < J_SPLIT else 2.0 ** ((col - 8 - 32) / 8.0)
+
+
+@lru_cache(maxsize=None)
+def _table_probabilities(shape: int, col: int) -> tuple[np.ndarray, int]:
+    """Normative (float64): probabilities of symbols −K…K and escape, and K."""
+    beta = SHAPES[shape]
+    s = column_scale(col)
+    alpha = s * math.exp(math.lgamma(1.0 / beta) - math.lgamma(2.0 / beta))
+    K = min(K_MAX, int(math.ceil(TAIL * s)) + 1)
+    centre_shift = 0.5 if col >= J_SPLIT else 0.0  # split columns: bins [j, j+1) of the high part
+    i = np.arange(-K, K + 1, dtype=np.float64)
+    dens = np.exp(-((np.abs(i + centre_shift) / alpha) ** beta))
+    beyond = np.arange(K + 1, 8 * K + 64, dtype=np.float64)
+    tail = 2.0 * float(np.exp(-(((beyond + centre_shift) / alpha) ** beta)).sum())
+    p = np.append(dens, max(tail, 1e-9 * float(dens.sum())))
+    return p / p.sum(), K
+
+
+@lru_cache(maxsize=1)
+def tables():
+    """(freq int32[t, 256], cum int32[t, 257], K int64[t], lut uint8[t, 256], cost float32[t, 256])
+    for t = shape·N_COLUMNS + column; frequencies sum to M, every symbol of a table ≥ 1."""
+    n_tab = N_SHAPES * N_COLUMNS
+    freq = np.zeros((n_tab, 256), np.int32)
+    cum = np.zeros((n_tab, 257), np.int32)
+    Ks = np.zeros(n_tab, np.int64)
+    lut = np.zeros((n_tab, 1 << (PREC - LUT_SHIFT)), np.uint8)
+    cost = np.zeros((n_tab, 256), np.float32)
+    for sh in range(N_SHAPES):
+        for col in range(N_COLUMNS):
+            t = sh * N_COLUMNS + col
+            p, K = _table_probabilities(sh, col)
+            a = p.size
+            f = np.maximum(1, np.floor(p * (M - a) + 0.5)).astype(np.int64)
+            f[int(np.argmax(f))] += M - int(f.sum())
+            freq[t, :a] = f
+            cum[t, 1 : a + 1] = np.cumsum(f)
+            cum[t, a + 1 :] = M
+            Ks[t] = K
+            starts = np.arange(lut.shape[1], dtype=np.int64) << LUT_SHIFT
+            lut[t] = np.searchsorted(cum[t, 1 : a + 1], starts, side="right")
+            cost[t, :a] = -np.log2(f / M)
+    return freq, cum, Ks, lut, cost
+
+
+HEADER_FREQ = np.array([M // N_HEADERS] * (N_HEADERS - 1) + [M - (N_HEADERS - 1) * (M // N_HEADERS)], np.int64)
+HEADER_CUM = np.concatenate([[0], np.cumsum(HEADER_FREQ)]).astype(np.int64)
+HEADER_FREQ_NB, HEADER_CUM_NB = HEADER_FREQ, HEADER_CUM  # read by the kernels as constants
+
+
+# --------------------------------------------------------------------------- shared kernels
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _msb(v):
+    # floor(log2 v) for v ≥ 1 (binary search on shifts)
+    n = 0
+    if v >> 32:
+        v >>= 32
+        n += 32
+    if v >> 16:
+        v >>= 16
+        n += 16
+    if v >> 8:
+        v >>= 8
+        n += 8
+    if v >> 4:
+        v >>= 4
+        n += 4
+    if v >> 2:
+        v >>= 2
+        n += 2
+    if v >> 1:
+        n += 1
+    return n
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _scale_index(m):
+    # j = 8·log2(m) with the fraction from the next 3 bits (m has 4 fractional bits: j = 32 at |r| ≈ 1)
+    if m < 1:
+        return 0
+    b = _msb(m)
+    frac = ((m << 3) >> b) & 7 if b < 3 else (m >> (b - 3)) & 7
+    return 8 * b + frac
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _column(j):
+    # (table column, raw low bits) of a scale index
+    if j < 64:
+        return j, 0
+    return 64 + ((j - 64) & 7), ((j - 64) >> 3) + 1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _average_from_index(j):
+    return ((8 + (j & 7)) << (j >> 3)) >> 3
+
+
+# --------------------------------------------------------------------------- encoder
+
+
+@numba.njit(cache=True, nogil=True)
+def _put_bits(raw, bitpos, value, nb):
+    # append the nb low bits of value (LSB first) at bit bitpos; grows raw when needed
+    if (bitpos + nb + 64) >> 3 >= raw.size:
+        bigger = np.zeros(2 * raw.size + ((nb + 64) >> 3) + 64, np.uint8)
+        bigger[: raw.size] = raw
+        raw = bigger
+    for b in range(nb):
+        raw[(bitpos + b) >> 3] |= np.uint8(((value >> b) & 1) << ((bitpos + b) & 7))
+    return raw, bitpos + nb
+
+
+@numba.njit(cache=True, nogil=True)
+def _encode_kernel(res, lengths, segment, freq, cum, Ks, cost):
+    # res: all rows end to end. Returns (rANS words, raw bytes).
+    total = res.size
+    n_seg = 0
+    for r in range(lengths.size):
+        n_seg += (lengths[r] + segment - 1) // segment
+    cols = np.empty(total, np.int16)
+    syms = np.empty(total, np.int16)
+    raw = np.zeros(total // 2 + 64, np.uint8)  # raw bits, LSB first; grows when needed
+    bitpos = 0
+    pos = 0
+    seg_head = np.empty(n_seg, np.int64)
+    si = 0
+    for r in range(lengths.size):
+        n = lengths[r]
+        # the row's initial scale index: 8 raw bits
+        acc = 0
+        for t in range(pos, pos + min(n, 32)):
+            acc += min(abs(res[t]), MAG_CAP)
+        j0 = min(255, _scale_index((acc << 4) // max(1, min(n, 32))))
+        raw, bitpos = _put_bits(raw, bitpos, j0, 8)
+        m = _average_from_index(j0)
+        for a in range(pos, pos + n, segment):
+            b_end = min(pos + n, a + segment)
+            nonzero = False
+            for t in range(a, b_end):
+                if res[t] != 0:
+                    nonzero = True
+                    break
+            if not nonzero:
+                seg_head[si] = ZERO_SEGMENT
+                si += 1
+                for t in range(a, b_end):
+                    cols[t] = -1
+                    m -= m >> EMA_SHIFT
+                continue
+            for t in range(a, b_end):
+                j = _scale_index(m) + CONTEXT_OFFSET
+                col, k = _column(j)
+                v = res[t]
+                hi = v >> k
+                K = Ks[col]
+                if k:
+                    raw, bitpos = _put_bits(raw, bitpos, v - (hi << k), k)
+                if hi > K or hi < -K:
+                    sym = 2 * K + 1
+                    e = (hi - K) if hi > 0 else (-K - hi)  # ≥ 1
+                    nb = _msb(e)  # sign, nb zeros, a one, the nb low bits of e
+                    raw, bitpos = _put_bits(raw, bitpos, (1 if hi < 0 else 0) | (np.int64(1) << (nb + 1)), nb + 2)
+                    raw, bitpos = _put_bits(raw, bitpos, e, nb)
+                else:
+                    sym = hi + K
+                cols[t] = col
+                syms[t] = sym
+                mag = min(abs(v), MAG_CAP)
+                m += ((mag << 4) - m) >> EMA_SHIFT
+            # the segment's shape: the one that codes it in fewest bits
+            best = 0
+            best_bits = np.inf
+            for sh in range(N_SHAPES):
+                bits = 0.0
+                base = sh * N_COLUMNS
+                for t in range(a, b_end):
+                    bits += cost[base + cols[t], syms[t]]
+                if bits < best_bits:
+                    best_bits = bits
+                    best = sh
+            seg_head[si] = best
+            si += 1
+        pos += n
+    # rANS, in reverse: the decoder reads headers and symbols forward
+    words = np.empty(total + n_seg + 4, np.uint32)  # at most one word per symbol
+    nw = 0
+    x = np.int64(1) << 31
+    si = n_seg - 1
+    end = total
+    for r in range(lengths.size - 1, -1, -1):
+        n = lengths[r]
+        start = end - n
+        n_row_seg = (n + segment - 1) // segment
+        for q in range(n_row_seg - 1, -1, -1):
+            a = start + q * segment
+            b_end = min(end, a + segment)
+            head = seg_head[si]
+            si -= 1
+            if head != ZERO_SEGMENT:
+                base = head * N_COLUMNS
+                for t in range(b_end - 1, a - 1, -1):
+                    tab = base + cols[t]
+                    s = syms[t]
+                    f = np.int64(freq[tab, s])
+                    if x >= (f << 48):
+                        words[nw] = np.uint32(x & 0xFFFFFFFF)
+                        nw += 1
+                        x >>= 32
+                    x = ((x // f) << PREC) + (x % f) + cum[tab, s]
+            f = HEADER_FREQ_NB[head]
+            if x >= (f << 48):
+                words[nw] = np.uint32(x & 0xFFFFFFFF)
+                nw += 1
+                x >>= 32
+            x = ((x // f) << PREC) + (x % f) + HEADER_CUM_NB[head]
+        end = start
+    words[nw] = np.uint32(x & 0xFFFFFFFF)
+    words[nw + 1] = np.uint32(x >> 32)
+    nw += 2
+    return words[:nw][::-1].copy(), raw[: (bitpos + 7) >> 3].copy()
+
+
+def encode_rows(rows, segment: int) -> bytes:
+    """Code int64 rows (lengths known to the decoder) as one stream: ``u32 n_words``,
+    the rANS words (u32, decoder order), then the raw bits."""
+    lengths = np.array([r.size for r in rows], np.int64)
+    res = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64)
+    freq, cum, Ks, _, cost = tables()
+    words, raw = _encode_kernel(res, lengths, int(segment), freq, cum, Ks, cost)
+    return struct.pack("<I", words.size) + words.astype("<u4").tobytes() + raw.tobytes()
+
+
+# --------------------------------------------------------------------------- decoder
+
+
+@numba.njit(cache=True, nogil=True)
+def _read_escape(raw, bitbuf, nbits, rpos):
+    # sign, Elias gamma of e ≥ 1: returns (signed e or 0 when the bits run out, state)
+    out = np.int64(0)
+    nb = -1
+    sign = np.int64(0)
+    while True:
+        if nbits == 0:
+            if rpos >= raw.size:
+                return np.int64(0), bitbuf, nbits, rpos
+            bitbuf = np.uint64(raw[rpos])
+            rpos += 1
+            nbits = 8
+        bit = np.int64(bitbuf & np.uint64(1))
+        bitbuf >>= np.uint64(1)
+        nbits -= 1
+        if nb == -1:
+            sign = bit
+            nb = 0
+        elif bit:
+            break
+        else:
+            nb += 1
+            if nb > 62:
+                return np.int64(0), bitbuf, nbits, rpos
+    out = np.int64(1) << nb
+    for b in range(nb):
+        if nbits == 0:
+            if rpos >= raw.size:
+                return np.int64(0), bitbuf, nbits, rpos
+            bitbuf = np.uint64(raw[rpos])
+            rpos += 1
+            nbits = 8
+        out |= np.int64(bitbuf & np.uint64(1)) << b
+        bitbuf >>= np.uint64(1)
+        nbits -= 1
+    return (-out if sign else out), bitbuf, nbits, rpos
+
+
+@numba.njit(cache=True, nogil=True)
+def _decode_kernel(words, raw, lengths, segment, freq, cum, Ks, lut, out):
+    # 0 on success, else an error code (1: words exhausted, 2: raw bits exhausted,
+    # 3: bad header, 4: escape too long, 5: final state wrong)
+    if words.size < 2 or words[0] >= np.uint32(1 << 31):
+        return 1
+    x = (np.int64(words[0]) << 32) | np.int64(words[1])
+    wi = 2
+    n_raw = raw.size
+    bitbuf = np.uint64(0)
+    nbits = 0
+    rpos = 0
+    pos = 0
+    low = np.int64(1) << 31
+    for r in range(lengths.size):
+        n = lengths[r]
+        # refill and read 8 bits
+        while nbits <= 56 and rpos < n_raw:
+            bitbuf |= np.uint64(raw[rpos]) << np.uint64(nbits)
+            rpos += 1
+            nbits += 8
+        if nbits < 8:
+            return 2
+        j0 = np.int64(bitbuf & np.uint64(255))
+        bitbuf >>= np.uint64(8)
+        nbits -= 8
+        m = _average_from_index(j0)
+        for a in range(pos, pos + n, segment):
+            b_end = min(pos + n, a + segment)
+            slot = x & (M - 1)
+            head = 0
+            while HEADER_CUM_NB[head + 1] <= slot:
+                head += 1
+            x = HEADER_FREQ_NB[head] * (x >> PREC) + slot - HEADER_CUM_NB[head]
+            if x < low:
+                if wi >= words.size:
+                    return 1
+                x = (x << 32) | np.int64(words[wi])
+                wi += 1
+            if head == ZERO_SEGMENT:
+                for t in range(a, b_end):
+                    out[t] = 0
+                    m -= m >> EMA_SHIFT
+                continue
+            base = head * N_COLUMNS
+            for t in range(a, b_end):
+                j = _scale_index(m) + CONTEXT_OFFSET
+                col, k = _column(j)
+                tab = base + col
+                slot = x & (M - 1)
+                s = np.int64(lut[tab, slot >> LUT_SHIFT])
+                while cum[tab, s + 1] <= slot:
+                    s += 1
+                x = np.int64(freq[tab, s]) * (x >> PREC) + slot - cum[tab, s]
+                if x < low:
+                    if wi >= words.size:
+                        return 1
+                    x = (x << 32) | np.int64(words[wi])
+                    wi += 1
+                K = Ks[col]
+                lo = np.int64(0)
+                if k:
+                    while nbits <= 56 and rpos < n_raw:
+                        bitbuf |= np.uint64(raw[rpos]) << np.uint64(nbits)
+                        rpos += 1
+                        nbits += 8
+                    if nbits < k:
+                        return 2
+                    lo = np.int64(bitbuf & ((np.uint64(1) << np.uint64(k)) - np.uint64(1)))
+                    bitbuf >>= np.uint64(k)
+                    nbits -= k
+                if s == 2 * K + 1:
+                    e, bitbuf, nbits, rpos = _read_escape(raw, bitbuf, nbits, rpos)
+                    if e == 0:
+                        return 4
+                    hi = e - K if e < 0 else K + e
+                else:
+                    hi = s - K
+                v = (hi << k) + lo
+                out[t] = v
+                mag = min(abs(v), MAG_CAP)
+                m += ((mag << 4) - m) >> EMA_SHIFT
+        pos += n
+    if x != low or wi != words.size:
+        return 5
+    return 0
+
+
+def decode_rows(payload: bytes, lengths, segment: int) -> list[np.ndarray]:
+    """Inverse of :func:`encode_rows` for rows of the given lengths."""
+    lengths = np.asarray(lengths, np.int64)
+    return split_rows(decode_flat(payload, lengths, segment), lengths)
+
+
+def split_rows(flat: np.ndarray, lengths) -> list[np.ndarray]:
+    ends = np.cumsum(lengths)
+    return [flat[e - n : e] for e, n in zip(ends.tolist(), np.asarray(lengths).tolist())]
+
+
+_ERRORS = {1: "range-coder words exhausted", 2: "raw bits exhausted", 4: "bad escape code",
+           5: "range-coder final state wrong"}
+
+
+def decode_flat(payload: bytes, lengths: np.ndarray, segment: int) -> np.ndarray:
+    """All rows end to end (int64)."""
+    if len(payload) < 4:
+        raise CorruptArchiveError("residual stream shorter than its header")
+    (n_words,) = struct.unpack_from("<I", payload)
+    if 4 + 4 * n_words > len(payload):
+        raise CorruptArchiveError("residual stream truncated")
+    words = np.frombuffer(payload, "<u4", n_words, 4).astype(np.uint32)
+    raw = np.frombuffer(payload, np.uint8, len(payload) - 4 - 4 * n_words, 4 + 4 * n_words)
+    out = np.empty(int(np.sum(lengths)), np.int64)
+    freq, cum, Ks, lut, _ = tables()
+    status = _decode_kernel(words, raw, np.asarray(lengths, np.int64), int(segment), freq, cum, Ks, lut, out)
+    if status:
+        raise CorruptArchiveError(f"residual stream cannot be decoded: {_ERRORS.get(status, status)}")
+    return out
