@@ -323,7 +323,7 @@ def _read_escape(raw, bitbuf, nbits, rpos):
 
 
 @numba.njit(cache=True, nogil=True)
-def _decode_kernel(words, raw, lengths, segment, freq, cum, Ks, lut, out):
+def _decode_kernel(words, raw, lengths, segment, freq, cum, Ks, lut, out, exact):
     # 0 on success, else an error code (1: words exhausted, 2: raw bits exhausted,
     # 3: bad header, 4: escape too long, 5: final state wrong)
     if words.size < 2 or words[0] >= np.uint32(1 << 31):
@@ -405,15 +405,16 @@ def _decode_kernel(words, raw, lengths, segment, freq, cum, Ks, lut, out):
                 mag = min(abs(v), MAG_CAP)
                 m += ((mag << 4) - m) >> EMA_SHIFT
         pos += n
-    if x != low or wi != words.size:
+    if exact and (x != low or wi != words.size):
         return 5
     return 0
 
 
-def decode_rows(payload: bytes, lengths, segment: int) -> list[np.ndarray]:
-    """Inverse of :func:`encode_rows` for rows of the given lengths."""
+def decode_rows(payload: bytes, lengths, segment: int, exact: bool = True) -> list[np.ndarray]:
+    """Inverse of :func:`encode_rows` for rows of the given lengths; ``exact=False`` decodes
+    the first rows of a stream that holds more (the stream's end is then not checked)."""
     lengths = np.asarray(lengths, np.int64)
-    return split_rows(decode_flat(payload, lengths, segment), lengths)
+    return split_rows(decode_flat(payload, lengths, segment, exact), lengths)
 
 
 def split_rows(flat: np.ndarray, lengths) -> list[np.ndarray]:
@@ -425,7 +426,7 @@ _ERRORS = {1: "range-coder words exhausted", 2: "raw bits exhausted", 4: "bad es
            5: "range-coder final state wrong"}
 
 
-def decode_flat(payload: bytes, lengths: np.ndarray, segment: int) -> np.ndarray:
+def decode_flat(payload: bytes, lengths: np.ndarray, segment: int, exact: bool = True) -> np.ndarray:
     """All rows end to end (int64)."""
     if len(payload) < 4:
         raise CorruptArchiveError("residual stream shorter than its header")
@@ -436,7 +437,7 @@ def decode_flat(payload: bytes, lengths: np.ndarray, segment: int) -> np.ndarray
     raw = np.frombuffer(payload, np.uint8, len(payload) - 4 - 4 * n_words, 4 + 4 * n_words)
     out = np.empty(int(np.sum(lengths)), np.int64)
     freq, cum, Ks, lut, _ = tables()
-    status = _decode_kernel(words, raw, np.asarray(lengths, np.int64), int(segment), freq, cum, Ks, lut, out)
+    status = _decode_kernel(words, raw, np.asarray(lengths, np.int64), int(segment), freq, cum, Ks, lut, out, exact)
     if status:
         raise CorruptArchiveError(f"residual stream cannot be decoded: {_ERRORS.get(status, status)}")
     return out

@@ -27,8 +27,9 @@ from .lpc_codec import remove_offset_and_step
 
 KEY_BLOCK = 0  # block types; 1 (continuation of the previous block's state) is reserved
 _HEADER = struct.Struct("<BBHII")  # block type, reserved, n_ch, n, params stream bytes
-N_FRAME_PARAMS = 8  # per channel and frame: p1, res1−4, p2, res2−4, stage 3 (0), 3 reference slots
+N_FRAME_PARAMS = 8  # per channel and frame: p1, kind1, p2, kind2, stage 3 (0), 3 reference slots
 N_REF_SLOTS = 3
+LINEAR, PALETTE = 0, 1  # channel modes: x = y·step + offset, or x = palette[y + offset]
 LEVELS = {
     # encoder choices only: every level writes the same bitstream
     "fast": {"order1": 16, "refs": 2, "order2": 0},
@@ -36,63 +37,99 @@ LEVELS = {
     "max": {"order1": 32, "refs": 3, "order2": 32},
 }
 PARAM_SEGMENT = 64
-MAX_CODE = 1 << 47  # codes of every integer format (≤ 32 bits) and then some  # segment length of the parameter and index rows
-
-
+MAX_CODE = 1 << 47  # codes of every integer format (≤ 32 bits) and then some
 _HEADROOM = 1 << 62
-NO_PREDICTOR = (np.zeros(0, np.int64), parcor.MIN_RES)
 
 
-def _predict_frames(y: np.ndarray, frame: int, max_order: int):
-    """Per-frame PARCOR predictors of one row and its residual: (list of (idx, res), residual).
+def _log_cost(r: np.ndarray) -> float:
+    """Σ log2(1 + |r|): orders residuals by coded size, sparse and dense ones alike."""
+    return float(np.log2(1.0 + np.abs(r.astype(np.float64))).sum())
 
-    A predictor whose sum could leave int64 ((Σ|q| + 1)·(max|y| + 1) ≥ 2^62 over the frame and
-    its history) is replaced by none, so residuals stay within a few bits of the codes.
+
+def _predict_frames(y: np.ndarray, frame: int, max_order: int, alternatives: tuple):
+    """Per-frame predictors of one row and its residual: (list of (values, kind), residual).
+
+    The least-squares predictor is compared with ``alternatives`` (stage 1: the fixed
+    polynomial predictors of orders 1–3; stage 2: none) by Σ log2(1 + |residual|): least
+    squares chases the jumps of step-like and sawtooth signals, whose residuals a fixed
+    predictor makes sparse.
+    A predictor whose sum could leave int64 ((Σ|q| + 1)·(max|y| + 1) ≥ 2^62 over the frame
+    and its history) is replaced by none, so residuals stay within a few bits of the codes.
     """
     n = y.size
-    choices, qs = [], []
+    choices, qs, shifts = [], [], []
     for a in range(0, n, frame):
         hist = min(a, parcor.MAX_ORDER)
         window = y[a - hist : a + frame]
-        idx, res = parcor.choose_predictor(window, hist, max_order) if max_order else NO_PREDICTOR
-        q = parcor.direct_coefficients(idx, res)
+        choice = parcor.choose_predictor(window, hist, max_order) if max_order else parcor.NONE
+        q, shift = parcor.predictor(*choice)
         peak = max(abs(int(window.max())), abs(int(window.min()))) if window.size else 0
         if (int(np.abs(q).sum()) + 1) * (peak + 1) >= _HEADROOM:  # Python ints: no overflow
-            (idx, res), q = NO_PREDICTOR, np.zeros(0, np.int64)
-        choices.append((idx, res))
+            choice = parcor.NONE
+            q, shift = parcor.predictor(*choice)
+        elif window.size > hist + 16:
+            best = _log_cost(lpc.lpc_residual(window, q, np.array([q.size]), np.array([shift]), window.size)[hist:])
+            for alt in alternatives:
+                aq, ashift = parcor.predictor(*alt)
+                if (int(np.abs(aq).sum()) + 1) * (peak + 1) >= _HEADROOM:
+                    continue
+                cost = _log_cost(lpc.lpc_residual(window, aq, np.array([aq.size]), np.array([ashift]),
+                                                  window.size)[hist:])
+                if cost < best:
+                    best, choice, q, shift = cost, alt, aq, ashift
+        choices.append(choice)
         qs.append(q)
+        shifts.append(shift)
     q = np.concatenate(qs) if qs else np.zeros(0, np.int64)
     orders = np.array([c[0].size for c in choices], np.int64)
-    shifts = np.full(orders.size, parcor.Q_BITS, np.int64)
-    return choices, lpc.lpc_residual(y, q, orders, shifts, frame)
+    return choices, lpc.lpc_residual(y, q, orders, np.array(shifts, np.int64), frame)
 
 
 def _index_row(choices_f: list[tuple[np.ndarray, int]]) -> np.ndarray:
-    """One frame's reflection indices of every channel, coefficient-major; each index minus the
-    previous channel's index at the same position when both exist with the same resolution."""
+    """One frame's predictor values of every channel, coefficient-major; each value minus the
+    previous channel's value at the same position when both exist with the same kind."""
     out = []
     longest = max((c[0].size for c in choices_f), default=0)
     for i in range(longest):
         prev = None
-        for idx, res in choices_f:
-            if i < idx.size:
-                ref = prev[0][i] if prev is not None and i < prev[0].size and prev[1] == res else 0
-                out.append(int(idx[i]) - int(ref))
-            prev = (idx, res)
+        for values, kind in choices_f:
+            if i < values.size:
+                ref = prev[0][i] if prev is not None and i < prev[0].size and prev[1] == kind else 0
+                out.append(int(values[i]) - int(ref))
+            prev = (values, kind)
     return np.asarray(out, np.int64)
 
 
-def _indices_from_row(row: np.ndarray, orders: np.ndarray, res: np.ndarray) -> list[np.ndarray]:
-    """Inverse of :func:`_index_row` for one frame (orders and resolutions per channel)."""
+def _values_from_row(row: np.ndarray, orders: np.ndarray, kinds: np.ndarray) -> list[np.ndarray]:
+    """Inverse of :func:`_index_row` for one frame (orders and kinds per channel)."""
     out = [np.zeros(int(p), np.int64) for p in orders]
     k = 0
     for i in range(int(orders.max(initial=0))):
         for c in range(orders.size):
             if i < orders[c]:
-                prev_ok = c > 0 and i < orders[c - 1] and res[c - 1] == res[c]
+                prev_ok = c > 0 and i < orders[c - 1] and kinds[c - 1] == kinds[c]
                 out[c][i] = row[k] + (out[c - 1][i] if prev_ok else 0)
                 k += 1
     return out
+
+
+def channel_palette(x: np.ndarray) -> np.ndarray | None:
+    """The sorted values of a step-like channel worth coding as indices, else None.
+
+    Channels whose samples repeat (a quarter of their first differences are 0) and take
+    few values spread sparsely over their common step (accelerometer axes, status lines,
+    codes rounded from a non-integer grid) code far cheaper as indices into their values.
+    """
+    n = x.size
+    if n < 64 or np.count_nonzero(np.diff(x)) > 0.75 * (n - 1):
+        return None
+    values = np.unique(x)
+    if values.size < 2 or values.size > n // 4:
+        return None
+    step = int(np.gcd.reduce(values - values[0]))
+    if (int(values[-1]) - int(values[0])) // step + 1 < 2 * values.size:
+        return None
+    return values
 
 
 @register_codec
@@ -133,14 +170,23 @@ class LPCV4Codec(Codec):
         opts = LEVELS[self.level]
         F = self.frame
         n_frames = -(-n // F)
+        modes = np.zeros(n_ch, np.int64)
         offsets = np.zeros(n_ch, np.int64)
         steps = np.ones(n_ch, np.int64)
+        palettes = []
         y = np.empty((n_ch, n), np.int64)
         for c in range(n_ch):
-            offsets[c], steps[c], y[c] = remove_offset_and_step(codes[c])
+            values = channel_palette(codes[c])
+            if values is None:
+                offsets[c], steps[c], y[c] = remove_offset_and_step(codes[c])
+            else:
+                modes[c] = PALETTE
+                offsets[c] = values.size // 2
+                y[c] = np.searchsorted(values, codes[c]) - offsets[c]
+                palettes.append(values)
         stage1, r = [], np.empty_like(y)
         for c in range(n_ch):
-            ch, r[c] = _predict_frames(y[c], F, opts["order1"])
+            ch, r[c] = _predict_frames(y[c], F, opts["order1"], parcor.POLYNOMIALS)
             stage1.append(ch)
         n_xc = min(n_ch, cross_channel.NO_REF)  # reference ids are bytes
         e = r.copy()
@@ -151,12 +197,14 @@ class LPCV4Codec(Codec):
             refs[:n_xc, :, : opts["refs"]] = refs_x
         stage2, d = [], np.empty_like(y)
         for c in range(n_ch):
-            ch, d[c] = _predict_frames(e[c], F, opts["order2"])
+            ch, d[c] = _predict_frames(e[c], F, opts["order2"], (parcor.NONE,))
             stage2.append(ch)
-        return self._assemble(n_ch, n, offsets, steps, stage1, stage2, refs, xflat, d)
+        head = [modes, offsets, steps - 1, np.array([v.size for v in palettes], np.int64),
+                np.concatenate([np.diff(v, prepend=0) for v in palettes] + [np.zeros(0, np.int64)])]
+        return self._assemble(n, head, stage1, stage2, refs, xflat, d)
 
-    def _assemble(self, n_ch, n, offsets, steps, stage1, stage2, refs, xflat, d) -> bytes:
-        F = self.frame
+    def _assemble(self, n, head, stage1, stage2, refs, xflat, d) -> bytes:
+        F, n_ch = self.frame, d.shape[0]
         n_frames = -(-n // F)
         taps = (refs != cross_channel.NO_REF).sum(axis=2) * len(cross_channel.LAGS)  # (n_ch, n_frames)
         x_end = np.cumsum(taps.ravel()).reshape(taps.shape) if taps.size else taps
@@ -168,15 +216,14 @@ class LPCV4Codec(Codec):
             s2 = [stage2[c][f] for c in range(n_ch)]
             for c in range(n_ch):
                 used = [int(j) for j in refs[c, f] if j != cross_channel.NO_REF]
-                frame_params[f, c, :5] = (s1[c][0].size, s1[c][1] - 4, s2[c][0].size, s2[c][1] - 4, 0)
+                frame_params[f, c, :5] = (s1[c][0].size, s1[c][1], s2[c][0].size, s2[c][1], 0)
                 frame_params[f, c, 5 : 5 + len(used)] = [c - j for j in used]
             tap_row = np.concatenate([xflat[x_end[c, f] - taps[c, f] : x_end[c, f]] for c in range(n_ch)]
                                      + [np.zeros(0, np.int64)])
             rows = [_index_row(s1), _index_row(s2), tap_row] + [d[c, a:b] for c in range(n_ch)]
             streams.append(adaptive_coder.encode_rows(rows, self.segment))
         params = adaptive_coder.encode_rows(
-            [offsets, steps - 1, frame_params.ravel(), np.array([len(s) for s in streams], np.int64)],
-            PARAM_SEGMENT)
+            head + [frame_params.ravel(), np.array([len(s) for s in streams], np.int64)], PARAM_SEGMENT)
         return _HEADER.pack(KEY_BLOCK, 0, n_ch, n, len(params)) + params + b"".join(streams)
 
     # ------------------------------------------------------------------ decoder
@@ -191,20 +238,29 @@ class LPCV4Codec(Codec):
         check_declared_shape(self.codec_id, n_ch, n)
         if _HEADER.size + plen > len(payload):
             raise CorruptArchiveError("lpc-v4 parameter stream truncated")
+        params = payload[_HEADER.size : _HEADER.size + plen]
+        modes = adaptive_coder.decode_rows(params, [n_ch], PARAM_SEGMENT, exact=False)[0]
+        if ((modes != LINEAR) & (modes != PALETTE)).any():
+            raise CorruptArchiveError("lpc-v4 channel mode out of range")
+        n_pal = int((modes == PALETTE).sum())
+        sizes = adaptive_coder.decode_rows(params, [n_ch, n_ch, n_ch, n_pal], PARAM_SEGMENT, exact=False)[3]
+        if ((sizes < 2) | (sizes > max(n, 2))).any():
+            raise CorruptArchiveError("lpc-v4 palette sizes out of range")
         F = self.frame
         n_frames = -(-n // F)
-        lengths = np.array([n_ch, n_ch, n_frames * n_ch * N_FRAME_PARAMS, n_frames], np.int64)
-        offsets, steps, fp, sizes = adaptive_coder.decode_rows(
-            payload[_HEADER.size : _HEADER.size + plen], lengths, PARAM_SEGMENT)
+        lengths = np.array([n_ch, n_ch, n_ch, n_pal, int(sizes.sum()), n_frames * n_ch * N_FRAME_PARAMS, n_frames],
+                           np.int64)
+        modes, offsets, steps, sizes, pal_flat, fp, stream_sizes = adaptive_coder.decode_rows(params, lengths,
+                                                                                              PARAM_SEGMENT)
         steps = steps + 1
         fp = fp.reshape(n_frames, n_ch, N_FRAME_PARAMS)
         slots = fp[:, :, 5:]
         chan = np.arange(n_ch).reshape(1, n_ch, 1)
-        if ((steps < 1).any() or (fp[:, :, 0] < 0).any() or (fp[:, :, 0] > parcor.MAX_ORDER).any()
-                or (fp[:, :, 2] < 0).any() or (fp[:, :, 2] > parcor.MAX_ORDER).any()
-                or (fp[:, :, [1, 3]] < 0).any() or (fp[:, :, [1, 3]] > parcor.MAX_RES - 4).any()
-                or (fp[:, :, 4] != 0).any() or (slots < 0).any() or (slots > chan).any()
-                or (sizes < 0).any() or int(sizes.sum()) != len(payload) - _HEADER.size - plen):
+        orders, kinds = fp[:, :, [0, 2]], fp[:, :, [1, 3]]
+        if ((steps < 1).any() or (orders < 0).any() or (orders > parcor.MAX_ORDER).any()
+                or (kinds < 0).any() or (kinds > parcor.MAX_CODE).any() or (fp[:, :, 4] != 0).any()
+                or (slots < 0).any() or (slots > chan).any() or ((modes == PALETTE) & (steps != 1)).any()
+                or (stream_sizes < 0).any() or int(stream_sizes.sum()) != len(payload) - _HEADER.size - plen):
             raise CorruptArchiveError("lpc-v4 parameters inconsistent with the header")
         used = slots > 0
         refs = np.where(used, chan - slots, cross_channel.NO_REF)
@@ -212,9 +268,14 @@ class LPCV4Codec(Codec):
         if ((refs >= cross_channel.NO_REF) & used).any() or \
                 (later & (~used[:, :, :-1] | (refs[:, :, 1:] <= refs[:, :, :-1]))).any():
             raise CorruptArchiveError("lpc-v4 cross-channel references out of order")
-        return dict(n_ch=n_ch, n=n, n_frames=n_frames, offsets=offsets, steps=steps,
-                    p1=fp[:, :, 0].T.copy(), res1=fp[:, :, 1].T + 4, p2=fp[:, :, 2].T.copy(), res2=fp[:, :, 3].T + 4,
-                    refs=np.transpose(refs, (1, 0, 2)).copy(), sizes=sizes, body=_HEADER.size + plen)
+        palettes = {}
+        pos = 0
+        for c, size in zip(np.flatnonzero(modes == PALETTE), sizes.tolist()):
+            palettes[int(c)] = np.cumsum(pal_flat[pos : pos + size])
+            pos += size
+        return dict(n_ch=n_ch, n=n, n_frames=n_frames, modes=modes, offsets=offsets, steps=steps, palettes=palettes,
+                    p1=fp[:, :, 0].T.copy(), k1=fp[:, :, 1].T.copy(), p2=fp[:, :, 2].T.copy(), k2=fp[:, :, 3].T.copy(),
+                    refs=np.transpose(refs, (1, 0, 2)).copy(), sizes=stream_sizes, body=_HEADER.size + plen)
 
     def decode(self, payload: bytes) -> np.ndarray:
         return self.decode_prefix(payload)
@@ -256,25 +317,27 @@ class LPCV4Codec(Codec):
 
     def _synthesize(self, h, results, n_dec, length, wanted, closure) -> np.ndarray:
         n_ch, F = h["n_ch"], self.frame
-        q1 = [[] for _ in range(n_ch)]
-        q2 = [[] for _ in range(n_ch)]
+        q1, q2 = [[] for _ in range(n_ch)], [[] for _ in range(n_ch)]
+        sh1, sh2 = np.zeros((n_ch, n_dec), np.int64), np.zeros((n_ch, n_dec), np.int64)
         d = np.zeros((n_ch, length), np.int64)
         tap_rows = []
         for f, flat in enumerate(results):
             a, b = f * F, min(length, (f + 1) * F)
             l1, l2 = int(h["p1"][:, f].sum()), int(h["p2"][:, f].sum())
             taps = int((h["refs"][:, f, :] != cross_channel.NO_REF).sum()) * len(cross_channel.LAGS)
-            i1 = _indices_from_row(flat[:l1], h["p1"][:, f], h["res1"][:, f])
-            i2 = _indices_from_row(flat[l1 : l1 + l2], h["p2"][:, f], h["res2"][:, f])
+            v1 = _values_from_row(flat[:l1], h["p1"][:, f], h["k1"][:, f])
+            v2 = _values_from_row(flat[l1 : l1 + l2], h["p2"][:, f], h["k2"][:, f])
             for c in closure:
-                q1[c].append(parcor.direct_coefficients(i1[c], int(h["res1"][c, f])))
-                q2[c].append(parcor.direct_coefficients(i2[c], int(h["res2"][c, f])))
+                q, sh1[c, f] = parcor.predictor(v1[c], int(h["k1"][c, f]))
+                q1[c].append(q)
+                q, sh2[c, f] = parcor.predictor(v2[c], int(h["k2"][c, f]))
+                q2[c].append(q)
             tap_rows.append(flat[l1 + l2 : l1 + l2 + taps])
             d[:, a:b] = flat[l1 + l2 + taps :].reshape(n_ch, b - a)
-        shifts = np.full(n_dec, parcor.Q_BITS, np.int64)
         e = np.zeros_like(d)
+        empty = [np.zeros(0, np.int64)]
         for c in closure:
-            e[c] = lpc.lpc_restore(d[c], np.concatenate(q2[c] + [np.zeros(0, np.int64)]), h["p2"][c, :n_dec], shifts, F)
+            e[c] = lpc.lpc_restore(d[c], np.concatenate(q2[c] + empty), h["p2"][c, :n_dec], sh2[c], F)
         only = None if len(closure) == n_ch else set(closure)
         for f in range(n_dec):
             a, b = f * F, min(length, (f + 1) * F)
@@ -284,6 +347,13 @@ class LPCV4Codec(Codec):
                 raise CorruptArchiveError(f"lpc-v4: {exc}") from exc
         out = np.zeros((n_ch, length), np.int64)
         for c in wanted:
-            y = lpc.lpc_restore(e[c], np.concatenate(q1[c] + [np.zeros(0, np.int64)]), h["p1"][c, :n_dec], shifts, F)
-            out[c] = y * h["steps"][c] + h["offsets"][c]
+            y = lpc.lpc_restore(e[c], np.concatenate(q1[c] + empty), h["p1"][c, :n_dec], sh1[c], F)
+            if h["modes"][c] == PALETTE:
+                values = h["palettes"][c]
+                idx = y + h["offsets"][c]
+                if idx.size and (idx.min() < 0 or idx.max() >= values.size):
+                    raise CorruptArchiveError("lpc-v4 palette index out of range")
+                out[c] = values[idx]
+            else:
+                out[c] = y * h["steps"][c] + h["offsets"][c]
         return out

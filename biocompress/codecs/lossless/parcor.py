@@ -70,7 +70,7 @@ def direct_coefficients(idx: np.ndarray, res_bits: int) -> np.ndarray:
     """Normative: the predictor q (Q_BITS fractional bits) of reflection indices ``idx``."""
     idx = np.asarray(idx, np.int64)
     s = 1 << (res_bits - 1)
-    if not MIN_RES <= res_bits <= MAX_RES or (idx.size and np.abs(idx).max() > s):
+    if not MIN_RES <= res_bits <= MAX_RES or ((idx < -s) | (idx > s)).any():
         raise CorruptArchiveError("PARCOR index or resolution out of range")
     flat, starts = all_kappa_tables()
     out = np.zeros(idx.size, np.int64)
@@ -207,37 +207,55 @@ def _indices(kappa: np.ndarray, res_bits: int) -> np.ndarray:
 
 COEF_BITS = 6.0  # estimated coded size of one reflection index (order choice)
 RESOLUTIONS = (6, 7, 8, 9, 10, 11, 12)
+DIRECT_SHIFTS = range(14, 31)
+
+
+def _direct_choice(cov, L, z, p, m):
+    """Best direct-form predictor of order p: (estimated bits, q, shift)."""
+    coef = _solve_order(L, z, p)
+    best = None
+    for shift in DIRECT_SHIFTS:
+        q = np.rint(coef * (1 << shift)).astype(np.int64)
+        if np.abs(q).max(initial=0) >= COEF_LIMIT:
+            break
+        bits = 0.5 * m * np.log2(max(_quadratic_error(cov, q, shift), 1e-3 * m)) + \
+            float(np.log2(np.abs(q) + 1.0).sum()) + 2.0 * p
+        if best is None or bits < best[0]:
+            best = (bits, q, shift)
+    return best
 
 
 def choose_predictor(x: np.ndarray, history: int, max_order: int):
-    """Order, resolution and reflection indices for one frame: ``(idx int64[p], res_bits)``.
+    """Order and coefficients for one frame: ``(values int64[p], kind code)`` (see :func:`predictor`).
 
     ``x`` holds ``history`` samples before the frame, then the frame. The least-squares
     (covariance) predictor of each order gives the error energy; the order minimises
-    frame length/2 · log2(error) + its indices' estimated cost, then the resolution
+    frame length/2 · log2(error) + its coefficients' estimated cost, then the resolution
     minimises the same with the quantized predictor. A predictor that is not minimum
-    phase falls back to the windowed autocorrelation (Levinson–Durbin) one.
+    phase falls back to the windowed autocorrelation (Levinson–Durbin) one. Frames that
+    need the finest reflection resolutions (tonal, synthetic signals) also try direct-form
+    coefficients of up to 30 fractional bits, as lpc-v3 sends them.
     """
     n = x.shape[0] - history
     if n <= 0:
-        return np.zeros(0, np.int64), MIN_RES
+        return NONE
     frame = x[history:]
     if frame.min() == frame.max():  # constant: repeat the previous sample (κ = 1 exactly)
-        return np.array([1 << (MIN_RES - 1)], np.int64), MIN_RES
+        return REPEAT
     p_max = min(max_order, max(0, n // 4), history + n // 2)
     if p_max == 0:
-        return np.zeros(0, np.int64), MIN_RES
+        return NONE
     start = max(0, history - p_max)
     cov = lpc._lagged_covariance(x[start:], p_max)
     if not cov[0, 0] > 0:
-        return np.zeros(0, np.int64), MIN_RES
+        return NONE
     L, z, usable = _cholesky_orders(cov, p_max)
     m = n - max(0, p_max - history)
     energy = np.maximum(cov[0, 0] - np.concatenate([[0.0], np.cumsum(z[:usable] ** 2)]), 1e-3 * m)
     orders = np.arange(usable + 1)
     p = int(np.argmin(0.5 * m * np.log2(energy) + orders * COEF_BITS))
     if p == 0:
-        return np.zeros(0, np.int64), MIN_RES
+        return NONE
     kappa, ok = _step_down(_solve_order(L, z, p))
     if not ok:
         kappa = _levinson(_windowed_autocorrelation(x.astype(np.float64), p), p)
@@ -245,9 +263,34 @@ def choose_predictor(x: np.ndarray, history: int, max_order: int):
     for res in RESOLUTIONS:
         idx = _indices(kappa, res)
         q = direct_coefficients(idx, res)
-        bits = 0.5 * m * np.log2(max(_quadratic_error(cov, q, Q_BITS), 1e-3 * m)) + p * (res - 7 + COEF_BITS)
+        error = max(_quadratic_error(cov, q, Q_BITS), 1e-3 * m)
+        bits = 0.5 * m * np.log2(error) + p * (res - 7 + COEF_BITS)
         if best is None or bits < best[0]:
-            best = (bits, idx, res)
-        elif bits > best[0] + 16:
-            break
+            best = (bits, idx, res - MIN_RES, error)
+    if best[3] > 1.1 * energy[p]:  # quantized reflection coefficients lose too much: tonal signals
+        direct = _direct_choice(cov, L, z, p, m)
+        if direct is not None and direct[0] < best[0]:
+            return direct[1], direct[2] + DIRECT_CODE - DIRECT_SHIFTS[0]
     return best[1], best[2]
+
+
+# Kind codes of a frame's predictor: 0…8 reflection indices of resolution code + 4;
+# 9…25 direct-form coefficients with code + 5 fractional bits.
+DIRECT_CODE = MAX_RES - MIN_RES + 1
+MAX_CODE = DIRECT_CODE + len(DIRECT_SHIFTS) - 1
+NONE = (np.zeros(0, np.int64), 0)
+REPEAT = (np.array([1 << (MIN_RES - 1)], np.int64), 0)  # κ = 1 at resolution 4: pred = previous sample
+# fixed polynomial predictors (as FLAC's): κ = +1, −1, +1 give [1], [2, −1], [3, −3, 1] exactly
+POLYNOMIALS = tuple((np.array([(1 << (MIN_RES - 1)) * (-1) ** i for i in range(p)], np.int64), 0) for p in (1, 2, 3))
+
+
+def predictor(values: np.ndarray, code: int) -> tuple[np.ndarray, int]:
+    """Normative: (q, shift) of a frame's predictor values and kind code: pred = (Σ q·x + half) >> shift."""
+    if not 0 <= code <= MAX_CODE:
+        raise CorruptArchiveError(f"predictor kind {code} out of range")
+    if code < DIRECT_CODE:
+        return direct_coefficients(values, code + MIN_RES), Q_BITS
+    values = np.asarray(values, np.int64)
+    if ((values <= -COEF_LIMIT) | (values >= COEF_LIMIT)).any():
+        raise CorruptArchiveError("direct-form coefficient out of range")
+    return values, code - DIRECT_CODE + DIRECT_SHIFTS[0]
