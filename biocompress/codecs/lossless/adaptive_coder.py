@@ -149,19 +149,17 @@ def _average_from_index(j):
 
 
 @numba.njit(cache=True, nogil=True)
-def _put_bits(raw, bitpos, value, nb):
-    # append the nb low bits of value (LSB first) at bit bitpos; grows raw when needed
-    if (bitpos + nb + 64) >> 3 >= raw.size:
-        bigger = np.zeros(2 * raw.size + ((nb + 64) >> 3) + 64, np.uint8)
-        bigger[: raw.size] = raw
-        raw = bigger
-    for b in range(nb):
-        raw[(bitpos + b) >> 3] |= np.uint8(((value >> b) & 1) << ((bitpos + b) & 7))
-    return raw, bitpos + nb
+def _ensure(raw, nbytes, need):
+    # raw with room for `need` more bytes after nbytes
+    if nbytes + need <= raw.size:
+        return raw
+    bigger = np.zeros(2 * raw.size + need, np.uint8)
+    bigger[:nbytes] = raw[:nbytes]
+    return bigger
 
 
 @numba.njit(cache=True, nogil=True)
-def _encode_kernel(res, lengths, segment, freq, cum, Ks, cost):
+def _encode_kernel(res, lengths, segment, freq, cum, rcp, Ks, cost4):
     # res: all rows end to end. Returns (rANS words, raw bytes).
     total = res.size
     n_seg = 0
@@ -169,19 +167,31 @@ def _encode_kernel(res, lengths, segment, freq, cum, Ks, cost):
         n_seg += (lengths[r] + segment - 1) // segment
     cols = np.empty(total, np.int16)
     syms = np.empty(total, np.int16)
-    raw = np.zeros(total // 2 + 64, np.uint8)  # raw bits, LSB first; grows when needed
-    bitpos = 0
+    raw = np.zeros(total // 2 + 64, np.uint8)
+    nbytes = 0
+    acc = np.uint64(0)  # pending raw bits, LSB first
+    nacc = 0
+    fbuf = np.empty(1, np.float64)
+    ibuf = fbuf.view(np.int64)
     pos = 0
     seg_head = np.empty(n_seg, np.int64)
+    seg_cost = np.zeros(N_SHAPES)
     si = 0
     for r in range(lengths.size):
         n = lengths[r]
         # the row's initial scale index: 8 raw bits
-        acc = 0
+        total_mag = 0
         for t in range(pos, pos + min(n, 32)):
-            acc += min(abs(res[t]), MAG_CAP)
-        j0 = min(255, _scale_index((acc << 4) // max(1, min(n, 32))))
-        raw, bitpos = _put_bits(raw, bitpos, j0, 8)
+            total_mag += min(abs(res[t]), MAG_CAP)
+        j0 = min(255, _scale_index((total_mag << 4) // max(1, min(n, 32))))
+        raw = _ensure(raw, nbytes, 16)
+        acc |= np.uint64(j0) << np.uint64(nacc)
+        nacc += 8
+        while nacc >= 8:
+            raw[nbytes] = np.uint8(acc & np.uint64(255))
+            nbytes += 1
+            acc >>= np.uint64(8)
+            nacc -= 8
         m = _average_from_index(j0)
         for a in range(pos, pos + n, segment):
             b_end = min(pos + n, a + segment)
@@ -194,43 +204,70 @@ def _encode_kernel(res, lengths, segment, freq, cum, Ks, cost):
                 seg_head[si] = ZERO_SEGMENT
                 si += 1
                 for t in range(a, b_end):
-                    cols[t] = -1
                     m -= m >> EMA_SHIFT
                 continue
+            raw = _ensure(raw, nbytes, (b_end - a) * 32 + 64)
+            seg_cost[:] = 0.0
             for t in range(a, b_end):
-                j = _scale_index(m) + CONTEXT_OFFSET
-                col, k = _column(j)
+                if m < 1:
+                    j = CONTEXT_OFFSET
+                else:
+                    fbuf[0] = float(m)
+                    j = (ibuf[0] >> 49) - (1023 << 3) + CONTEXT_OFFSET
+                if j < J_SPLIT:
+                    col, k = j, 0
+                else:
+                    col, k = J_SPLIT + ((j - J_SPLIT) & 7), ((j - J_SPLIT) >> 3) + 1
                 v = res[t]
                 hi = v >> k
                 K = Ks[col]
                 if k:
-                    raw, bitpos = _put_bits(raw, bitpos, v - (hi << k), k)
+                    acc |= np.uint64(v - (hi << k)) << np.uint64(nacc)
+                    nacc += k
+                    if nacc >= 32:
+                        for _ in range(4):
+                            raw[nbytes] = np.uint8(acc & np.uint64(255))
+                            nbytes += 1
+                            acc >>= np.uint64(8)
+                        nacc -= 32
                 if hi > K or hi < -K:
                     sym = 2 * K + 1
-                    e = (hi - K) if hi > 0 else (-K - hi)  # ≥ 1
-                    nb = _msb(e)  # sign, nb zeros, a one, the nb low bits of e
-                    raw, bitpos = _put_bits(raw, bitpos, (1 if hi < 0 else 0) | (np.int64(1) << (nb + 1)), nb + 2)
-                    raw, bitpos = _put_bits(raw, bitpos, e, nb)
+                    e = (hi - K) if hi > 0 else (-K - hi)  # ≥ 1: sign, nb zeros, a one, nb low bits
+                    nb = _msb(e)
+                    head = np.int64(1 if hi < 0 else 0) | (np.int64(1) << (nb + 1))
+                    for piece, width in ((head, nb + 2), (e, nb)):
+                        done = 0
+                        while done < width:
+                            w = min(24, width - done)
+                            acc |= np.uint64((piece >> done) & ((np.int64(1) << w) - 1)) << np.uint64(nacc)
+                            nacc += w
+                            done += w
+                            while nacc >= 8:
+                                raw[nbytes] = np.uint8(acc & np.uint64(255))
+                                nbytes += 1
+                                acc >>= np.uint64(8)
+                                nacc -= 8
                 else:
                     sym = hi + K
                 cols[t] = col
                 syms[t] = sym
+                for sh in range(N_SHAPES):
+                    seg_cost[sh] += cost4[col, sym, sh]
                 mag = min(abs(v), MAG_CAP)
                 m += ((mag << 4) - m) >> EMA_SHIFT
-            # the segment's shape: the one that codes it in fewest bits
             best = 0
-            best_bits = np.inf
-            for sh in range(N_SHAPES):
-                bits = 0.0
-                base = sh * N_COLUMNS
-                for t in range(a, b_end):
-                    bits += cost[base + cols[t], syms[t]]
-                if bits < best_bits:
-                    best_bits = bits
+            for sh in range(1, N_SHAPES):
+                if seg_cost[sh] < seg_cost[best]:
                     best = sh
             seg_head[si] = best
             si += 1
         pos += n
+    raw = _ensure(raw, nbytes, 16)
+    while nacc > 0:
+        raw[nbytes] = np.uint8(acc & np.uint64(255))
+        nbytes += 1
+        acc >>= np.uint64(8)
+        nacc -= 8
     # rANS, in reverse: the decoder reads headers and symbols forward
     words = np.empty(total + n_seg + 4, np.uint32)  # at most one word per symbol
     nw = 0
@@ -241,8 +278,8 @@ def _encode_kernel(res, lengths, segment, freq, cum, Ks, cost):
         n = lengths[r]
         start = end - n
         n_row_seg = (n + segment - 1) // segment
-        for q in range(n_row_seg - 1, -1, -1):
-            a = start + q * segment
+        for qi in range(n_row_seg - 1, -1, -1):
+            a = start + qi * segment
             b_end = min(end, a + segment)
             head = seg_head[si]
             si -= 1
@@ -256,7 +293,16 @@ def _encode_kernel(res, lengths, segment, freq, cum, Ks, cost):
                         words[nw] = np.uint32(x & 0xFFFFFFFF)
                         nw += 1
                         x >>= 32
-                    x = ((x // f) << PREC) + (x % f) + cum[tab, s]
+                    # x // f through a float reciprocal (x < f·2^48: off by at most one, fixed below)
+                    qt = np.int64(float(x) * rcp[tab, s])
+                    rem = x - qt * f
+                    if rem < 0:
+                        qt -= 1
+                        rem += f
+                    elif rem >= f:
+                        qt += 1
+                        rem -= f
+                    x = (qt << PREC) + rem + cum[tab, s]
             f = HEADER_FREQ_NB[head]
             if x >= (f << 48):
                 words[nw] = np.uint32(x & 0xFFFFFFFF)
@@ -267,7 +313,16 @@ def _encode_kernel(res, lengths, segment, freq, cum, Ks, cost):
     words[nw] = np.uint32(x & 0xFFFFFFFF)
     words[nw + 1] = np.uint32(x >> 32)
     nw += 2
-    return words[:nw][::-1].copy(), raw[: (bitpos + 7) >> 3].copy()
+    return words[:nw][::-1].copy(), raw[:nbytes].copy()
+
+
+@lru_cache(maxsize=1)
+def _encoder_tables():
+    """Reciprocal frequencies and the shape-innermost cost table (encoder helpers)."""
+    freq, _, _, _, cost = tables()
+    rcp = np.where(freq > 0, 1.0 / np.maximum(freq, 1), 0.0)
+    cost4 = np.ascontiguousarray(cost.reshape(N_SHAPES, N_COLUMNS, 256).transpose(1, 2, 0))
+    return rcp, cost4
 
 
 def encode_rows(rows, segment: int) -> bytes:
@@ -275,8 +330,9 @@ def encode_rows(rows, segment: int) -> bytes:
     the rANS words (u32, decoder order), then the raw bits."""
     lengths = np.array([r.size for r in rows], np.int64)
     res = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64)
-    freq, cum, Ks, _, cost = tables()
-    words, raw = _encode_kernel(res, lengths, int(segment), freq, cum, Ks, cost)
+    freq, cum, Ks, _, _ = tables()
+    rcp, cost4 = _encoder_tables()
+    words, raw = _encode_kernel(res, lengths, int(segment), freq, cum, rcp, Ks, cost4)
     return struct.pack("<I", words.size) + words.astype("<u4").tobytes() + raw.tobytes()
 
 
@@ -330,6 +386,8 @@ def _decode_kernel(words, raw, lengths, segment, freq, cum, Ks, lut, out, exact)
         return 1
     x = (np.int64(words[0]) << 32) | np.int64(words[1])
     wi = 2
+    fbuf = np.empty(1, np.float64)
+    ibuf = fbuf.view(np.int64)
     n_raw = raw.size
     bitbuf = np.uint64(0)
     nbits = 0
@@ -368,8 +426,15 @@ def _decode_kernel(words, raw, lengths, segment, freq, cum, Ks, lut, out, exact)
                 continue
             base = head * N_COLUMNS
             for t in range(a, b_end):
-                j = _scale_index(m) + CONTEXT_OFFSET
-                col, k = _column(j)
+                if m < 1:
+                    j = CONTEXT_OFFSET
+                else:
+                    fbuf[0] = float(m)
+                    j = (ibuf[0] >> 49) - (1023 << 3) + CONTEXT_OFFSET
+                if j < J_SPLIT:
+                    col, k = j, 0
+                else:
+                    col, k = J_SPLIT + ((j - J_SPLIT) & 7), ((j - J_SPLIT) >> 3) + 1
                 tab = base + col
                 slot = x & (M - 1)
                 s = np.int64(lut[tab, slot >> LUT_SHIFT])
@@ -384,10 +449,17 @@ def _decode_kernel(words, raw, lengths, segment, freq, cum, Ks, lut, out, exact)
                 K = Ks[col]
                 lo = np.int64(0)
                 if k:
-                    while nbits <= 56 and rpos < n_raw:
-                        bitbuf |= np.uint64(raw[rpos]) << np.uint64(nbits)
-                        rpos += 1
-                        nbits += 8
+                    if nbits < k:
+                        if rpos + 4 <= n_raw:  # four bytes at once (nbits < 27 here)
+                            bitbuf |= (np.uint64(raw[rpos]) | (np.uint64(raw[rpos + 1]) << np.uint64(8))
+                                       | (np.uint64(raw[rpos + 2]) << np.uint64(16))
+                                       | (np.uint64(raw[rpos + 3]) << np.uint64(24))) << np.uint64(nbits)
+                            rpos += 4
+                            nbits += 32
+                        while nbits <= 56 and rpos < n_raw:
+                            bitbuf |= np.uint64(raw[rpos]) << np.uint64(nbits)
+                            rpos += 1
+                            nbits += 8
                     if nbits < k:
                         return 2
                     lo = np.int64(bitbuf & ((np.uint64(1) << np.uint64(k)) - np.uint64(1)))
@@ -407,6 +479,8 @@ def _decode_kernel(words, raw, lengths, segment, freq, cum, Ks, lut, out, exact)
         pos += n
     if exact and (x != low or wi != words.size):
         return 5
+    if exact and (rpos != n_raw or nbits >= 8 or bitbuf != 0):  # raw bits: only the last byte's padding left
+        return 6
     return 0
 
 
@@ -423,7 +497,7 @@ def split_rows(flat: np.ndarray, lengths) -> list[np.ndarray]:
 
 
 _ERRORS = {1: "range-coder words exhausted", 2: "raw bits exhausted", 4: "bad escape code",
-           5: "range-coder final state wrong"}
+           5: "range-coder final state wrong", 6: "raw bits left over"}
 
 
 def decode_flat(payload: bytes, lengths: np.ndarray, segment: int, exact: bool = True) -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ...errors import CorruptArchiveError
 from ..base import Codec, check_2d_int, check_declared_shape, register_codec
-from . import adaptive_coder, cross_channel, lpc, parcor
+from . import adaptive_coder, analysis, cross_analysis, cross_channel, parcor, prediction
 from .lpc_codec import remove_offset_and_step
 
 KEY_BLOCK = 0  # block types; 1 (continuation of the previous block's state) is reserved
@@ -32,85 +32,12 @@ N_REF_SLOTS = 3
 LINEAR, PALETTE = 0, 1  # channel modes: x = y·step + offset, or x = palette[y + offset]
 LEVELS = {
     # encoder choices only: every level writes the same bitstream
-    "fast": {"order1": 16, "refs": 2, "order2": 0},
-    "default": {"order1": 32, "refs": 3, "order2": 32},
-    "max": {"order1": 32, "refs": 3, "order2": 32},
+    "fast": {"order1": 16, "refs": 2, "irls": 0, "order2": 0},
+    "default": {"order1": 32, "refs": 3, "irls": 1, "order2": 32},
+    "max": {"order1": 32, "refs": 3, "irls": 1, "order2": 32},
 }
 PARAM_SEGMENT = 64
 MAX_CODE = 1 << 47  # codes of every integer format (≤ 32 bits) and then some
-_HEADROOM = 1 << 62
-
-
-def _log_cost(r: np.ndarray) -> float:
-    """Σ log2(1 + |r|): orders residuals by coded size, sparse and dense ones alike."""
-    return float(np.log2(1.0 + np.abs(r.astype(np.float64))).sum())
-
-
-def _predict_frames(y: np.ndarray, frame: int, max_order: int, alternatives: tuple):
-    """Per-frame predictors of one row and its residual: (list of (values, kind), residual).
-
-    The least-squares predictor is compared with ``alternatives`` (stage 1: the fixed
-    polynomial predictors of orders 1–3; stage 2: none) by Σ log2(1 + |residual|): least
-    squares chases the jumps of step-like and sawtooth signals, whose residuals a fixed
-    predictor makes sparse.
-    A predictor whose sum could leave int64 ((Σ|q| + 1)·(max|y| + 1) ≥ 2^62 over the frame
-    and its history) is replaced by none, so residuals stay within a few bits of the codes.
-    """
-    n = y.size
-    choices, qs, shifts = [], [], []
-    for a in range(0, n, frame):
-        hist = min(a, parcor.MAX_ORDER)
-        window = y[a - hist : a + frame]
-        choice = parcor.choose_predictor(window, hist, max_order) if max_order else parcor.NONE
-        q, shift = parcor.predictor(*choice)
-        peak = max(abs(int(window.max())), abs(int(window.min()))) if window.size else 0
-        if (int(np.abs(q).sum()) + 1) * (peak + 1) >= _HEADROOM:  # Python ints: no overflow
-            choice = parcor.NONE
-            q, shift = parcor.predictor(*choice)
-        elif window.size > hist + 16:
-            best = _log_cost(lpc.lpc_residual(window, q, np.array([q.size]), np.array([shift]), window.size)[hist:])
-            for alt in alternatives:
-                aq, ashift = parcor.predictor(*alt)
-                if (int(np.abs(aq).sum()) + 1) * (peak + 1) >= _HEADROOM:
-                    continue
-                cost = _log_cost(lpc.lpc_residual(window, aq, np.array([aq.size]), np.array([ashift]),
-                                                  window.size)[hist:])
-                if cost < best:
-                    best, choice, q, shift = cost, alt, aq, ashift
-        choices.append(choice)
-        qs.append(q)
-        shifts.append(shift)
-    q = np.concatenate(qs) if qs else np.zeros(0, np.int64)
-    orders = np.array([c[0].size for c in choices], np.int64)
-    return choices, lpc.lpc_residual(y, q, orders, np.array(shifts, np.int64), frame)
-
-
-def _index_row(choices_f: list[tuple[np.ndarray, int]]) -> np.ndarray:
-    """One frame's predictor values of every channel, coefficient-major; each value minus the
-    previous channel's value at the same position when both exist with the same kind."""
-    out = []
-    longest = max((c[0].size for c in choices_f), default=0)
-    for i in range(longest):
-        prev = None
-        for values, kind in choices_f:
-            if i < values.size:
-                ref = prev[0][i] if prev is not None and i < prev[0].size and prev[1] == kind else 0
-                out.append(int(values[i]) - int(ref))
-            prev = (values, kind)
-    return np.asarray(out, np.int64)
-
-
-def _values_from_row(row: np.ndarray, orders: np.ndarray, kinds: np.ndarray) -> list[np.ndarray]:
-    """Inverse of :func:`_index_row` for one frame (orders and kinds per channel)."""
-    out = [np.zeros(int(p), np.int64) for p in orders]
-    k = 0
-    for i in range(int(orders.max(initial=0))):
-        for c in range(orders.size):
-            if i < orders[c]:
-                prev_ok = c > 0 and i < orders[c - 1] and kinds[c - 1] == kinds[c]
-                out[c][i] = row[k] + (out[c - 1][i] if prev_ok else 0)
-                k += 1
-    return out
 
 
 def channel_palette(x: np.ndarray) -> np.ndarray | None:
@@ -184,43 +111,38 @@ class LPCV4Codec(Codec):
                 offsets[c] = values.size // 2
                 y[c] = np.searchsorted(values, codes[c]) - offsets[c]
                 palettes.append(values)
-        stage1, r = [], np.empty_like(y)
-        for c in range(n_ch):
-            ch, r[c] = _predict_frames(y[c], F, opts["order1"], parcor.POLYNOMIALS)
-            stage1.append(ch)
+        stage1 = analysis.analyse(y, F, opts["order1"], polynomial=True)
+        r = stage1[0]
         n_xc = min(n_ch, cross_channel.NO_REF)  # reference ids are bytes
         e = r.copy()
-        refs = np.full((n_ch, n_frames, N_REF_SLOTS), cross_channel.NO_REF, np.uint8)
-        xflat = np.zeros(0, np.int64)
+        refs = np.full((n_ch, n_frames, N_REF_SLOTS), cross_channel.NO_REF, np.int64)
+        taps = np.zeros((n_ch, n_frames, N_REF_SLOTS * len(cross_channel.LAGS)), np.int64)
         if opts["refs"] and n_xc > 1:
-            e[:n_xc], refs_x, xflat = cross_channel.choose(r[:n_xc], F, opts["refs"], framed=True)
-            refs[:n_xc, :, : opts["refs"]] = refs_x
-        stage2, d = [], np.empty_like(y)
-        for c in range(n_ch):
-            ch, d[c] = _predict_frames(e[c], F, opts["order2"], (parcor.NONE,))
-            stage2.append(ch)
+            k = opts["refs"]
+            e[:n_xc], refs[:n_xc, :, :k], taps[:n_xc, :, : 3 * k] = cross_analysis.choose(r[:n_xc], F, k, opts["irls"])
+        stage2 = analysis.analyse(e, F, opts["order2"], polynomial=False)
         head = [modes, offsets, steps - 1, np.array([v.size for v in palettes], np.int64),
                 np.concatenate([np.diff(v, prepend=0) for v in palettes] + [np.zeros(0, np.int64)])]
-        return self._assemble(n, head, stage1, stage2, refs, xflat, d)
+        return self._assemble(n, head, stage1, stage2, refs, taps)
 
-    def _assemble(self, n, head, stage1, stage2, refs, xflat, d) -> bytes:
+    def _assemble(self, n, head, stage1, stage2, refs, taps) -> bytes:
+        _, v1, p1, k1, _, _ = stage1
+        d, v2, p2, k2, _, _ = stage2
         F, n_ch = self.frame, d.shape[0]
-        n_frames = -(-n // F)
-        taps = (refs != cross_channel.NO_REF).sum(axis=2) * len(cross_channel.LAGS)  # (n_ch, n_frames)
-        x_end = np.cumsum(taps.ravel()).reshape(taps.shape) if taps.size else taps
+        n_frames = p1.shape[1]
         frame_params = np.zeros((n_frames, n_ch, N_FRAME_PARAMS), np.int64)
+        frame_params[:, :, 0], frame_params[:, :, 1] = p1.T, k1.T
+        frame_params[:, :, 2], frame_params[:, :, 3] = p2.T, k2.T
+        used = refs != cross_channel.NO_REF
+        chan = np.arange(n_ch).reshape(n_ch, 1, 1)
+        frame_params[:, :, 5:] = np.transpose(np.where(used, chan - refs, 0), (1, 0, 2))
+        n_taps = used.sum(axis=2) * len(cross_channel.LAGS)
         streams = []
         for f in range(n_frames):
             a, b = f * F, min(n, (f + 1) * F)
-            s1 = [stage1[c][f] for c in range(n_ch)]
-            s2 = [stage2[c][f] for c in range(n_ch)]
-            for c in range(n_ch):
-                used = [int(j) for j in refs[c, f] if j != cross_channel.NO_REF]
-                frame_params[f, c, :5] = (s1[c][0].size, s1[c][1], s2[c][0].size, s2[c][1], 0)
-                frame_params[f, c, 5 : 5 + len(used)] = [c - j for j in used]
-            tap_row = np.concatenate([xflat[x_end[c, f] - taps[c, f] : x_end[c, f]] for c in range(n_ch)]
-                                     + [np.zeros(0, np.int64)])
-            rows = [_index_row(s1), _index_row(s2), tap_row] + [d[c, a:b] for c in range(n_ch)]
+            tap_row = np.concatenate([taps[c, f, : n_taps[c, f]] for c in range(n_ch)] + [np.zeros(0, np.int64)])
+            rows = [parcor.value_row(v1[:, f], p1[:, f], k1[:, f]), parcor.value_row(v2[:, f], p2[:, f], k2[:, f]),
+                    tap_row] + [d[c, a:b] for c in range(n_ch)]
             streams.append(adaptive_coder.encode_rows(rows, self.segment))
         params = adaptive_coder.encode_rows(
             head + [frame_params.ravel(), np.array([len(s) for s in streams], np.int64)], PARAM_SEGMENT)
@@ -317,27 +239,26 @@ class LPCV4Codec(Codec):
 
     def _synthesize(self, h, results, n_dec, length, wanted, closure) -> np.ndarray:
         n_ch, F = h["n_ch"], self.frame
-        q1, q2 = [[] for _ in range(n_ch)], [[] for _ in range(n_ch)]
-        sh1, sh2 = np.zeros((n_ch, n_dec), np.int64), np.zeros((n_ch, n_dec), np.int64)
+        flat_k, starts_k = parcor.all_kappa_tables()
+        coefs = np.zeros((2, n_ch, n_dec, prediction.TAPS), np.int64)
+        shifts = np.zeros((2, n_ch, n_dec), np.int64)
         d = np.zeros((n_ch, length), np.int64)
         tap_rows = []
         for f, flat in enumerate(results):
             a, b = f * F, min(length, (f + 1) * F)
-            l1, l2 = int(h["p1"][:, f].sum()), int(h["p2"][:, f].sum())
+            pos = 0
+            for s, (orders, kinds) in enumerate(((h["p1"], h["k1"]), (h["p2"], h["k2"]))):
+                size = int(orders[:, f].sum())
+                status = parcor.frame_coefficients(flat[pos : pos + size], orders[:, f].copy(), kinds[:, f].copy(),
+                                                   flat_k, starts_k, coefs[s, :, f], shifts[s, :, f])
+                if status:
+                    raise CorruptArchiveError(f"lpc-v4 predictor values are invalid (code {status})")
+                pos += size
             taps = int((h["refs"][:, f, :] != cross_channel.NO_REF).sum()) * len(cross_channel.LAGS)
-            v1 = _values_from_row(flat[:l1], h["p1"][:, f], h["k1"][:, f])
-            v2 = _values_from_row(flat[l1 : l1 + l2], h["p2"][:, f], h["k2"][:, f])
-            for c in closure:
-                q, sh1[c, f] = parcor.predictor(v1[c], int(h["k1"][c, f]))
-                q1[c].append(q)
-                q, sh2[c, f] = parcor.predictor(v2[c], int(h["k2"][c, f]))
-                q2[c].append(q)
-            tap_rows.append(flat[l1 + l2 : l1 + l2 + taps])
-            d[:, a:b] = flat[l1 + l2 + taps :].reshape(n_ch, b - a)
+            tap_rows.append(flat[pos : pos + taps])
+            d[:, a:b] = flat[pos + taps :].reshape(n_ch, b - a)
         e = np.zeros_like(d)
-        empty = [np.zeros(0, np.int64)]
-        for c in closure:
-            e[c] = lpc.lpc_restore(d[c], np.concatenate(q2[c] + empty), h["p2"][c, :n_dec], sh2[c], F)
+        prediction.synthesize_rows(d, coefs[1], h["p2"][:, :n_dec].copy(), shifts[1], F, np.asarray(closure, np.int64), e)
         only = None if len(closure) == n_ch else set(closure)
         for f in range(n_dec):
             a, b = f * F, min(length, (f + 1) * F)
@@ -345,15 +266,16 @@ class LPCV4Codec(Codec):
                 cross_channel.restore_frame(e, h["refs"][:, f, :].astype(np.int64), tap_rows[f], a, b, only)
             except ValueError as exc:
                 raise CorruptArchiveError(f"lpc-v4: {exc}") from exc
+        y = np.zeros_like(d)
+        prediction.synthesize_rows(e, coefs[0], h["p1"][:, :n_dec].copy(), shifts[0], F, np.asarray(wanted, np.int64), y)
         out = np.zeros((n_ch, length), np.int64)
         for c in wanted:
-            y = lpc.lpc_restore(e[c], np.concatenate(q1[c] + empty), h["p1"][c, :n_dec], sh1[c], F)
             if h["modes"][c] == PALETTE:
                 values = h["palettes"][c]
-                idx = y + h["offsets"][c]
+                idx = y[c] + h["offsets"][c]
                 if idx.size and (idx.min() < 0 or idx.max() >= values.size):
                     raise CorruptArchiveError("lpc-v4 palette index out of range")
                 out[c] = values[idx]
             else:
-                out[c] = y * h["steps"][c] + h["offsets"][c]
+                out[c] = y[c] * h["steps"][c] + h["offsets"][c]
         return out

@@ -19,7 +19,6 @@ import numba
 import numpy as np
 
 from ...errors import CorruptArchiveError
-from . import lpc
 
 MAX_ORDER = 32
 Q_BITS = 20  # fractional bits of the rebuilt direct-form coefficients (the predictor's shift)
@@ -79,204 +78,11 @@ def direct_coefficients(idx: np.ndarray, res_bits: int) -> np.ndarray:
     return out
 
 
-# --------------------------------------------------------------------------- analysis (encoder)
-
-
-@numba.njit(cache=True, nogil=True)
-def _cholesky_orders(cov, p):
-    # Cholesky factor L of cov[1:p+1, 1:p+1] (ridge added) and z = L⁻¹·cov[1:, 0]: the order-m
-    # least-squares predictor's error is cov[0,0] − Σ_{i<m} z_i², for every m ≤ p at once.
-    # Returns (L, z, usable order): a pivot that is not positive stops the factorisation.
-    trace = 0.0
-    for i in range(p + 1):
-        trace += cov[i, i]
-    ridge = 1e-10 * trace / (p + 1) + 1e-12
-    L = np.zeros((p, p))
-    z = np.zeros(p)
-    for i in range(p):
-        for j in range(i + 1):
-            acc = cov[i + 1, j + 1] + (ridge if i == j else 0.0)
-            for k in range(j):
-                acc -= L[i, k] * L[j, k]
-            if i == j:
-                if acc <= 0.0:
-                    return L, z, i
-                L[i, i] = np.sqrt(acc)
-            else:
-                L[i, j] = acc / L[j, j]
-        acc = cov[i + 1, 0]
-        for k in range(i):
-            acc -= L[i, k] * z[k]
-        z[i] = acc / L[i, i]
-    return L, z, p
-
-
-@numba.njit(cache=True, nogil=True)
-def _solve_order(L, z, m):
-    # Direct-form predictor of order m: Lᵀ·c = z over the leading m×m block.
-    c = np.zeros(m)
-    for i in range(m - 1, -1, -1):
-        acc = z[i]
-        for k in range(i + 1, m):
-            acc -= L[k, i] * c[k]
-        c[i] = acc / L[i, i]
-    return c
-
-
-@numba.njit(cache=True, nogil=True)
-def _step_down(c):
-    # Reflection coefficients of a direct-form predictor; ok = False when it is not minimum phase.
-    p = c.size
-    a = c.copy()
-    kappa = np.zeros(p)
-    tmp = np.zeros(p)
-    for m in range(p - 1, -1, -1):
-        k = a[m]
-        kappa[m] = k
-        if not -1.0 < k < 1.0:
-            return kappa, False
-        d = 1.0 - k * k
-        for j in range(m):
-            tmp[j] = (a[j] + k * a[m - 1 - j]) / d
-        for j in range(m):
-            a[j] = tmp[j]
-    return kappa, True
-
-
-@numba.njit(cache=True, nogil=True, fastmath=True)
-def _windowed_autocorrelation(x, p):
-    # Hann-windowed, mean-removed autocorrelation r[0..p] of x (float64): the fallback
-    # analysis, whose predictor is always minimum phase.
-    n = x.size
-    mean = 0.0
-    for t in range(n):
-        mean += x[t]
-    mean /= max(n, 1)
-    w = np.empty(n)
-    for t in range(n):
-        w[t] = (x[t] - mean) * (0.5 - 0.5 * np.cos(2.0 * np.pi * (t + 1) / (n + 1)))
-    r = np.zeros(p + 1)
-    for lag in range(p + 1):
-        acc = 0.0
-        for t in range(lag, n):
-            acc += w[t] * w[t - lag]
-        r[lag] = acc
-    return r
-
-
-@numba.njit(cache=True, nogil=True)
-def _levinson(r, p):
-    # Reflection coefficients κ[0..p) of an autocorrelation sequence.
-    kappa = np.zeros(p)
-    c = np.zeros(p)
-    tmp = np.zeros(p)
-    e = r[0] * (1.0 + 1e-9) + 1e-30
-    for m in range(p):
-        acc = r[m + 1]
-        for j in range(m):
-            acc -= c[j] * r[m - j]
-        k = min(max(acc / e, -1.0 + 1e-12), 1.0 - 1e-12)
-        for j in range(m):
-            tmp[j] = c[j] - k * c[m - 1 - j]
-        for j in range(m):
-            c[j] = tmp[j]
-        c[m] = k
-        kappa[m] = k
-        e *= 1.0 - k * k
-    return kappa
-
-
-@numba.njit(cache=True, nogil=True)
-def _quadratic_error(cov, q, shift):
-    # Prediction error energy of the fixed-point predictor q over the frame: c00 − 2qᵀc + qᵀCq.
-    p = q.size
-    scale = 1.0 / float(np.int64(1) << shift)
-    e = cov[0, 0]
-    for i in range(p):
-        ci = q[i] * scale
-        e -= 2.0 * ci * cov[i + 1, 0]
-        for j in range(p):
-            e += ci * (q[j] * scale) * cov[i + 1, j + 1]
-    return e
-
-
-def _indices(kappa: np.ndarray, res_bits: int) -> np.ndarray:
-    s = 1 << (res_bits - 1)
-    return np.rint(np.arcsin(np.clip(kappa, -1.0, 1.0)) / (np.pi / 2) * s).astype(np.int64)
-
-
-COEF_BITS = 6.0  # estimated coded size of one reflection index (order choice)
-RESOLUTIONS = (6, 7, 8, 9, 10, 11, 12)
-DIRECT_SHIFTS = range(14, 31)
-
-
-def _direct_choice(cov, L, z, p, m):
-    """Best direct-form predictor of order p: (estimated bits, q, shift)."""
-    coef = _solve_order(L, z, p)
-    best = None
-    for shift in DIRECT_SHIFTS:
-        q = np.rint(coef * (1 << shift)).astype(np.int64)
-        if np.abs(q).max(initial=0) >= COEF_LIMIT:
-            break
-        bits = 0.5 * m * np.log2(max(_quadratic_error(cov, q, shift), 1e-3 * m)) + \
-            float(np.log2(np.abs(q) + 1.0).sum()) + 2.0 * p
-        if best is None or bits < best[0]:
-            best = (bits, q, shift)
-    return best
-
-
-def choose_predictor(x: np.ndarray, history: int, max_order: int):
-    """Order and coefficients for one frame: ``(values int64[p], kind code)`` (see :func:`predictor`).
-
-    ``x`` holds ``history`` samples before the frame, then the frame. The least-squares
-    (covariance) predictor of each order gives the error energy; the order minimises
-    frame length/2 · log2(error) + its coefficients' estimated cost, then the resolution
-    minimises the same with the quantized predictor. A predictor that is not minimum
-    phase falls back to the windowed autocorrelation (Levinson–Durbin) one. Frames that
-    need the finest reflection resolutions (tonal, synthetic signals) also try direct-form
-    coefficients of up to 30 fractional bits, as lpc-v3 sends them.
-    """
-    n = x.shape[0] - history
-    if n <= 0:
-        return NONE
-    frame = x[history:]
-    if frame.min() == frame.max():  # constant: repeat the previous sample (κ = 1 exactly)
-        return REPEAT
-    p_max = min(max_order, max(0, n // 4), history + n // 2)
-    if p_max == 0:
-        return NONE
-    start = max(0, history - p_max)
-    cov = lpc._lagged_covariance(x[start:], p_max)
-    if not cov[0, 0] > 0:
-        return NONE
-    L, z, usable = _cholesky_orders(cov, p_max)
-    m = n - max(0, p_max - history)
-    energy = np.maximum(cov[0, 0] - np.concatenate([[0.0], np.cumsum(z[:usable] ** 2)]), 1e-3 * m)
-    orders = np.arange(usable + 1)
-    p = int(np.argmin(0.5 * m * np.log2(energy) + orders * COEF_BITS))
-    if p == 0:
-        return NONE
-    kappa, ok = _step_down(_solve_order(L, z, p))
-    if not ok:
-        kappa = _levinson(_windowed_autocorrelation(x.astype(np.float64), p), p)
-    best = None
-    for res in RESOLUTIONS:
-        idx = _indices(kappa, res)
-        q = direct_coefficients(idx, res)
-        error = max(_quadratic_error(cov, q, Q_BITS), 1e-3 * m)
-        bits = 0.5 * m * np.log2(error) + p * (res - 7 + COEF_BITS)
-        if best is None or bits < best[0]:
-            best = (bits, idx, res - MIN_RES, error)
-    if best[3] > 1.1 * energy[p]:  # quantized reflection coefficients lose too much: tonal signals
-        direct = _direct_choice(cov, L, z, p, m)
-        if direct is not None and direct[0] < best[0]:
-            return direct[1], direct[2] + DIRECT_CODE - DIRECT_SHIFTS[0]
-    return best[1], best[2]
-
-
 # Kind codes of a frame's predictor: 0…8 reflection indices of resolution code + 4;
-# 9…25 direct-form coefficients with code + 5 fractional bits.
+# 9…25 direct-form coefficients with code + 5 fractional bits (lpc-v3's kind of predictor,
+# for tonal and synthetic signals that need finer coefficients than reflection indices give).
 DIRECT_CODE = MAX_RES - MIN_RES + 1
+DIRECT_SHIFTS = range(14, 31)
 MAX_CODE = DIRECT_CODE + len(DIRECT_SHIFTS) - 1
 NONE = (np.zeros(0, np.int64), 0)
 REPEAT = (np.array([1 << (MIN_RES - 1)], np.int64), 0)  # κ = 1 at resolution 4: pred = previous sample
@@ -294,3 +100,67 @@ def predictor(values: np.ndarray, code: int) -> tuple[np.ndarray, int]:
     if ((values <= -COEF_LIMIT) | (values >= COEF_LIMIT)).any():
         raise CorruptArchiveError("direct-form coefficient out of range")
     return values, code - DIRECT_CODE + DIRECT_SHIFTS[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def value_row(values, orders, kinds):
+    """One frame's predictor values of every channel as the row the stream carries:
+    coefficient-major, each value minus the previous channel's value at the same position
+    when both exist with the same kind. values: int64 (n_ch, 32)."""
+    n_ch = orders.size
+    out = np.empty(orders.sum(), np.int64)
+    k = 0
+    for i in range(orders.max() if n_ch else 0):
+        for c in range(n_ch):
+            if i < orders[c]:
+                ref = values[c - 1, i] if c > 0 and i < orders[c - 1] and kinds[c - 1] == kinds[c] else 0
+                out[k] = values[c, i] - ref
+                k += 1
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def frame_coefficients(row, orders, kinds, flat, starts, coefs, shifts):
+    """Normative inverse of :func:`value_row` and the predictors it describes: coefs (n_ch, 32)
+    reversed and right-aligned (coefs[c, 31 − k] = q[k]), shifts (n_ch). Returns 0, or an
+    error code: 1 row length, 2 value out of range, 3 unbounded predictor, 4 kind out of range."""
+    n_ch = orders.size
+    values = np.zeros((n_ch, 32), np.int64)
+    k = 0
+    p_max = 0
+    for c in range(n_ch):
+        if orders[c] < 0 or orders[c] > 32:
+            return 1
+        p_max = max(p_max, orders[c])
+        if kinds[c] < 0 or kinds[c] > MAX_CODE:
+            return 4
+    if orders.sum() != row.size:
+        return 1
+    for i in range(p_max):
+        for c in range(n_ch):
+            if i < orders[c]:
+                ref = values[c - 1, i] if c > 0 and i < orders[c - 1] and kinds[c - 1] == kinds[c] else 0
+                values[c, i] = row[k] + ref
+                k += 1
+    q = np.zeros(32, np.int64)
+    for c in range(n_ch):
+        p, kind = orders[c], kinds[c]
+        coefs[c, :] = 0
+        if kind < DIRECT_CODE:
+            res = kind + MIN_RES
+            s = np.int64(1) << (res - 1)
+            for i in range(p):
+                if values[c, i] < -s or values[c, i] > s:
+                    return 2
+            if not _step_up(values[c, :p], res, flat, starts, q):
+                return 3
+            shifts[c] = Q_BITS
+        else:
+            for i in range(p):
+                if values[c, i] <= -COEF_LIMIT or values[c, i] >= COEF_LIMIT:
+                    return 2
+                q[i] = values[c, i]
+            shifts[c] = kind - DIRECT_CODE + 14
+        for i in range(p):
+            coefs[c, 31 - i] = q[i]
+    return 0
