@@ -22,7 +22,7 @@ import numpy as np
 
 from ...errors import CorruptArchiveError
 from ..base import Codec, check_2d_int, check_declared_shape, register_codec
-from . import adaptive_coder, analysis, cross_analysis, cross_channel, parcor, prediction
+from . import adaptive_coder, analysis, cross_channel, cross_stage, parcor, prediction
 from .lpc_codec import remove_offset_and_step
 
 KEY_BLOCK = 0  # block types; 1 (continuation of the previous block's state) is reserved
@@ -119,7 +119,7 @@ class LPCV4Codec(Codec):
         taps = np.zeros((n_ch, n_frames, N_REF_SLOTS * len(cross_channel.LAGS)), np.int64)
         if opts["refs"] and n_xc > 1:
             k = opts["refs"]
-            e[:n_xc], refs[:n_xc, :, :k], taps[:n_xc, :, : 3 * k] = cross_analysis.choose(r[:n_xc], F, k, opts["irls"])
+            e[:n_xc], refs[:n_xc, :, :k], taps[:n_xc, :, : 3 * k] = cross_stage.choose(r[:n_xc], F, k, opts["irls"])
         stage2 = analysis.analyse(e, F, opts["order2"], polynomial=False)
         head = [modes, offsets, steps - 1, np.array([v.size for v in palettes], np.int64),
                 np.concatenate([np.diff(v, prepend=0) for v in palettes] + [np.zeros(0, np.int64)])]
@@ -259,14 +259,13 @@ class LPCV4Codec(Codec):
             d[:, a:b] = flat[pos + taps :].reshape(n_ch, b - a)
         e = np.zeros_like(d)
         prediction.synthesize_rows(d, coefs[1], h["p2"][:, :n_dec].copy(), shifts[1], F, np.asarray(closure, np.int64), e)
-        only = None if len(closure) == n_ch else set(closure)
-        for f in range(n_dec):
-            a, b = f * F, min(length, (f + 1) * F)
-            try:
-                cross_channel.restore_frame(e, h["refs"][:, f, :].astype(np.int64), tap_rows[f], a, b, only)
-            except ValueError as exc:
-                raise CorruptArchiveError(f"lpc-v4: {exc}") from exc
-        y = np.zeros_like(d)
+        wanted_mask = np.zeros(n_ch, np.bool_)
+        wanted_mask[list(closure)] = True
+        n_taps = np.array([r.size for r in tap_rows], np.int64)
+        tap_flat = np.concatenate(tap_rows + [np.zeros(0, np.int64)])
+        if cross_stage.restore_frames(e, h["refs"][:, :n_dec, :], tap_flat, n_taps, F, length, wanted_mask):
+            raise CorruptArchiveError("lpc-v4 cross-channel taps do not match their references")
+        y = d  # d is spent: the stage-1 synthesis writes over it
         prediction.synthesize_rows(e, coefs[0], h["p1"][:, :n_dec].copy(), shifts[0], F, np.asarray(wanted, np.int64), y)
         out = np.zeros((n_ch, length), np.int64)
         for c in wanted:

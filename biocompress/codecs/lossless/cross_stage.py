@@ -1,11 +1,11 @@
-"""The cross-channel stage's encoder side for lpc-v4, in one numba call per block.
+"""The cross-channel stage of lpc-v4: lpc-v3's frame-bounded stage (FORMAT.md §8.3–8.4), faster.
 
-Same choices as :func:`cross_channel.choose` with ``framed=True`` (lpc-v3): per frame, each
-channel takes the ``n_refs`` earlier channels whose residuals correlate most with its own,
-fits taps at lags −1, 0, +1 by (re)weighted least squares, and keeps them when the estimated
-saving beats their cost. The bitstream is lpc-v3's cross-channel stage (§8.3, frame-bounded
-as in §8.4), so :func:`cross_channel.restore_frame` decodes it; only the speed differs: no
-BLAS, no Python per frame.
+Encoder: the same choices as :func:`cross_channel.choose` with ``framed=True``: per frame,
+each channel takes the ``n_refs`` earlier channels whose residuals correlate most with its
+own, fits taps at lags −1, 0, +1 by (re)weighted least squares, and keeps them when the
+estimated saving beats their cost; one numba call per block, no BLAS, no Python per frame.
+Both sides predict with :func:`predict_frame`: the integers of lpc-v3's prediction,
+accumulated tap by tap over slices so that it vectorizes.
 """
 
 from __future__ import annotations
@@ -15,10 +15,64 @@ import math
 import numba
 import numpy as np
 
-from .cross_channel import COEF_LIMIT, LAGS, NO_REF, SHIFT, _predict_kernel
+from .cross_channel import COEF_LIMIT, LAGS, NO_REF, SHIFT
 
 TAP_COST_BITS = 14.0
 _LAGS = np.asarray(LAGS, np.int64)
+
+
+@numba.njit(cache=True, nogil=True)
+def predict_frame(residuals, refs, taps, a, b, out):
+    """out[t − a] = (2^(SHIFT−1) + Σ_{j, lag} tap·r_j[t + lag]) >> SHIFT for t in [a, b), with
+    r_j[t + lag] = 0 outside [a, b); taps in reference-major, lag order (int64, wrapping)."""
+    m = b - a
+    out[:m] = np.int64(1) << (SHIFT - 1)
+    k = 0
+    for j in refs:
+        row = residuals[j]
+        for lag in _LAGS:
+            tap = taps[k]
+            k += 1
+            lo, hi = max(a, a - lag), min(b, b - lag)
+            if hi <= lo:
+                continue
+            src = row[lo + lag : hi + lag]
+            dst = out[lo - a : hi - a]
+            for t in range(hi - lo):
+                dst[t] += tap * src[t]
+    for t in range(m):
+        out[t] >>= SHIFT
+
+
+@numba.njit(cache=True, nogil=True)
+def restore_frames(errors, refs, taps, n_taps, frame, length, wanted):
+    """Decoder, in place: errors → residuals over samples [0, length), frame by frame,
+    channel by channel, for the channels marked in ``wanted`` (their references first).
+    refs (n_ch, n_frames, slots) int64 NO_REF-padded and already checked; taps: each
+    frame's row, end to end; n_taps: taps per frame. Returns 0, or 1 + frame of a tap count
+    that does not match its references."""
+    n_ch = errors.shape[0]
+    pred = np.empty(frame, np.int64)
+    pos = 0
+    for f in range(refs.shape[1]):
+        a, b = f * frame, min(length, (f + 1) * frame)
+        if a >= b:
+            break
+        k = pos
+        for c in range(n_ch):
+            used = 0
+            for j in refs[c, f]:
+                used += j != NO_REF
+            if used and wanted[c]:
+                predict_frame(errors, refs[c, f, :used], taps[k : k + used * _LAGS.size], a, b, pred)
+                row = errors[c, a:b]
+                for t in range(b - a):
+                    row[t] += pred[t]
+            k += used * _LAGS.size
+        if k - pos != n_taps[f]:
+            return f + 1
+        pos = k
+    return 0
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -107,6 +161,7 @@ def choose_kernel(residuals, frame, n_refs, irls_steps, errors, refs_out, taps_o
     n_frames = refs_out.shape[1]
     n_lags = _LAGS.size
     rf = np.empty((n_ch, min(frame, n)))
+    pred_i = np.empty(frame, np.int64)
     for f in range(n_frames):
         a, b = f * frame, min(n, (f + 1) * frame)
         m = b - a
@@ -184,7 +239,8 @@ def choose_kernel(residuals, frame, n_refs, irls_steps, errors, refs_out, taps_o
                 big = max(big, peak[j])
             if qsum * (big + 1.0) >= 2.0**61:
                 continue
-            e = residuals[c, a:b] - _predict_kernel(residuals, cand, q, a, b, _LAGS, SHIFT, a, b)
+            predict_frame(residuals, cand, q, a, b, pred_i)
+            e = residuals[c, a:b] - pred_i[:m]
             gain = _coded_bits(residuals[c, a:b], 256) - _coded_bits(e, 256)
             if gain > k * TAP_COST_BITS + 8:
                 errors[c, a:b] = e
