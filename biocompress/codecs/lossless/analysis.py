@@ -166,8 +166,8 @@ def _quadratic_error(cov, q, p, shift):
 
 
 @numba.njit(cache=True, nogil=True)
-def _least_squares_choice(window, hist, max_order, flat, starts, values, q):
-    # Fills values[:p] and q[:p]; returns (p, kind, shift).
+def _least_squares_choice(window, hist, max_order, reflection, flat, starts, values, q):
+    # Fills values[:p] and q[:p]; returns (p, kind, shift). reflection=False: direct form only.
     n = window.size - hist
     p_max = min(max_order, n // 4, hist + n // 2)
     if p_max <= 0:
@@ -209,7 +209,7 @@ def _least_squares_choice(window, hist, max_order, flat, starts, values, q):
     qq = np.zeros(p, np.int64)
     res = FIRST_RES
     step = 1
-    while MIN_SEARCH_RES <= res <= parcor.MAX_RES:  # walk up (or down) from 7 bits while it pays
+    while reflection and MIN_SEARCH_RES <= res <= parcor.MAX_RES:  # walk up (or down) from 7 bits while it pays
         s = float(np.int64(1) << (res - 1))
         for i in range(p):
             idx[i] = np.int64(math.floor(math.asin(kappa[i]) / (0.5 * math.pi) * s + 0.5))
@@ -308,13 +308,14 @@ def _log_cost(r, m):
 
 
 @numba.njit(cache=True, nogil=True)
-def analyse_stage(rows, frame, max_order, polynomial, flat, starts, res_out, values_out, orders_out, kinds_out,
-                  coefs_out, shifts_out):
+def analyse_stage(rows, frame, max_order, polynomial, reflection, alternatives, flat, starts, res_out, values_out,
+                  orders_out, kinds_out, coefs_out, shifts_out):
     """Predictors and residuals of every row: rows (n_ch, n) int64 → res_out (n_ch, n);
     per (channel, frame): values_out (…, 32), orders_out, kinds_out, coefs_out (…, 32: the
     q reversed and right-aligned, as prediction.synthesize_rows takes them), shifts_out.
     ``polynomial``: the alternatives are the fixed predictors of orders 1–3 (stage 1), else
-    no prediction (stage 2)."""
+    no prediction (stage 2); ``alternatives=False`` skips them; ``reflection=False`` sends
+    direct-form coefficients only (lpc-v3's kind of predictor; for comparisons)."""
     n_ch, n = rows.shape
     n_frames = orders_out.shape[1]
     values = np.zeros(TAPS, np.int64)
@@ -338,7 +339,7 @@ def analyse_stage(rows, frame, max_order, polynomial, flat, starts, res_out, val
                 values[0] = np.int64(1) << (parcor.MIN_RES - 1)
                 q[0] = np.int64(1) << parcor.Q_BITS
             elif max_order > 0:
-                p, kind, shift = _least_squares_choice(window, hist, max_order, flat, starts, values, q)
+                p, kind, shift = _least_squares_choice(window, hist, max_order, reflection, flat, starts, values, q)
             else:
                 p, kind, shift = 0, 0, parcor.Q_BITS
             qsum = 1.0
@@ -351,7 +352,7 @@ def analyse_stage(rows, frame, max_order, polynomial, flat, starts, res_out, val
             _frame_residual(x, a, b, q, p, shift, best_r, acc)
             # do the alternatives deserve a look? stage 2: always (its least squares can overfit
             # an almost white input); stage 1: when many samples repeat exactly
-            if m > 16 and p > 0 and (not polynomial or _repeats(x, a, b) * ALTERNATIVE_SHARE >= m):
+            if alternatives and m > 16 and p > 0 and (not polynomial or _repeats(x, a, b) * ALTERNATIVE_SHARE >= m):
                 best = _log_cost(best_r, m)
                 for order in range(0 if not polynomial else 1, 4 if polynomial else 1):
                     # fixed predictors: κ = +1, −1, +1 … at resolution 4 (order 0: none)
@@ -384,7 +385,8 @@ def analyse_stage(rows, frame, max_order, polynomial, flat, starts, res_out, val
                 coefs_out[c, f, TAPS - 1 - k] = q[k]
 
 
-def analyse(rows: np.ndarray, frame: int, max_order: int, polynomial: bool):
+def analyse(rows: np.ndarray, frame: int, max_order: int, polynomial: bool, reflection: bool = True,
+            alternatives: bool = True):
     """Python entry: (residuals, values, orders, kinds, coefs, shifts) of one stage."""
     n_ch, n = rows.shape
     n_frames = -(-n // frame)
@@ -395,6 +397,6 @@ def analyse(rows: np.ndarray, frame: int, max_order: int, polynomial: bool):
     coefs = np.zeros((n_ch, n_frames, TAPS), np.int64)
     shifts = np.zeros((n_ch, n_frames), np.int64)
     flat, starts = parcor.all_kappa_tables()
-    analyse_stage(np.ascontiguousarray(rows, np.int64), frame, max_order, polynomial, flat, starts,
-                  res, values, orders, kinds, coefs, shifts)
+    analyse_stage(np.ascontiguousarray(rows, np.int64), frame, max_order, polynomial, reflection, alternatives,
+                  flat, starts, res, values, orders, kinds, coefs, shifts)
     return res, values, orders, kinds, coefs, shifts

@@ -30,13 +30,15 @@ _HEADER = struct.Struct("<BBHII")  # block type, reserved, n_ch, n, params strea
 N_FRAME_PARAMS = 8  # per channel and frame: p1, kind1, p2, kind2, stage 3 (0), 3 reference slots
 N_REF_SLOTS = 3
 LINEAR, PALETTE = 0, 1  # channel modes: x = y·step + offset, or x = palette[y + offset]
+_ALL = {"reflection": True, "alternatives": True, "palette": True}
 LEVELS = {
     # encoder choices only: every level writes the same bitstream
-    "fast": {"order1": 16, "refs": 2, "irls": 0, "order2": 0},
-    "default": {"order1": 32, "refs": 3, "irls": 1, "order2": 32},
-    "max": {"order1": 32, "refs": 3, "irls": 1, "order2": 32},
+    "fast": {"order1": 16, "refs": 2, "irls": 0, "order2": 0, **_ALL},
+    "default": {"order1": 32, "refs": 3, "irls": 1, "order2": 32, **_ALL},
+    "max": {"order1": 32, "refs": 3, "irls": 1, "order2": 32, **_ALL},
 }
 PARAM_SEGMENT = 64
+PALETTE_SPARSITY = 16
 MAX_CODE = 1 << 47  # codes of every integer format (≤ 32 bits) and then some
 
 
@@ -44,8 +46,10 @@ def channel_palette(x: np.ndarray) -> np.ndarray | None:
     """The sorted values of a step-like channel worth coding as indices, else None.
 
     Channels whose samples repeat (a quarter of their first differences are 0) and take
-    few values spread sparsely over their common step (accelerometer axes, status lines,
-    codes rounded from a non-integer grid) code far cheaper as indices into their values.
+    few values spread sparsely over their common step (≤ 1/16 of the grid between their
+    extremes: accelerometer axes, status lines, codes rounded from a non-integer grid) code
+    far cheaper as indices into their values. Denser channels (a signal with zero padding)
+    keep their amplitudes, which prediction needs.
     """
     n = x.size
     if n < 64 or np.count_nonzero(np.diff(x)) > 0.75 * (n - 1):
@@ -54,7 +58,7 @@ def channel_palette(x: np.ndarray) -> np.ndarray | None:
     if values.size < 2 or values.size > n // 4:
         return None
     step = int(np.gcd.reduce(values - values[0]))
-    if (int(values[-1]) - int(values[0])) // step + 1 < 2 * values.size:
+    if (int(values[-1]) - int(values[0])) // step + 1 < PALETTE_SPARSITY * values.size:
         return None
     return values
 
@@ -103,7 +107,7 @@ class LPCV4Codec(Codec):
         palettes = []
         y = np.empty((n_ch, n), np.int64)
         for c in range(n_ch):
-            values = channel_palette(codes[c])
+            values = channel_palette(codes[c]) if opts["palette"] else None
             if values is None:
                 offsets[c], steps[c], y[c] = remove_offset_and_step(codes[c])
             else:
@@ -111,7 +115,7 @@ class LPCV4Codec(Codec):
                 offsets[c] = values.size // 2
                 y[c] = np.searchsorted(values, codes[c]) - offsets[c]
                 palettes.append(values)
-        stage1 = analysis.analyse(y, F, opts["order1"], polynomial=True)
+        stage1 = analysis.analyse(y, F, opts["order1"], True, opts["reflection"], opts["alternatives"])
         r = stage1[0]
         n_xc = min(n_ch, cross_channel.NO_REF)  # reference ids are bytes
         e = r.copy()
@@ -120,7 +124,7 @@ class LPCV4Codec(Codec):
         if opts["refs"] and n_xc > 1:
             k = opts["refs"]
             e[:n_xc], refs[:n_xc, :, :k], taps[:n_xc, :, : 3 * k] = cross_stage.choose(r[:n_xc], F, k, opts["irls"])
-        stage2 = analysis.analyse(e, F, opts["order2"], polynomial=False)
+        stage2 = analysis.analyse(e, F, opts["order2"], False, opts["reflection"], opts["alternatives"])
         head = [modes, offsets, steps - 1, np.array([v.size for v in palettes], np.int64),
                 np.concatenate([np.diff(v, prepend=0) for v in palettes] + [np.zeros(0, np.int64)])]
         return self._assemble(n, head, stage1, stage2, refs, taps)
