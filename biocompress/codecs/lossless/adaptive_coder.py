@@ -30,8 +30,12 @@ PREC = 15
 M = 1 << PREC
 SHAPES = (0.7, 1.0, 1.4, 2.0)  # generalized-Gaussian β: heavier than Laplace … Gaussian
 N_SHAPES = len(SHAPES)
-ZERO_SEGMENT = N_SHAPES  # segment header: every residual of the segment is 0
-N_HEADERS = N_SHAPES + 1
+# Segment headers: 0…3 adaptive scale with shape 0…3; 4 every residual is 0; 5…8 one
+# static scale for the whole segment (4 raw bits place it around the adaptive one), shape 0…3.
+ZERO_SEGMENT = N_SHAPES
+STATIC = N_SHAPES + 1
+N_HEADERS = 2 * N_SHAPES + 1
+STATIC_BITS = 4  # static index = adaptive index + delta − 8, delta in 0…15
 J_SPLIT = 64  # scale indices j ≥ 64 (scale ≥ 16) split off j//8 − 7 raw low bits
 N_COLUMNS = 72  # tables per shape: j < 64 exact integer bins, then 8 scale-invariant ones
 K_MAX = 126  # high parts −K…K (K ≤ K_MAX), then the escape symbol: ≤ 254 symbols
@@ -158,8 +162,27 @@ def _ensure(raw, nbytes, need):
     return bigger
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _symbol_cost(v, j, Ks, cost4, out):
+    # adds the bits of residual v coded at scale index j, for every shape, to out
+    if j < J_SPLIT:
+        col, k = j, 0
+    else:
+        col, k = J_SPLIT + ((j - J_SPLIT) & 7), ((j - J_SPLIT) >> 3) + 1
+    hi = v >> k
+    K = Ks[col]
+    if hi > K or hi < -K:
+        e = (hi - K) if hi > 0 else (-K - hi)
+        extra = k + 2 * _msb(e) + 2
+        for sh in range(N_SHAPES):
+            out[sh] += cost4[col, 2 * K + 1, sh] + extra
+    else:
+        for sh in range(N_SHAPES):
+            out[sh] += cost4[col, hi + K, sh] + k
+
+
 @numba.njit(cache=True, nogil=True)
-def _encode_kernel(res, lengths, segment, freq, cum, rcp, Ks, cost4):
+def _encode_kernel(res, lengths, segment, static_span, freq, cum, rcp, Ks, cost4):
     # res: all rows end to end. Returns (rANS words, raw bytes).
     total = res.size
     n_seg = 0
@@ -176,6 +199,7 @@ def _encode_kernel(res, lengths, segment, freq, cum, rcp, Ks, cost4):
     pos = 0
     seg_head = np.empty(n_seg, np.int64)
     seg_cost = np.zeros(N_SHAPES)
+    jidx = np.empty(segment, np.int64)
     si = 0
     for r in range(lengths.size):
         n = lengths[r]
@@ -207,13 +231,57 @@ def _encode_kernel(res, lengths, segment, freq, cum, rcp, Ks, cost4):
                     m -= m >> EMA_SHIFT
                 continue
             raw = _ensure(raw, nbytes, (b_end - a) * 32 + 64)
+            # pass 1: adaptive columns (and their costs for every shape); the segment's mean
+            m_start = m
+            j_start = _scale_index(m_start) + CONTEXT_OFFSET
             seg_cost[:] = 0.0
+            total_mag = 0
             for t in range(a, b_end):
                 if m < 1:
                     j = CONTEXT_OFFSET
                 else:
                     fbuf[0] = float(m)
                     j = (ibuf[0] >> 49) - (1023 << 3) + CONTEXT_OFFSET
+                v = res[t]
+                _symbol_cost(v, j, Ks, cost4, seg_cost)
+                jidx[t - a] = j
+                mag = min(abs(v), MAG_CAP)
+                total_mag += mag
+                m += ((mag << 4) - m) >> EMA_SHIFT
+            best = 0
+            for sh in range(1, N_SHAPES):
+                if seg_cost[sh] < seg_cost[best]:
+                    best = sh
+            best_bits = seg_cost[best]
+            # static candidates around the segment's maximum-likelihood scale
+            j_ml = _scale_index((total_mag << 4) // (b_end - a)) + CONTEXT_OFFSET
+            j_static = -1
+            for cand in range(j_ml - static_span, j_ml + static_span + 1):
+                jc = min(max(cand, j_start - 8, 0), j_start + 7)
+                if jc == j_static:
+                    continue
+                seg_cost[:] = STATIC_BITS
+                for t in range(a, b_end):
+                    _symbol_cost(res[t], jc, Ks, cost4, seg_cost)
+                for sh in range(N_SHAPES):
+                    if seg_cost[sh] < best_bits:
+                        best_bits = seg_cost[sh]
+                        best = STATIC + sh
+                        j_static = jc
+            seg_head[si] = best
+            si += 1
+            if best >= STATIC:
+                delta = j_static - j_start + 8
+                acc |= np.uint64(delta) << np.uint64(nacc)
+                nacc += STATIC_BITS
+                while nacc >= 8:
+                    raw[nbytes] = np.uint8(acc & np.uint64(255))
+                    nbytes += 1
+                    acc >>= np.uint64(8)
+                    nacc -= 8
+            # pass 2: symbols and raw bits of the chosen scales
+            for t in range(a, b_end):
+                j = j_static if best >= STATIC else jidx[t - a]
                 if j < J_SPLIT:
                     col, k = j, 0
                 else:
@@ -251,16 +319,6 @@ def _encode_kernel(res, lengths, segment, freq, cum, rcp, Ks, cost4):
                     sym = hi + K
                 cols[t] = col
                 syms[t] = sym
-                for sh in range(N_SHAPES):
-                    seg_cost[sh] += cost4[col, sym, sh]
-                mag = min(abs(v), MAG_CAP)
-                m += ((mag << 4) - m) >> EMA_SHIFT
-            best = 0
-            for sh in range(1, N_SHAPES):
-                if seg_cost[sh] < seg_cost[best]:
-                    best = sh
-            seg_head[si] = best
-            si += 1
         pos += n
     raw = _ensure(raw, nbytes, 16)
     while nacc > 0:
@@ -284,7 +342,7 @@ def _encode_kernel(res, lengths, segment, freq, cum, rcp, Ks, cost4):
             head = seg_head[si]
             si -= 1
             if head != ZERO_SEGMENT:
-                base = head * N_COLUMNS
+                base = (head if head < ZERO_SEGMENT else head - STATIC) * N_COLUMNS
                 for t in range(b_end - 1, a - 1, -1):
                     tab = base + cols[t]
                     s = syms[t]
@@ -325,14 +383,14 @@ def _encoder_tables():
     return rcp, cost4
 
 
-def encode_rows(rows, segment: int) -> bytes:
+def encode_rows(rows, segment: int, static_span: int = 1) -> bytes:
     """Code int64 rows (lengths known to the decoder) as one stream: ``u32 n_words``,
     the rANS words (u32, decoder order), then the raw bits."""
     lengths = np.array([r.size for r in rows], np.int64)
     res = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64)
     freq, cum, Ks, _, _ = tables()
     rcp, cost4 = _encoder_tables()
-    words, raw = _encode_kernel(res, lengths, int(segment), freq, cum, rcp, Ks, cost4)
+    words, raw = _encode_kernel(res, lengths, int(segment), int(static_span), freq, cum, rcp, Ks, cost4)
     return struct.pack("<I", words.size) + words.astype("<u4").tobytes() + raw.tobytes()
 
 
@@ -424,9 +482,25 @@ def _decode_kernel(words, raw, lengths, segment, freq, cum, Ks, lut, out, exact)
                     out[t] = 0
                     m -= m >> EMA_SHIFT
                 continue
-            base = head * N_COLUMNS
+            static = head >= STATIC
+            j_fixed = 0
+            if static:
+                if nbits < STATIC_BITS:
+                    while nbits <= 56 and rpos < n_raw:
+                        bitbuf |= np.uint64(raw[rpos]) << np.uint64(nbits)
+                        rpos += 1
+                        nbits += 8
+                    if nbits < STATIC_BITS:
+                        return 2
+                delta = np.int64(bitbuf & np.uint64((1 << STATIC_BITS) - 1))
+                bitbuf >>= np.uint64(STATIC_BITS)
+                nbits -= STATIC_BITS
+                j_fixed = max(0, _scale_index(m) + CONTEXT_OFFSET + delta - 8)
+            base = (head - STATIC if static else head) * N_COLUMNS
             for t in range(a, b_end):
-                if m < 1:
+                if static:
+                    j = j_fixed
+                elif m < 1:
                     j = CONTEXT_OFFSET
                 else:
                     fbuf[0] = float(m)

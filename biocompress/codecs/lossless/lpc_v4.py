@@ -33,9 +33,9 @@ LINEAR, PALETTE = 0, 1  # channel modes: x = y·step + offset, or x = palette[y 
 _ALL = {"reflection": True, "alternatives": True, "palette": True}
 LEVELS = {
     # encoder choices only: every level writes the same bitstream
-    "fast": {"order1": 16, "refs": 2, "irls": 0, "order2": 0, **_ALL},
-    "default": {"order1": 32, "refs": 3, "irls": 1, "order2": 32, **_ALL},
-    "max": {"order1": 32, "refs": 3, "irls": 1, "order2": 32, **_ALL},
+    "fast": {"order1": 16, "refs": 2, "irls": 0, "order2": 0, "static_span": 0, **_ALL},
+    "default": {"order1": 32, "refs": 3, "irls": 1, "order2": 32, "static_span": 1, **_ALL},
+    "max": {"order1": 32, "refs": 3, "irls": 1, "order2": 32, "static_span": 3, **_ALL},
 }
 PARAM_SEGMENT = 64
 PALETTE_SPARSITY = 16
@@ -147,7 +147,7 @@ class LPCV4Codec(Codec):
             tap_row = np.concatenate([taps[c, f, : n_taps[c, f]] for c in range(n_ch)] + [np.zeros(0, np.int64)])
             rows = [parcor.value_row(v1[:, f], p1[:, f], k1[:, f]), parcor.value_row(v2[:, f], p2[:, f], k2[:, f]),
                     tap_row] + [d[c, a:b] for c in range(n_ch)]
-            streams.append(adaptive_coder.encode_rows(rows, self.segment))
+            streams.append(adaptive_coder.encode_rows(rows, self.segment, LEVELS[self.level]["static_span"]))
         params = adaptive_coder.encode_rows(
             head + [frame_params.ravel(), np.array([len(s) for s in streams], np.int64)], PARAM_SEGMENT)
         return _HEADER.pack(KEY_BLOCK, 0, n_ch, n, len(params)) + params + b"".join(streams)
