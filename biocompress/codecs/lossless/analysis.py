@@ -165,9 +165,50 @@ def _quadratic_error(cov, q, p, shift):
     return e
 
 
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _reweighted_covariance(y, p, offset, coef, cov):
+    # One IRLS step: weights 1/|error| of the predictor coef (floored at half the mean |error|)
+    # over samples t ≥ offset of y, and the weighted (p+1)² covariance of [y[t], …, y[t−p]].
+    n = y.size - offset
+    err = np.empty(n)
+    total = 0.0
+    for t in range(n):
+        acc = y[offset + t]
+        for k in range(p):
+            acc -= coef[k] * y[offset + t - 1 - k]
+        err[t] = abs(acc)
+        total += err[t]
+    floor = 0.5 * total / max(n, 1) + 1e-9
+    for t in range(n):
+        err[t] = 1.0 / max(err[t], floor)
+    for i in range(p + 1):
+        a = y[offset - i : offset - i + n]
+        for j in range(i, p + 1):
+            b = y[offset - j : offset - j + n]
+            acc = 0.0
+            for t in range(n):
+                acc += err[t] * a[t] * b[t]
+            cov[i, j] = acc
+            cov[j, i] = acc
+
+
 @numba.njit(cache=True, nogil=True)
-def _least_squares_choice(window, hist, max_order, reflection, flat, starts, values, q):
+def _float_error(cov, coef, p):
+    e = cov[0, 0]
+    for i in range(p):
+        e -= 2.0 * coef[i] * cov[i + 1, 0]
+        acc = 0.0
+        for j in range(p):
+            acc += coef[j] * cov[i + 1, j + 1]
+        e += coef[i] * acc
+    return e
+
+
+@numba.njit(cache=True, nogil=True)
+def _least_squares_choice(window, hist, max_order, reflection, irls, flat, starts, values, q):
     # Fills values[:p] and q[:p]; returns (p, kind, shift). reflection=False: direct form only.
+    # irls > 0: that many reweighting steps towards least |error| (Laplacian residuals) once
+    # the order is chosen; the quantization is then judged on the weighted error.
     n = window.size - hist
     p_max = min(max_order, n // 4, hist + n // 2)
     if p_max <= 0:
@@ -199,6 +240,21 @@ def _least_squares_choice(window, hist, max_order, reflection, flat, starts, val
     if p == 0:
         return 0, 0, parcor.Q_BITS
     coef = _solve_order(L, z, p)
+    weight = 0.5  # bits ≈ weight·m·log2(error): energies for least squares, ~Σ|r| after IRLS
+    if irls > 0:
+        wcov = np.empty((p + 1, p + 1))
+        solved = False
+        for _ in range(irls):
+            _reweighted_covariance(y, p, p_max, coef, wcov)
+            Lw, zw, ok_w = _cholesky_orders(wcov, p)
+            if ok_w < p:
+                break
+            coef = _solve_order(Lw, zw, p)
+            solved = True
+        if solved:
+            cov = wcov
+            weight = 1.0
+            e_p = max(_float_error(cov, coef, p), floor)
     kappa, ok = _step_down(coef)
     if not ok:
         kappa = _levinson_windowed(window.astype(np.float64), p)
@@ -216,7 +272,7 @@ def _least_squares_choice(window, hist, max_order, reflection, flat, starts, val
         if not parcor._step_up(idx, res, flat, starts, qq):
             break
         error = max(_quadratic_error(cov, qq, p, parcor.Q_BITS), floor)
-        bits = 0.5 * m * math.log2(error) + p * (res - 7 + COEF_BITS)
+        bits = weight * m * math.log2(error) + p * (res - 7 + COEF_BITS)
         if bits < best_bits:
             best_bits, best_res, best_error = bits, res, error
             values[:p] = idx
@@ -239,7 +295,7 @@ def _least_squares_choice(window, hist, max_order, reflection, flat, starts, val
             if big:
                 break
             error = max(_quadratic_error(cov, qq, p, sh), floor)
-            bits = 0.5 * m * math.log2(error) + 2.0 * p
+            bits = weight * m * math.log2(error) + 2.0 * p
             for i in range(p):
                 bits += math.log2(abs(qq[i]) + 1.0)
             if bits < best_bits:
@@ -308,8 +364,8 @@ def _log_cost(r, m):
 
 
 @numba.njit(cache=True, nogil=True)
-def analyse_stage(rows, frame, max_order, polynomial, reflection, alternatives, flat, starts, res_out, values_out,
-                  orders_out, kinds_out, coefs_out, shifts_out):
+def analyse_stage(rows, frame, max_order, polynomial, reflection, alternatives, irls, always, flat, starts, res_out,
+                  values_out, orders_out, kinds_out, coefs_out, shifts_out):
     """Predictors and residuals of every row: rows (n_ch, n) int64 → res_out (n_ch, n);
     per (channel, frame): values_out (…, 32), orders_out, kinds_out, coefs_out (…, 32: the
     q reversed and right-aligned, as prediction.synthesize_rows takes them), shifts_out.
@@ -339,7 +395,8 @@ def analyse_stage(rows, frame, max_order, polynomial, reflection, alternatives, 
                 values[0] = np.int64(1) << (parcor.MIN_RES - 1)
                 q[0] = np.int64(1) << parcor.Q_BITS
             elif max_order > 0:
-                p, kind, shift = _least_squares_choice(window, hist, max_order, reflection, flat, starts, values, q)
+                p, kind, shift = _least_squares_choice(window, hist, max_order, reflection, irls, flat, starts,
+                                                       values, q)
             else:
                 p, kind, shift = 0, 0, parcor.Q_BITS
             qsum = 1.0
@@ -352,7 +409,8 @@ def analyse_stage(rows, frame, max_order, polynomial, reflection, alternatives, 
             _frame_residual(x, a, b, q, p, shift, best_r, acc)
             # do the alternatives deserve a look? stage 2: always (its least squares can overfit
             # an almost white input); stage 1: when many samples repeat exactly
-            if alternatives and m > 16 and p > 0 and (not polynomial or _repeats(x, a, b) * ALTERNATIVE_SHARE >= m):
+            if alternatives and m > 16 and p > 0 and (always or not polynomial
+                                                      or _repeats(x, a, b) * ALTERNATIVE_SHARE >= m):
                 best = _log_cost(best_r, m)
                 for order in range(0 if not polynomial else 1, 4 if polynomial else 1):
                     # fixed predictors: κ = +1, −1, +1 … at resolution 4 (order 0: none)
@@ -386,7 +444,7 @@ def analyse_stage(rows, frame, max_order, polynomial, reflection, alternatives, 
 
 
 def analyse(rows: np.ndarray, frame: int, max_order: int, polynomial: bool, reflection: bool = True,
-            alternatives: bool = True):
+            alternatives: bool = True, irls: int = 0, always: bool = False):
     """Python entry: (residuals, values, orders, kinds, coefs, shifts) of one stage."""
     n_ch, n = rows.shape
     n_frames = -(-n // frame)
@@ -398,5 +456,5 @@ def analyse(rows: np.ndarray, frame: int, max_order: int, polynomial: bool, refl
     shifts = np.zeros((n_ch, n_frames), np.int64)
     flat, starts = parcor.all_kappa_tables()
     analyse_stage(np.ascontiguousarray(rows, np.int64), frame, max_order, polynomial, reflection, alternatives,
-                  flat, starts, res, values, orders, kinds, coefs, shifts)
+                  irls, always, flat, starts, res, values, orders, kinds, coefs, shifts)
     return res, values, orders, kinds, coefs, shifts

@@ -30,12 +30,13 @@ _HEADER = struct.Struct("<BBHII")  # block type, reserved, n_ch, n, params strea
 N_FRAME_PARAMS = 8  # per channel and frame: p1, kind1, p2, kind2, stage 3 (0), 3 reference slots
 N_REF_SLOTS = 3
 LINEAR, PALETTE = 0, 1  # channel modes: x = y·step + offset, or x = palette[y + offset]
-_ALL = {"reflection": True, "alternatives": True, "palette": True}
+_ALL = {"reflection": True, "alternatives": True, "palette": True, "always": False}
 LEVELS = {
     # encoder choices only: every level writes the same bitstream
-    "fast": {"order1": 16, "refs": 2, "irls": 0, "order2": 0, "static_span": 0, **_ALL},
-    "default": {"order1": 32, "refs": 3, "irls": 1, "order2": 32, "static_span": 1, **_ALL},
-    "max": {"order1": 32, "refs": 3, "irls": 1, "order2": 32, "static_span": 3, **_ALL},
+    "fast": {"order1": 16, "refs": 2, "irls": 0, "order2": 0, "static_span": 0, "lpc_irls": 0, **_ALL},
+    "default": {"order1": 32, "refs": 3, "irls": 1, "order2": 32, "static_span": 1, "lpc_irls": 0, **_ALL},
+    "max": {"order1": 32, "refs": 3, "irls": 2, "order2": 32, "static_span": 3, "lpc_irls": 3, **_ALL,
+            "always": True},
 }
 PARAM_SEGMENT = 64
 PALETTE_SPARSITY = 16
@@ -115,7 +116,8 @@ class LPCV4Codec(Codec):
                 offsets[c] = values.size // 2
                 y[c] = np.searchsorted(values, codes[c]) - offsets[c]
                 palettes.append(values)
-        stage1 = analysis.analyse(y, F, opts["order1"], True, opts["reflection"], opts["alternatives"])
+        stage1 = analysis.analyse(y, F, opts["order1"], True, opts["reflection"], opts["alternatives"],
+                                  opts["lpc_irls"], opts["always"])
         r = stage1[0]
         n_xc = min(n_ch, cross_channel.NO_REF)  # reference ids are bytes
         e = r.copy()
@@ -124,7 +126,8 @@ class LPCV4Codec(Codec):
         if opts["refs"] and n_xc > 1:
             k = opts["refs"]
             e[:n_xc], refs[:n_xc, :, :k], taps[:n_xc, :, : 3 * k] = cross_stage.choose(r[:n_xc], F, k, opts["irls"])
-        stage2 = analysis.analyse(e, F, opts["order2"], False, opts["reflection"], opts["alternatives"])
+        stage2 = analysis.analyse(e, F, opts["order2"], False, opts["reflection"], opts["alternatives"],
+                                  opts["lpc_irls"], opts["always"])
         head = [modes, offsets, steps - 1, np.array([v.size for v in palettes], np.int64),
                 np.concatenate([np.diff(v, prepend=0) for v in palettes] + [np.zeros(0, np.int64)])]
         return self._assemble(n, head, stage1, stage2, refs, taps)
