@@ -11,11 +11,13 @@ output is decoded and compared with the input. Recordings are reported in three 
 real, tiny (< 50 000 samples) and synthetic (the corpus README's test generators and the KIT
 artificial signal); the targets concern the real ones.
 
-Speeds are per core, single process (numba and BLAS on one thread). FLAC and WavPack are
-timed on one stream per channel, each the concatenation of that channel over the recordings
-of ``--speed-set`` (a corpus sub-folder), so their process start-up hardly counts; ours on
-the same recordings' blocks. The load average is printed: on a shared machine only
-speeds measured in one run, relative to each other, mean much.
+Speeds are per core, single process (numba and BLAS on one thread), as wall-clock and as CPU
+time (this process's, or the children's for the command-line tools: on a busy machine CPU
+time is the steadier measure). FLAC and WavPack are timed on one stream per channel, each the
+concatenation of that channel over the recordings of ``--speed-set`` (a corpus sub-folder),
+less their process start-up (measured on a 64-sample stream); ours on the same recordings'
+blocks. The load average is printed: on a shared machine only speeds measured in one run,
+relative to each other, mean much.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -65,41 +68,72 @@ def group_of(path: Path, n_samples: int) -> str:
     return "tiny" if n_samples < TINY_SAMPLES else "real"
 
 
-def blockwise(codec, parts):
-    """(payload bytes, encode s, decode s) over the writer's blocks; raises if a block differs."""
-    size, t_enc, t_dec = 0, 0.0, 0.0
+def _children_cpu() -> float:
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
+class Clock:
+    """Wall-clock and CPU seconds of what runs between start() and stop() (this process, or
+    its children for the command-line tools)."""
+
+    def __init__(self, children: bool = False):
+        self.cpu_of = _children_cpu if children else time.process_time
+        self.wall = self.cpu = 0.0
+
+    def start(self):
+        self._w, self._c = time.perf_counter(), self.cpu_of()
+
+    def stop(self):
+        self.wall += time.perf_counter() - self._w
+        self.cpu += self.cpu_of() - self._c
+
+
+def blockwise(codec, parts, enc: Clock, dec: Clock) -> int:
+    """Payload bytes over the writer's blocks, timing encode and decode; raises if a block differs."""
+    size = 0
     for codes in parts:
         for c0 in range(0, codes.shape[0], GROUP_CHANNELS):
             for t0 in range(0, max(codes.shape[1], 1), BLOCK_SAMPLES):
                 block = np.ascontiguousarray(codes[c0 : c0 + GROUP_CHANNELS, t0 : t0 + BLOCK_SAMPLES])
-                t = time.perf_counter()
+                enc.start()
                 payload = codec.encode(block)
-                t_enc += time.perf_counter() - t
-                t = time.perf_counter()
+                enc.stop()
+                dec.start()
                 back = codec.decode(payload)
-                t_dec += time.perf_counter() - t
+                dec.stop()
                 if not np.array_equal(back, block):
                     raise AssertionError(f"{codec!r} does not round-trip")
                 size += len(payload)
-    return size, t_enc, t_dec
+    return size
 
 
-def external_speed(codec, streams: list[np.ndarray], bits: int, rate: int) -> tuple[float, float]:
-    """Seconds to encode and to decode each stream with one process per stream, less the
-    process start-up (the median time of 5 runs on a 64-sample stream, per process)."""
-    enc = dec = 0.0
+def _timed(clock: Clock, cmd) -> None:
+    clock.start()
+    _call(cmd)
+    clock.stop()
+
+
+def external_speed(codec, streams: list[np.ndarray], bits: int, rate: int) -> tuple[Clock, Clock]:
+    """Encode and decode clocks of each stream with one process per stream, less the process
+    start-up (the median of 5 runs on a 64-sample stream, per process)."""
+    enc, dec = Clock(children=True), Clock(children=True)
     with tempfile.TemporaryDirectory(dir=_tmp_root()) as tmp:
         raw, comp, out = (Path(tmp) / f"tiny{ext}" for ext in (".raw", codec.suffix, ".out"))
         raw.write_bytes(pack(np.zeros(64, np.int64), bits))
-        start_enc = float(np.median([_call(codec.encode_cmd(raw, comp, bits, rate)) for _ in range(5)]))
-        start_dec = float(np.median([_call(codec.decode_cmd(comp, out)) for _ in range(5)]))
-        enc -= start_enc * len(streams)
-        dec -= start_dec * len(streams)
+        for clock, cmd in ((enc, codec.encode_cmd(raw, comp, bits, rate)), (dec, codec.decode_cmd(comp, out))):
+            runs = []
+            for _ in range(5):
+                tiny = Clock(children=True)
+                _timed(tiny, cmd)
+                runs.append((tiny.wall, tiny.cpu))
+            clock.wall -= float(np.median([w for w, _ in runs])) * len(streams)
+            clock.cpu -= float(np.median([c for _, c in runs])) * len(streams)
         for i, x in enumerate(streams):
             raw, comp, out = (Path(tmp) / f"s{i}{ext}" for ext in (".raw", codec.suffix, ".out"))
             raw.write_bytes(pack(x, bits))
-            enc += _call(codec.encode_cmd(raw, comp, bits, rate))
-            dec += _call(codec.decode_cmd(comp, out))
+            _timed(enc, codec.encode_cmd(raw, comp, bits, rate))
+            _timed(dec, codec.decode_cmd(comp, out))
             if not np.array_equal(unpack(out.read_bytes(), bits, x.shape), x):
                 raise AssertionError(f"{codec.name} does not round-trip")
             for p in (raw, comp, out):
@@ -134,7 +168,7 @@ def main(argv=None) -> int:
             console.print(f"[red]{c.name}: {why}[/red]")
             return 2
     load_before = os.getloadavg()
-    rows, speed = [], {name: [0, 0.0, 0.0] for name in ours}
+    rows, speed = [], {name: [0, Clock(), Clock()] for name in ours}
     speed_streams: dict[tuple[int, int], list[np.ndarray]] = {}  # (bits, channel) -> arrays
     with threadpool_limits(1):
         warm_up(ours)
@@ -156,12 +190,10 @@ def main(argv=None) -> int:
                 size = sum(c.run(x, src.bits, sfreq=src.sfreq).compressed_bytes for x in parts)
                 row[c.name] = native / size
             for name, codec in ours.items():
-                size, t_enc, t_dec = blockwise(codec, parts)
-                row[name] = native / size
+                enc, dec = (speed[name][1], speed[name][2]) if timed else (Clock(), Clock())
+                row[name] = native / blockwise(codec, parts, enc, dec)
                 if timed:
                     speed[name][0] += src.n_stored
-                    speed[name][1] += t_enc
-                    speed[name][2] += t_dec
             if timed and len(parts) == 1:
                 for ch, x in enumerate(parts[0]):
                     speed_streams.setdefault((src.bits, ch), []).append(x)
@@ -175,12 +207,13 @@ def main(argv=None) -> int:
             streams = {bits: [np.concatenate(v) for (b, _), v in speed_streams.items() if b == bits]
                        for bits in {b for b, _ in speed_streams}}
             for c in externals:
-                n = enc = dec = 0
+                n, enc, dec = 0, Clock(children=True), Clock(children=True)
                 for bits, group in streams.items():
                     e, d = external_speed(c, group, bits, 500)
                     n += sum(x.size for x in group)
-                    enc += e
-                    dec += d
+                    for total, part in ((enc, e), (dec, d)):
+                        total.wall += part.wall
+                        total.cpu += part.cpu
                 ext_speed[c.name] = (n, enc, dec)
     load_after = os.getloadavg()
     if not rows:
@@ -224,15 +257,21 @@ def report(console, rows, ours, externals, speed, ext_speed, a, load_before, loa
                                                     f"({min(r[f'{n} / best'] for r in sub):.3f})" for n in ours))
     console.print(summary)
 
-    speeds = Table(title=f"Per-core speed on {a.speed_set}/ (M samples/s, one process, one thread)")
+    speeds = Table(title=f"Per-core speed on {a.speed_set}/ (M samples/s, one process, one thread; "
+                         "wall-clock | CPU time)")
     for col in ("codec", "samples", "encode", "decode", "encode ÷ flac -8", "decode ÷ flac -d"):
         speeds.add_column(col, justify="left" if col == "codec" else "right")
     flac = ext_speed.get("flac8")
-    rate = lambda n, s: n / s / 1e6 if s else math.nan  # noqa: E731
+    rate = lambda n, s: n / s / 1e6 if s > 0 else math.nan  # noqa: E731
     for name, (n, enc, dec) in list(ext_speed.items()) + list((k, tuple(v)) for k, v in speed.items()):
-        rel_e = rate(n, enc) / rate(*flac[:2]) if flac else math.nan
-        rel_d = rate(n, dec) / rate(flac[0], flac[2]) if flac else math.nan
-        speeds.add_row(name, f"{n:,}", f"{rate(n, enc):.2f}", f"{rate(n, dec):.2f}", f"{rel_e:.3f}", f"{rel_d:.3f}")
+        cells = [f"{rate(n, enc.wall):.2f} | {rate(n, enc.cpu):.2f}", f"{rate(n, dec.wall):.2f} | {rate(n, dec.cpu):.2f}"]
+        if flac:
+            fn, fe, fd = flac
+            cells += [f"{rate(n, enc.wall) / rate(fn, fe.wall):.3f} | {rate(n, enc.cpu) / rate(fn, fe.cpu):.3f}",
+                      f"{rate(n, dec.wall) / rate(fn, fd.wall):.3f} | {rate(n, dec.cpu) / rate(fn, fd.cpu):.3f}"]
+        else:
+            cells += ["-", "-"]
+        speeds.add_row(name, f"{n:,}", *cells)
     console.print(speeds)
     console.print(f"load average (1, 5, 15 min): before {tuple(round(v, 2) for v in load_before)}, "
                   f"after {tuple(round(v, 2) for v in load_after)} on {os.cpu_count()} cores")
