@@ -449,6 +449,32 @@ def analyse_stage(rows, frame, max_order, polynomial, reflection, alternatives, 
                 coefs_out[c, f, TAPS - 1 - k] = q[k]
 
 
+@numba.njit(cache=True, nogil=True)
+def offset_and_step(x, y):
+    """x = y·step + offset with y centred on 0 and step the largest common step of x (as
+    lpc_codec.remove_offset_and_step; the gcd stops as soon as it reaches 1). Fills y."""
+    n = x.size
+    if n == 0:
+        return np.int64(0), np.int64(1)
+    x0 = x[0]
+    g = np.int64(0)
+    for t in range(n):
+        d = abs(x[t] - x0)
+        while d:
+            g, d = d, g % d
+        if g == 1:
+            break
+    step = g if g > 0 else np.int64(1)
+    total = 0.0
+    for t in range(n):
+        y[t] = (x[t] - x0) // step
+        total += y[t]
+    centre = np.int64(np.rint(total / n))
+    for t in range(n):
+        y[t] -= centre
+    return x0 + centre * step, step
+
+
 def analyse(rows: np.ndarray, frame: int, max_order: int, polynomial: bool, reflection: bool = True,
             alternatives: bool = True, irls: int = 0, always: bool = False):
     """Python entry: (residuals, values, orders, kinds, coefs, shifts) of one stage."""

@@ -179,6 +179,8 @@ def choose_kernel(residuals, frame, n_refs, irls_steps, errors, refs_out, taps_o
             for t in range(max(0, a - 1), min(n, b + 1)):
                 peak[c] = max(peak[c], abs(float(residuals[c, t])))
         w = np.ones(m)
+        # unweighted products of reference pairs at lag pairs, shared by the channels that use them
+        pair = np.full((n_ch, n_ch, n_lags, n_lags), np.nan)
         for c in range(1, n_ch):
             if gram[c, c] == 0.0:
                 continue
@@ -204,7 +206,14 @@ def choose_kernel(residuals, frame, n_refs, irls_steps, errors, refs_out, taps_o
                     rhs[i] = _lagged_dot(w, rf[ji], y, 0, m, li, 0, weighted)
                     for i2 in range(i + 1):
                         j2, l2 = cand[i2 // n_lags], _LAGS[i2 % n_lags]
-                        g[i, i2] = _lagged_dot(w, rf[ji], rf[j2], 0, m, li, l2, weighted)
+                        if weighted:
+                            g[i, i2] = _lagged_dot(w, rf[ji], rf[j2], 0, m, li, l2, True)
+                        else:
+                            cached = pair[ji, j2, i % n_lags, i2 % n_lags]
+                            if np.isnan(cached):
+                                cached = _lagged_dot(w, rf[ji], rf[j2], 0, m, li, l2, False)
+                                pair[ji, j2, i % n_lags, i2 % n_lags] = cached
+                            g[i, i2] = cached
                         g[i2, i] = g[i, i2]
                 fit, ok = _solve(g, rhs)
                 if not ok:

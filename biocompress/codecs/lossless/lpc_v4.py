@@ -23,7 +23,6 @@ import numpy as np
 from ...errors import CorruptArchiveError
 from ..base import Codec, check_2d_int, check_declared_shape, register_codec
 from . import adaptive_coder, analysis, cross_channel, cross_stage, parcor, prediction
-from .lpc_codec import remove_offset_and_step
 
 KEY_BLOCK = 0  # block types; 1 (continuation of the previous block's state) is reserved
 _HEADER = struct.Struct("<BBHII")  # block type, reserved, n_ch, n, params stream bytes
@@ -110,7 +109,7 @@ class LPCV4Codec(Codec):
         for c in range(n_ch):
             values = channel_palette(codes[c]) if opts["palette"] else None
             if values is None:
-                offsets[c], steps[c], y[c] = remove_offset_and_step(codes[c])
+                offsets[c], steps[c] = analysis.offset_and_step(codes[c], y[c])
             else:
                 modes[c] = PALETTE
                 offsets[c] = values.size // 2
