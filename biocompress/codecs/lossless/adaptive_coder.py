@@ -137,14 +137,6 @@ def _scale_index(m):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _column(j):
-    # (table column, raw low bits) of a scale index
-    if j < 64:
-        return j, 0
-    return 64 + ((j - 64) & 7), ((j - 64) >> 3) + 1
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
 def _average_from_index(j):
     return ((8 + (j & 7)) << (j >> 3)) >> 3
 

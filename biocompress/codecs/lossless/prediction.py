@@ -1,4 +1,4 @@
-"""Integer LPC filtering of whole blocks for lpc-v4: residuals (encoder) and synthesis (decoder).
+"""Integer LPC synthesis of whole blocks for lpc-v4 (the decoder's recursive filter).
 
 The predictor is lpc-v1's (§8.2): frame ``f`` of a row uses its own coefficients ``q`` (order
 ``p ≤ 32``) and ``shift``, history crosses frames, and the first ``p`` samples of the block are
@@ -62,44 +62,3 @@ def synthesize_rows(res, coefs, orders, shifts, frame, rows, out):
                 for k in range(TAPS - 1):
                     acc += q[k] * window[k]
                 x[i] = r[i] + ((acc + q[TAPS - 1] * window[TAPS - 1]) >> shift)
-
-
-@numba.njit(cache=True, nogil=True)
-def residual_rows(x_rows, coefs, orders, shifts, frame, out):
-    """Inverse of :func:`synthesize_rows` for every row (the encoder's residuals)."""
-    n = x_rows.shape[1]
-    acc = np.empty(frame, np.int64)
-    for c in range(x_rows.shape[0]):
-        x = x_rows[c]
-        r = out[c]
-        for f in range(orders.shape[1]):
-            a, b = f * frame, min(n, (f + 1) * frame)
-            if a >= n:
-                break
-            q = coefs[c, f]
-            p, shift = orders[c, f], shifts[c, f]
-            half = np.int64(1) << (shift - 1) if shift > 0 else np.int64(0)
-            start = min(b, max(a, TAPS))
-            for i in range(a, start):
-                r[i] = _warm_up(x, x, i, p, q, shift, False)
-            m = b - start
-            for t in range(m):
-                acc[t] = half
-            for k in range(TAPS - p, TAPS):  # taps beyond the order are zero
-                qk = q[k]
-                src = x[start - TAPS + k : b - TAPS + k]
-                for t in range(m):
-                    acc[t] += qk * src[t]
-            xs = x[start:b]
-            rs = r[start:b]
-            for t in range(m):
-                rs[t] = xs[t] - (acc[t] >> shift)
-
-
-def pack_coefficients(q_list, n_frames: int) -> np.ndarray:
-    """(32,) reversed, right-aligned coefficient rows of one channel's frames, as int64 (n_frames, 32)."""
-    out = np.zeros((n_frames, TAPS), np.int64)
-    for f, q in enumerate(q_list):
-        if q.size:
-            out[f, TAPS - q.size :] = q[::-1]
-    return out
