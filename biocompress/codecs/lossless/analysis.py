@@ -205,56 +205,10 @@ def _float_error(cov, coef, p):
 
 
 @numba.njit(cache=True, nogil=True)
-def _least_squares_choice(window, hist, max_order, reflection, irls, flat, starts, values, q):
-    # Fills values[:p] and q[:p]; returns (p, kind, shift). reflection=False: direct form only.
-    # irls > 0: that many reweighting steps towards least |error| (Laplacian residuals) once
-    # the order is chosen; the quantization is then judged on the weighted error.
-    n = window.size - hist
-    p_max = min(max_order, n // 4, hist + n // 2)
-    if p_max <= 0:
-        return 0, 0, parcor.Q_BITS
-    start = max(0, hist - p_max)
-    y = np.empty(window.size - start)
-    mean = 0.0
-    for t in range(y.size):
-        y[t] = window[start + t]
-        mean += y[t]
-    mean /= y.size
-    for t in range(y.size):
-        y[t] -= mean
-    cov = _lagged_covariance(y, p_max)
-    if not cov[0, 0] > 0.0:
-        return 0, 0, parcor.Q_BITS
-    L, z, usable = _cholesky_orders(cov, p_max)
-    m = n - max(0, p_max - hist)
-    floor = 1e-3 * m
-    best_cost = 0.5 * m * math.log2(max(cov[0, 0], floor))
-    p = 0
-    energy = cov[0, 0]
-    e_p = energy
-    for i in range(usable):
-        energy -= z[i] * z[i]
-        cost = 0.5 * m * math.log2(max(energy, floor)) + (i + 1) * COEF_BITS
-        if cost < best_cost:
-            best_cost, p, e_p = cost, i + 1, max(energy, floor)
-    if p == 0:
-        return 0, 0, parcor.Q_BITS
-    coef = _solve_order(L, z, p)
-    weight = 0.5  # bits ≈ weight·m·log2(error): energies for least squares, ~Σ|r| after IRLS
-    if irls > 0:
-        wcov = np.empty((p + 1, p + 1))
-        solved = False
-        for _ in range(irls):
-            _reweighted_covariance(y, p, p_max, coef, wcov)
-            Lw, zw, ok_w = _cholesky_orders(wcov, p)
-            if ok_w < p:
-                break
-            coef = _solve_order(Lw, zw, p)
-            solved = True
-        if solved:
-            cov = wcov
-            weight = 1.0
-            e_p = max(_float_error(cov, coef, p), floor)
+def _quantized(coef, p, cov, m, floor, e_p, weight, reflection, window, flat, starts, values, q):
+    # The coded form of predictor coef (order p): reflection indices at the resolution whose
+    # estimated bits (weight·m·log2(error) + indices) are fewest, or direct-form coefficients
+    # when that loses > 10 % of the error energy e_p. Fills values[:p], q[:p]; (kind, shift, ok).
     kappa, ok = _step_down(coef)
     if not ok:
         kappa = _levinson_windowed(window.astype(np.float64), p)
@@ -303,9 +257,67 @@ def _least_squares_choice(window, hist, max_order, reflection, irls, flat, start
                 kind, shift = parcor.DIRECT_CODE + sh - 14, sh
                 values[:p] = qq
                 q[:p] = qq
-    if best_bits == np.inf:
-        return 0, 0, parcor.Q_BITS
-    return p, kind, shift
+    return kind, shift, best_bits < np.inf
+
+
+@numba.njit(cache=True, nogil=True)
+def _least_squares_choice(window, hist, max_order, reflection, irls, flat, starts, values, q, values2, q2):
+    # The least-squares predictor's order p and coded form (values, q): (p, kind, shift, ...);
+    # irls > 0 also gives, in values2/q2, the same order refitted by that many reweighting
+    # steps towards least |error| (Laplacian residuals): (…, kind2, shift2, True). The caller
+    # keeps whichever codes the frame smaller. reflection=False: direct form only.
+    n = window.size - hist
+    p_max = min(max_order, n // 4, hist + n // 2)
+    if p_max <= 0:
+        return 0, 0, parcor.Q_BITS, 0, parcor.Q_BITS, False
+    start = max(0, hist - p_max)
+    y = np.empty(window.size - start)
+    mean = 0.0
+    for t in range(y.size):
+        y[t] = window[start + t]
+        mean += y[t]
+    mean /= y.size
+    for t in range(y.size):
+        y[t] -= mean
+    cov = _lagged_covariance(y, p_max)
+    if not cov[0, 0] > 0.0:
+        return 0, 0, parcor.Q_BITS, 0, parcor.Q_BITS, False
+    L, z, usable = _cholesky_orders(cov, p_max)
+    m = n - max(0, p_max - hist)
+    floor = 1e-3 * m
+    best_cost = 0.5 * m * math.log2(max(cov[0, 0], floor))
+    p = 0
+    energy = cov[0, 0]
+    e_p = energy
+    for i in range(usable):
+        energy -= z[i] * z[i]
+        cost = 0.5 * m * math.log2(max(energy, floor)) + (i + 1) * COEF_BITS
+        if cost < best_cost:
+            best_cost, p, e_p = cost, i + 1, max(energy, floor)
+    if p == 0:
+        return 0, 0, parcor.Q_BITS, 0, parcor.Q_BITS, False
+    coef = _solve_order(L, z, p)
+    kind, shift, ok = _quantized(coef, p, cov, m, floor, e_p, 0.5, reflection, window, flat, starts, values, q)
+    if not ok:
+        return 0, 0, parcor.Q_BITS, 0, parcor.Q_BITS, False
+    if irls > 0:
+        wcov = np.empty((p + 1, p + 1))
+        solved = False
+        for _ in range(irls):
+            _reweighted_covariance(y, p, p_max, coef, wcov)
+            Lw, zw, ok_w = _cholesky_orders(wcov, p)
+            if ok_w < p:
+                break
+            coef = _solve_order(Lw, zw, p)
+            solved = True
+        if solved:
+            # bits ≈ m·log2(Σ w·e²) after reweighting (≈ Σ|e|), not m/2·log2(energy)
+            e_w = max(_float_error(wcov, coef, p), floor)
+            kind2, shift2, ok2 = _quantized(coef, p, wcov, m, floor, e_w, 1.0, reflection, window, flat, starts,
+                                            values2, q2)
+            if ok2:
+                return p, kind, shift, kind2, shift2, True
+    return p, kind, shift, 0, parcor.Q_BITS, False
 
 
 @numba.njit(cache=True, nogil=True)
@@ -355,6 +367,15 @@ def _repeats(x, a, b):
     return count
 
 
+@numba.njit(cache=True, nogil=True)
+def _fits(q, p, peak):
+    # (Σ|q| + 1)·(max|x| + 1) well below 2^62: the prediction sum cannot leave int64
+    qsum = 1.0
+    for k in range(p):
+        qsum += abs(float(q[k]))
+    return qsum * (peak + 1.0) < HEADROOM
+
+
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _log_cost(r, m, scratch):
     # Σ log2(1 + |r|) with log2 read off the float64 bits (exponent + mantissa as a fraction,
@@ -381,6 +402,8 @@ def analyse_stage(rows, frame, max_order, polynomial, reflection, alternatives, 
     n_frames = orders_out.shape[1]
     values = np.zeros(TAPS, np.int64)
     q = np.zeros(TAPS, np.int64)
+    values2 = np.zeros(TAPS, np.int64)
+    q2 = np.zeros(TAPS, np.int64)
     trial = np.empty(frame, np.int64)
     best_r = np.empty(frame, np.int64)
     acc = np.empty(frame, np.int64)
@@ -396,23 +419,31 @@ def analyse_stage(rows, frame, max_order, polynomial, reflection, alternatives, 
             lo, hi, peak = _range(window, hist)
             values[:] = 0
             q[:] = 0
+            refit = False
+            kind2, shift2 = 0, parcor.Q_BITS
             if lo == hi:  # constant frame: repeat the previous sample (κ = 1 exactly)
                 p, kind, shift = 1, 0, parcor.Q_BITS
                 values[0] = np.int64(1) << (parcor.MIN_RES - 1)
                 q[0] = np.int64(1) << parcor.Q_BITS
             elif max_order > 0:
-                p, kind, shift = _least_squares_choice(window, hist, max_order, reflection, irls, flat, starts,
-                                                       values, q)
+                values2[:] = 0
+                q2[:] = 0
+                p, kind, shift, kind2, shift2, refit = _least_squares_choice(window, hist, max_order, reflection, irls,
+                                                                            flat, starts, values, q, values2, q2)
             else:
                 p, kind, shift = 0, 0, parcor.Q_BITS
-            qsum = 1.0
-            for k in range(p):
-                qsum += abs(float(q[k]))
-            if qsum * (peak + 1.0) >= HEADROOM:
-                p, kind, shift = 0, 0, parcor.Q_BITS
+            if not _fits(q, p, peak):
+                p, kind, shift, refit = 0, 0, parcor.Q_BITS, False
                 values[:] = 0
                 q[:] = 0
             _frame_residual(x, a, b, q, p, shift, best_r, acc)
+            if refit and _fits(q2, p, peak):  # the reweighted refit, when it codes smaller
+                _frame_residual(x, a, b, q2, p, shift2, trial, acc)
+                if _log_cost(trial, m, scratch) < _log_cost(best_r, m, scratch):
+                    kind, shift = kind2, shift2
+                    values[:] = values2
+                    q[:] = q2
+                    best_r[:m] = trial[:m]
             # do the alternatives deserve a look? stage 2: always (its least squares can overfit
             # an almost white input); stage 1: when many samples repeat exactly
             if alternatives and m > 16 and p > 0 and (always or not polynomial
@@ -429,6 +460,8 @@ def analyse_stage(rows, frame, max_order, polynomial, reflection, alternatives, 
                         alt_q[0], alt_q[1], alt_q[2] = 3, -3, 1
                     for k in range(order):
                         alt_q[k] <<= parcor.Q_BITS
+                    if not _fits(alt_q, order, peak):
+                        continue
                     _frame_residual(x, a, b, alt_q, order, parcor.Q_BITS, trial, acc)
                     cost = _log_cost(trial, m, scratch)
                     if cost < best:
