@@ -39,7 +39,7 @@ def test_manifest_lists_every_fixture_file():
     data_files = {p.name for p in FIXTURES_DIR.iterdir() if p.suffix in (".bin", ".npy", ".h5")}
     assert data_files == listed
     ids = {e["codec"]["id"] for e in PAYLOADS.values()}
-    assert {"lpc-v1", "lpc-v2", "lpc-v3", "float-xor-zlib-v1", "float-lpc-v1"} <= ids
+    assert {"lpc-v1", "lpc-v2", "lpc-v3", "lpc-v4", "float-xor-zlib-v1", "float-lpc-v1"} <= ids
 
 
 @pytest.mark.parametrize("name", sorted(PAYLOADS))
