@@ -146,11 +146,15 @@ def _kind_of(mode: int) -> str:
 
 
 def is_archive(path) -> bool:
-    """Whether ``path`` is an HDF5 file whose root says it is a biocompress archive."""
+    """Whether ``path`` is an HDF5 file whose root says it is a biocompress archive, or a live
+    recording's journal (a biocompress archive not yet finalized)."""
     import h5py
 
+    from ..container.journal import is_journal
     from ..container.layout import FORMAT_NAME, get_text
 
+    if is_journal(path):
+        return True
     try:
         if not h5py.is_hdf5(path):
             return False
