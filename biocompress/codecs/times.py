@@ -114,17 +114,18 @@ class TimesCodec(Codec):
     def encode(self, codes, hints=()) -> bytes:
         return self.encode_with(codes, hints)[0]
 
-    def encode_with(self, codes, hints=()) -> tuple[bytes, tuple]:
+    def encode_with(self, codes, hints=(), *, search: bool = True) -> tuple[bytes, tuple]:
         """The payload and the predictor chosen, ``(kind, a, d, k)``.
 
         ``hints``: more predictors to try, e.g. the previous block's line moved on by its
-        length, or the stream's nominal period (a stream lane passes them)."""
+        length, or the stream's nominal period (a stream lane passes them); without
+        ``search``, only those (and the previous timestamp when none is usable)."""
         codes = check_2d_int(codes)
         if codes.shape[0] != 1:
             raise ValueError(f"{self.codec_id} codes one row of timestamps, got {codes.shape[0]} rows")
         x = codes_to_f64(codes[0])
         best, best_cost, best_diffs = None, None, None
-        for cand in self._candidates(x, hints):
+        for cand in self._candidates(x, hints, search):
             kind, a, d, k = cand
             diffs = codes[0] - predictions(kind, a, d, k, x)  # int64 arithmetic wraps: modulo 2^64
             cost = _cost(diffs)
@@ -140,19 +141,22 @@ class TimesCodec(Codec):
         return head + zlib.compress(body, self.level), best
 
     @staticmethod
-    def _candidates(x: np.ndarray, hints) -> list[tuple]:
+    def _candidates(x: np.ndarray, hints, search: bool = True) -> list[tuple]:
         n = x.size
         first = float(x[0]) if n else 0.0
-        found = [(PREVIOUS, first, 0.0, 0)]
-        finite = x[np.isfinite(x)]
-        periods, rates = [], []
+        found, periods, rates = [], [], []
         for kind, a, d, k in hints:
-            if kind in (PREVIOUS, STEP):
-                a = first  # these predict the first timestamp as the one stored
+            if kind in (PREVIOUS, STEP):  # these predict the first timestamp as the one stored
+                a, k = first, 0
+                d = d if kind == STEP else 0.0
             if _usable(kind, a, d, k):
                 found.append((kind, float(a), float(d), int(k)))
             if kind == STEP and np.isfinite(d):
                 periods.append(float(d))
+        if not search:
+            return found or [(PREVIOUS, first, 0.0, 0)]
+        found.insert(0, (PREVIOUS, first, 0.0, 0))
+        finite = x[np.isfinite(x)]
         if finite.size >= 2:
             with np.errstate(over="ignore", invalid="ignore"):
                 steps = np.diff(finite)
@@ -212,11 +216,12 @@ def _wrapping_cumsum(first: int, diffs: np.ndarray) -> np.ndarray:
 
 
 def _usable(kind, a, d, k) -> bool:
-    """Whether a predictor's parameters are ones the format allows (no NaN from the arithmetic)."""
+    """Whether a predictor's parameters are ones the format allows: no NaN from the arithmetic,
+    and the parameters a predictor does not use at zero."""
     if kind == PREVIOUS:
-        return True
+        return d == 0 and k == 0
     if kind == STEP:
-        return bool(np.isfinite(d))
+        return bool(np.isfinite(d)) and k == 0
     if kind in (LINE, RATE):
         return bool(np.isfinite(a) and np.isfinite(d) and 0 <= k < MAX_K and (kind == LINE or d != 0))
     return False

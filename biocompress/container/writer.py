@@ -132,6 +132,8 @@ class ArchiveWriter:
         ``/times``, needed when timestamp blocks were added), then close the file."""
         if self.has_times and times_attrs is None:
             raise ValueError("timestamp blocks were added: finish() needs the /times attributes")
+        if times_attrs is not None and not self.has_times:  # a stream with timestamps but no samples yet
+            self._sections[TIMES] = _Section(self.h5.create_group(TIMES))
         self._sections[DATA].finish(data_attrs)
         if self.has_times:
             self._sections[TIMES].finish(times_attrs)
