@@ -167,7 +167,7 @@ class TimesCodec(Codec):
                 if dm > 0 and np.isfinite(1.0 / dm) and round(1.0 / dm) >= 1:
                     rates.append(float(round(1.0 / dm)))
                     periods.append(1.0 / rates[-1])
-        for d in dict.fromkeys(periods):
+        for d in dict.fromkeys(p for p in periods if p != 0):  # a step of 0 is the previous timestamp
             found.append((STEP, first, d, 0))
             if np.isfinite(first):
                 found.append((LINE, first, d, 0))
