@@ -109,11 +109,12 @@ def test_journal_finalizes_to_the_recording(tmp_path, rec, timestamps):
         markers = np.array([d.startswith("marker ") for d in arc.annotations.description])
         ends = np.array([int(d.split()[1]) for d in arc.annotations.description[markers]])
         assert markers.sum() >= 5 and np.allclose(arc.annotations.onset[markers], ends / 500.0)
-        stamps = arc.h5["annotations/timestamp"][()]  # each marker's own timestamp, in annotation order
+        stamps = arc.annotation_timestamps  # each marker's own timestamp, in annotation order
         assert np.isnan(stamps[~markers]).all() and np.array_equal(stamps[markers], rec[4][ends - 1])
         if timestamps:
-            offsets = arc.h5["times/clock_offsets"][()]
-            assert offsets.shape == (markers.sum(), 2)
+            assert arc.clock_offsets.shape == (markers.sum(), 2)
+        else:
+            assert arc.clock_offsets is None
     raw = biocompress.read_raw(path)
     assert_bitwise_equal(raw.get_data(), rec[1])
 
@@ -359,6 +360,10 @@ def test_writer_refuses_unsafe_paths_and_recovery_waits_for_the_writer(tmp_path,
     writer = JournalWriter(path, desc)
     with pytest.raises(BadInputError, match="still being written"):
         finalize(path)
+    with pytest.raises(BadInputError, match="live recording"):  # --force never replaces it
+        JournalSink(path, desc, overwrite=True)
+    with pytest.raises(BadInputError, match="live recording"):
+        biocompress.compress(SAMPLES_DIR / "test_bdf_stim_channel.bdf", path, overwrite=True)
     writer.close()
     finalize(path)  # a journal with only its description: an archive of no samples
     with biocompress.open(path) as arc:

@@ -42,10 +42,27 @@ def is_journal(path) -> bool:
         return False
 
 
-def lock(fd: int, path, *, wait: bool = False) -> None:
+def in_use(path) -> bool:
+    """Whether ``path`` is a journal that a running process holds (writing or finalizing it)."""
+    if not is_journal(path):
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the lock if this call took it
+
+
+def lock(fd: int, path) -> None:
     """Hold the journal exclusively (released when ``fd`` closes, also by a killed process)."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         raise BadInputError(path, "is a live recording still being written by a running process; "
                             "stop that process first (its clean stop finalizes the archive)") from None

@@ -34,6 +34,10 @@ class Archive:
     (format version 3) when it is first read, and every size the archive declares
     against the file before memory is allocated for it.
 
+    A live recording's journal (not finalized yet, or left by a writer that was killed)
+    opens too, as a :class:`~biocompress.container.live.LiveArchive`: everything up to its
+    last valid frame.
+
     >>> with Archive("rec.bc.h5") as arc:               # doctest: +SKIP
     ...     x = arc.read(0, 5000, picks=[0, 3])
     """
@@ -301,6 +305,30 @@ class Archive:
         return self.h5[f"{section}/payload"][SEGMENT_NAME.format(seg)][start : start + n].tobytes()
 
     # --- timestamps -------------------------------------------------------
+    @cached_property
+    def clock_offsets(self) -> np.ndarray | None:
+        """(time, offset) pairs measured while recording (``/times/clock_offsets``), or None."""
+        if self.times_index is None or "clock_offsets" not in self.h5[TIMES]:
+            return None
+        with damage_is_corruption(str(self.path), "/times/clock_offsets"):
+            values = self.parts.dataset(f"{TIMES}/clock_offsets")
+        if values.ndim != 2 or values.shape[1] != 2 or values.dtype != np.float64:
+            raise CorruptArchiveError(f"{self.path}: /times/clock_offsets is {values.dtype}{values.shape}, "
+                                      "not float64 (n, 2)")
+        return values
+
+    @cached_property
+    def annotation_timestamps(self) -> np.ndarray | None:
+        """Each annotation's marker timestamp (NaN for none), in ``annotations`` order, or None."""
+        if "timestamp" not in self.h5["annotations"]:
+            return None
+        with damage_is_corruption(str(self.path), "/annotations/timestamp"):
+            values = self.parts.dataset("annotations/timestamp").astype(np.float64)
+        if values.shape != (len(self.annotations),):
+            raise CorruptArchiveError(f"{self.path}: {values.size} marker timestamps for "
+                                      f"{len(self.annotations)} annotations")
+        return values
+
     @property
     def has_timestamps(self) -> bool:
         """Whether the archive holds each sample's timestamp (live streams, XDF files; format 4)."""
@@ -487,6 +515,7 @@ class Archive:
         blocks; return how many parts the integrity manifest covered (0 before format 3)."""
         n = self.check_all()
         _ = self.info, self.annotations, self.ch_names, self.source, self.fidelity, self.lossy_attrs
+        _ = self.annotation_timestamps, self.clock_offsets
         with damage_is_corruption(str(self.path), "channel scaling"):
             self.recipe.forward(np.zeros((self.n_channels, 1)), np.arange(self.n_channels))
         if self.stored_edf is not None:

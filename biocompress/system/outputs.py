@@ -117,6 +117,11 @@ def _check_target(target: Path, force: bool, kind: str) -> None:
                             "(--force replaces only regular files)")
     if not force:
         raise BadInputError(target, "exists (use --force / overwrite=True to replace it)")
+    from ..container.journal import in_use
+
+    if in_use(target):
+        raise BadInputError(target, "is a live recording still being written by a running process; --force never "
+                            "replaces it (stop that process first)")
     if kind == "archive" and not is_archive(target):
         raise BadInputError(target, "exists and is not a biocompress archive; --force replaces only archives")
 
