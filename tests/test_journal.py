@@ -258,7 +258,8 @@ def test_kill_9_at_random_moments(tmp_path, rec):
         try:
             _wait_for(proc, "started")
             said: list[str] = []
-            listener = threading.Thread(target=lambda: said.extend(iter(proc.stdout.readline, "")), daemon=True)
+            listener = threading.Thread(target=lambda out=said, p=proc: out.extend(iter(p.stdout.readline, "")),
+                                        daemon=True)
             listener.start()
             time.sleep(float(rng.uniform(0.05, 2.5)))  # any moment: mid-block, mid-frame, mid-fsync
             reported = [int(line.split()[1]) for line in list(said) if line.startswith("durable")]
@@ -464,3 +465,25 @@ def test_archive_recover_finalizes_in_place(tmp_path, rec):
     with biocompress.open(path) as done:
         _check_prefix(done, rec, 4000)
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_stream_description_round_trips_and_malformed_ones_are_corrupt(tmp_path, rec):
+    from biocompress.container import frames
+    from biocompress.container.journal import MAGIC
+
+    raw, x, recipe, kinds, _ = rec
+    d = journal_child.description(raw, recipe, kinds).to_dict()
+    back = StreamDescription.from_dict(json.loads(json.dumps(d)), "here")
+    assert back.to_dict() == d and back.has_timestamps and back.n_channels == 21
+    broken = [{}, {**d, "version": 2}, {**d, "kinds": [9] * 21}, {**d, "kinds": [0] * 20}, {**d, "mode": "zip"},
+              {**d, "recipe": {"steps": ["mul:e"], "params": {"e": [1.0] * 20}}}, {**d, "info": {"sfreq": 1}},
+              {**d, "block_samples": 0}, {**d, "lossy_model": "%%%"}, {**d, "source": [1]}]
+    for bad in broken:
+        with pytest.raises(CorruptArchiveError, match="stream description"):
+            StreamDescription.from_dict(bad, "here")
+    path = tmp_path / "bad.bc.h5"
+    path.write_bytes(MAGIC + frames.encode(frames.FrameType.HEADER, 0, frames.json_payload({"version": 1})))
+    with pytest.raises(CorruptArchiveError, match="stream description"):
+        biocompress.open(path)
+    proc = _cli("verify", path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr

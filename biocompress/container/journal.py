@@ -79,6 +79,7 @@ class JournalWriter:
     def __init__(self, path, description: StreamDescription, *, overwrite: bool = False,
                  sync_interval: float = SYNC_INTERVAL):
         self.path = check_output(path, force=overwrite, kind="archive")
+        header = frames.json_payload(description.to_dict())  # a description JSON cannot hold fails here
         self.sync_interval = float(sync_interval)
         self._lock = threading.Lock()
         self._seq = 0
@@ -92,7 +93,7 @@ class JournalWriter:
             try:
                 lock(self._fd, self.path)
                 self._append(MAGIC)
-                self.write(FrameType.HEADER, frames.json_payload(description.to_dict()))
+                self.write(FrameType.HEADER, header)
                 self.sync()
                 _sync_folder(self.path.parent)  # the new name itself must survive a power cut
             except BaseException:
@@ -191,8 +192,10 @@ class JournalSink:
     (timestamp blocks, ``section == TIMES``, go to the timestamps), in the order it gives
     them; ``add_markers``, ``add_clock`` and ``note`` record annotations, clock offsets and
     remarks. Frames are durable within ``sync_interval`` seconds, or at once on
-    :meth:`flush`. Used as a context manager, any exit finalizes what was recorded; an
-    error is kept as a note in the archive's provenance.
+    :meth:`flush`; for a crash to lose at most a second, the pipeline flushes its encoder
+    (``StreamEncoder.flush()``) into the sink at least once a second too. Used as a context
+    manager, any exit finalizes what was recorded; an error is kept as a note in the
+    archive's provenance (a write error leaves the journal for ``biocompress recover``).
     """
 
     def __init__(self, path, description: StreamDescription, *, overwrite: bool = False,
