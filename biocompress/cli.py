@@ -201,9 +201,24 @@ def archive_summary(path) -> dict:
             "source_sha256": src.get("sha256"),
             **_source_warnings(src),
             "samples_sha256": arc.attrs["samples_sha256"],
+            **_stream_summary(arc),
             "restore": _restore_summary(arc),
             **_fidelity_summary(arc),
         }
+
+
+def _stream_summary(arc) -> dict:
+    """Live recordings: whether the archive is finalized and what it holds durably; streams'
+    timestamps; a recovered archive's record."""
+    out = {}
+    if getattr(arc, "live", False):
+        out["state"] = arc.state_line()
+    if arc.has_timestamps:
+        out["timestamps"] = f"one per sample, clock {arc.times_attrs.get('clock')!s}"
+    recovery = arc.source.get("recovery")
+    if isinstance(recovery, dict):
+        out["recovered"] = str(recovery.get("reason", "yes"))
+    return out
 
 
 def _source_warnings(source: dict) -> dict:
@@ -219,6 +234,9 @@ def _fidelity_summary(arc) -> dict:
     if fid is None:
         return {}
     o = fid["overall"]
+    if not o:  # a live stream's: no source to measure against
+        return {"lossy": f"{arc.mode}, model {arc.lossy_attrs.get('model_id')}",
+                "fidelity": "not measured (no source to compare with)"}
     lossy = arc.lossy_attrs
     setting = (f"quality {int(lossy['quality'])}" if "quality" in lossy else f"max error {float(lossy['max_error_uv'])} µV")
     return {"lossy": f"{arc.mode}, {setting}, model {lossy['model_id']}",
@@ -254,6 +272,26 @@ def verify(
     if not report["ok"]:
         _fail(f"{archive}: verification FAILED", 1)
     out.print(f"[green]{archive}: OK[/]")
+
+
+@app.command()
+def recover(
+    archive: Path = typer.Argument(..., help="A live recording's archive that was not finalized."),
+):
+    """Finalize a live recording whose writer stopped without finishing (killed, power cut):
+    everything up to its last valid frame becomes a normal archive, in place."""
+    from .container.journal import finalize
+
+    result = finalize(archive)
+    rec = result["recovery"]
+    if rec is None:
+        out.print(f"finalized {archive}: {result['n_samples']} samples ({result['seconds']:.3f} s); the recording "
+                  "had ended cleanly, nothing lost", highlight=False)
+        return
+    lost = [f"{rec['samples_lost_known']} samples in incomplete windows"] if rec["samples_lost_known"] else []
+    lost += [f"{rec['bytes_discarded']} bytes after the last valid frame"] if rec["bytes_discarded"] else []
+    out.print(f"recovered {archive}: {result['n_samples']} samples ({result['seconds']:.3f} s) finalized; "
+              f"lost: {', '.join(lost) or 'nothing readable'}", highlight=False)
 
 
 @app.command()

@@ -95,7 +95,7 @@ def test_archive_attributes(small_archive):
     path, raw = small_archive
     with h5py.File(path, "r") as f:
         assert get_text(f.attrs, "format") == "biocompress"
-        assert int(f.attrs["format_version"]) == FORMAT_VERSION == 3
+        assert int(f.attrs["format_version"]) == FORMAT_VERSION == 4
         assert get_text(f.attrs, "mode") == "lossless"
         assert get_text(f.attrs, "created_by").startswith("biocompress ")
         assert all(not isinstance(v, str) for v in f.attrs.values()), "no variable-length (global heap) strings"

@@ -74,6 +74,8 @@ def declared_shape(cid: str, codec, payload: bytes):
         if cid == "nl-v1":
             (n_sketch,) = struct.unpack_from("<I", payload)
             return struct.unpack_from("<HI", payload, 8 + n_sketch)
+        if cid == "lpc-v4":  # block type, reserved, then (n_ch, n)
+            return struct.unpack_from("<HI", payload, 2)
         return struct.unpack_from("<HI", payload)
     except struct.error:
         return None

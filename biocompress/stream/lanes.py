@@ -4,7 +4,8 @@
   of ``block`` samples (lossless archives; exact trigger channels in lossy ones);
 * :class:`NativeLane` — EDF/BDF signals stored at their own rate, known whole up front;
 * :class:`StreamLane` — a stateful stream encoder (autoencoder, near-lossless) that emits
-  blocks as soon as they are complete.
+  blocks as soon as they are complete;
+* :class:`TimesLane` — the samples' timestamps (LSL, XDF), exactly, in their own blocks.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..codecs.float_codes import f64_to_codes
 from ..codecs.lossless import FloatLPCCodec, FloatXorCodec, LPCX3Codec
+from ..codecs.times import LINE, RATE, STEP, TimesCodec
+from ..container.layout import TIMES
 from ..io import scaling
 from .blocks import Block, Chunk, EncodeJob
 
@@ -90,6 +94,61 @@ class CodesLane(Lane):
         rest = held[:, n:]
         self._held, self._held_n, self._t0 = ([rest] if rest.shape[1] else []), rest.shape[1], self._t0 + n
         return job
+
+
+class TimesLane(Lane):
+    """The stream's per-sample timestamps (``chunk.timestamps``), coded exactly by ``times-v1``
+    in blocks of ``block`` samples, cut where the sample lanes cut theirs (same block length,
+    same flushes). ``sfreq``: the stream's nominal rate, a predictor worth trying; each block
+    also tries the line its predecessor followed, moved on by its length."""
+
+    start, stop = 0, 1  # the one "channel" of /times
+
+    def __init__(self, block: int, sfreq: float | None = None):
+        self.block, self.sfreq = block, sfreq
+        self.codec = TimesCodec()
+        self.config = self.codec.get_config()
+        self._held: list[np.ndarray] = []
+        self._held_n = 0
+        self._t0 = 0
+        self._last: tuple | None = None  # (predictor, samples) of the previous block
+
+    def push(self, chunk: Chunk) -> list[Block]:
+        stamps = chunk.timestamps
+        n = chunk.values.shape[1]
+        if stamps is None or np.shape(stamps) != (n,):
+            raise ValueError(f"samples [{chunk.start}, {chunk.stop}) need one timestamp each "
+                             f"(got {None if stamps is None else np.shape(stamps)})")
+        if not self._held_n:
+            self._t0 = chunk.start
+        self._held.append(np.asarray(stamps, np.float64))
+        self._held_n += n
+        out = []
+        while self._held_n >= self.block:
+            out.append(self._take(self.block))
+        return out
+
+    def flush(self) -> list[Block]:
+        return [self._take(self._held_n)] if self._held_n else []
+
+    def _take(self, n: int) -> Block:
+        held = self._held[0] if len(self._held) == 1 else np.concatenate(self._held)
+        stamps, rest = held[:n], held[n:]
+        payload, chosen = self.codec.encode_with(f64_to_codes(stamps)[np.newaxis], self._hints(stamps))
+        self._last = (chosen, n)
+        block = Block(self._t0, self._t0 + n, 0, 1, self.config, payload, TIMES)
+        self._held, self._held_n, self._t0 = ([rest] if rest.size else []), rest.size, self._t0 + n
+        return block
+
+    def _hints(self, stamps: np.ndarray) -> list[tuple]:
+        hints = []
+        if self._last is not None:
+            (kind, a, d, k), n = self._last
+            hints.append((kind, a, d, k + n) if kind in (LINE, RATE) else (kind, a, d, k))
+        if self.sfreq and stamps.size and np.isfinite(stamps[0]):
+            x0, rate = float(stamps[0]), float(self.sfreq)
+            hints += [(STEP, x0, 1.0 / rate, 0), (LINE, x0, 1.0 / rate, 0), (RATE, x0, rate, 0)]
+        return hints
 
 
 class NativeLane(Lane):

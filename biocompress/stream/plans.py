@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..io import scaling
-from .lanes import CodesLane, Lane, NativeLane, StreamLane, group_runs
+from .lanes import CodesLane, Lane, NativeLane, StreamLane, TimesLane, group_runs
 
 SKETCH_STEP_PER_DELTA = 20.0  # near-lossless: autoencoder step ≈ 20 error bounds / RMS (validation sweep)
 
@@ -71,3 +71,9 @@ def near_lossless_lane(first: np.ndarray, recipe: scaling.Recipe, stim: np.ndarr
     codec = NearLosslessCodec(sketch, deltas.tolist())
     return StreamLane(0, n_ch, codec.get_config(), codec.stream(block), to_codes), deltas, step
 
+
+
+def times_lane(block: int, sfreq: float | None = None) -> TimesLane:
+    """The lane of a stream's per-sample timestamps: blocks of ``block`` samples, as the
+    lossless lanes cut theirs (``sfreq``: the nominal rate, a predictor worth trying)."""
+    return TimesLane(block, sfreq)
