@@ -13,18 +13,20 @@ SKETCH_STEP_PER_DELTA = 20.0  # near-lossless: autoencoder step ≈ 20 error bou
 
 
 def lossless_lanes(kinds: np.ndarray, recipe: scaling.Recipe, block: int, group_channels: int,
-                   native: dict[int, np.ndarray] | None = None, observe: Callable | None = None) -> list[Lane]:
+                   native: dict[int, np.ndarray] | None = None, observe: Callable | None = None,
+                   level: str = "default") -> list[Lane]:
     """The lanes of a lossless archive: runs of channels of one value kind, ``group_channels``
     at most (the cross-channel stage finds references within a lane); int-native channels
-    (``native``: their codes, by channel) also by equal stored length."""
+    (``native``: their codes, by channel) also by equal stored length. ``level``: the integer
+    codec's effort (fast, default, max)."""
     native = native or {}
     lengths = [native[ch].size if ch in native else -1 for ch in range(len(kinds))]
     lanes: list[Lane] = []
     for a, b in group_runs(zip(np.asarray(kinds).tolist(), lengths), group_channels):
         if kinds[a] == scaling.NATIVE:
-            lanes.append(NativeLane(a, b, np.stack([native[ch] for ch in range(a, b)]), block))
+            lanes.append(NativeLane(a, b, np.stack([native[ch] for ch in range(a, b)]), block, level))
         else:
-            lanes.append(CodesLane(a, b, int(kinds[a]), recipe, block, observe))
+            lanes.append(CodesLane(a, b, int(kinds[a]), recipe, block, observe, level))
     return lanes
 
 
