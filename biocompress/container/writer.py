@@ -134,3 +134,35 @@ class ArchiveWriter:
         finally:
             self._file.close(check=False)
             self.tmp.unlink(missing_ok=True)
+
+
+def write_description(h5: h5py.File, *, info, ch_types, recipe, kinds, stored, annotations, source: dict) -> None:
+    """What an archive says about its recording besides the blocks: ``/info``, ``/channels``
+    (names, value kinds, stored lengths, scaling recipe), ``/annotations`` and the root
+    ``source`` attribute (docs/FORMAT.md §3, §5)."""
+    from ..io import metadata, scaling
+
+    g = h5.create_group("info")
+    json_dataset(g, "json", metadata.info_to_dict(info, list(ch_types)))
+    ch = h5.create_group("channels")
+    ch.create_dataset("names", data=fixed_utf8(info["ch_names"]))
+    ch.create_dataset("value_kind", data=np.asarray(kinds, np.int8))
+    ch.create_dataset("stored_samples", data=np.asarray(stored, np.int64))
+    put_text(ch.attrs, "value_kinds", json.dumps(scaling.VALUE_KINDS))
+    put_text(ch.attrs, "recipe_steps", json.dumps(list(recipe.steps)))
+    for name, values in recipe.params.items():
+        ch.create_dataset(f"recipe_{name}", data=np.asarray(values, np.float64))
+    ann = metadata.annotations_to_dict(annotations)
+    g = h5.create_group("annotations")
+    g.create_dataset("onset", data=ann["onset"])
+    g.create_dataset("duration", data=ann["duration"])
+    g.create_dataset("description", data=fixed_utf8(ann["description"]))
+    put_text(g.attrs, "ch_names", json.dumps(ann["ch_names"]))
+    put_text(g.attrs, "orig_time", ann["orig_time"] or "")
+    put_text(h5.attrs, "source", json.dumps(source))
+
+
+def fixed_utf8(texts) -> np.ndarray:
+    """Fixed-length UTF-8 byte strings (no global heap; NUL-padded, so no trailing NULs kept)."""
+    encoded = [t.encode("utf-8") for t in texts]
+    return np.array(encoded, dtype=f"S{max([len(e) for e in encoded] + [1])}")

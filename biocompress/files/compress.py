@@ -7,13 +7,12 @@ import json
 from functools import partial
 from pathlib import Path
 
-import h5py
 import mne
 import numpy as np
 
 from ..container.reader import Archive, sample_bytes
 from ..container.layout import MAX_BLOCK_ELEMENTS, put_text
-from ..container.writer import ArchiveWriter, json_dataset
+from ..container.writer import ArchiveWriter, write_description
 from ..errors import BadInputError, VerificationError
 from . import edf_exact
 from ..io import edf_file, edf_native, metadata, scaling
@@ -213,26 +212,11 @@ def _compress_checked(raw, src_path, dst, mode, exact_edf, *, overwrite, block_s
         return writer.publish(overwrite=overwrite)
 
 
-def _write_metadata(h5: h5py.File, raw, recipe, kinds, stored, src_path, source_warnings=()) -> None:
-    info = h5.create_group("info")
-    json_dataset(info, "json", metadata.info_to_dict(raw.info, raw.get_channel_types()))
-    ch = h5.create_group("channels")
-    ch.create_dataset("names", data=_fixed_utf8(raw.ch_names))
-    ch.create_dataset("value_kind", data=np.asarray(kinds, np.int8))
-    ch.create_dataset("stored_samples", data=np.asarray(stored, np.int64))
-    put_text(ch.attrs, "value_kinds", json.dumps(scaling.VALUE_KINDS))
-    put_text(ch.attrs, "recipe_steps", json.dumps(list(recipe.steps)))
-    for name, values in recipe.params.items():
-        ch.create_dataset(f"recipe_{name}", data=np.asarray(values, np.float64))
-    ann = metadata.annotations_to_dict(raw.annotations)
-    g = h5.create_group("annotations")
-    g.create_dataset("onset", data=ann["onset"])
-    g.create_dataset("duration", data=ann["duration"])
-    g.create_dataset("description", data=_fixed_utf8(ann["description"]))
-    put_text(g.attrs, "ch_names", json.dumps(ann["ch_names"]))
-    put_text(g.attrs, "orig_time", ann["orig_time"] or "")
+def source_description(src_path: Path | None, raw, source_warnings=()) -> dict:
+    """Provenance of an archive made from a file: its files' names, sizes and SHA-256, the MNE
+    reader, and what MNE warned about when opening it (docs/FORMAT.md §3)."""
     files = [_file_digest(p) for p in _source_files(src_path, raw)]
-    put_text(h5.attrs, "source", json.dumps({
+    return {
         "file_name": src_path.name if src_path else None,
         "file_size": files[0]["size"] if files else None,
         "sha256": files[0]["sha256"] if files else None,
@@ -241,10 +225,10 @@ def _write_metadata(h5: h5py.File, raw, recipe, kinds, stored, src_path, source_
         "mne_version": mne.__version__,
         "source_bytes": sum(f["size"] for f in files),
         "warnings": list(source_warnings),  # what MNE said on opening the source (truncated file, …)
-    }))
+    }
 
 
-def _fixed_utf8(texts) -> np.ndarray:
-    """Fixed-length UTF-8 byte strings (no global heap; NUL-padded, so no trailing NULs kept)."""
-    encoded = [t.encode("utf-8") for t in texts]
-    return np.array(encoded, dtype=f"S{max([len(e) for e in encoded] + [1])}")
+def _write_metadata(h5, raw, recipe, kinds, stored, src_path, source_warnings=()) -> None:
+    write_description(h5, info=raw.info, ch_types=raw.get_channel_types(), recipe=recipe, kinds=kinds,
+                      stored=stored, annotations=raw.annotations,
+                      source=source_description(src_path, raw, source_warnings))
