@@ -68,12 +68,10 @@ class LiveStatus:
 
     def line(self) -> str:
         ratio = f"{self.ratio:.2f}" if self.ratio else "–"
-        latency = f"{1000 * self.latency_s:.0f} ms (max {1000 * self.latency_max_s:.0f})" \
-            if self.latency_s is not None else "–"
-        counted = (f"lost {self.lost}, duplicated {self.duplicated}" if self.lost is not None
-                   else "lost/duplicated: no counter channel")
-        return (f"{self.seconds:8.1f} s  {self.samples:,} samples  {self.rate:,.0f} samples/s  ratio {ratio}  "
-                f"latency {latency}  buffer {self.waiting + self.held}  {counted}  markers {self.markers}")
+        latency = f"{1000 * self.latency_s:.0f} ms" if self.latency_s is not None else "–"
+        counted = f"lost {self.lost} dup {self.duplicated}" if self.lost is not None else "lost/dup ? (no counter)"
+        return (f"{self.seconds:7.1f} s {self.rate:6.0f}/s ratio {ratio} latency {latency} "
+                f"buffer {self.waiting + self.held} {counted} markers {self.markers}")
 
 
 class CounterCheck:
@@ -262,6 +260,7 @@ class Recorder:
         self.on_status, self.status_every = on_status, status_every
         self.clock = clock  # the clock of timestamps + offsets (LSL: local_clock); None: arrival times
         self.status = LiveStatus()
+        self.n_fed = 0  # samples through the encoder
         self.sha = hashlib.sha256()
         self.encoder: StreamEncoder | None = None
         self.header: StreamHeader | None = None
@@ -348,6 +347,7 @@ class Recorder:
         if chunk.values.shape[1] == 0:
             return
         self._arrivals.append((time.monotonic(), chunk.values.shape[1]))
+        self.status.samples, self.status.seconds = chunk.stop, chunk.stop / self.source.description.sfreq
         if self._t_first is None:
             self._t_first = float(chunk.timestamps[0]) if chunk.timestamps is not None else None
             self._start_time = self._wall_time(chunk)
@@ -392,11 +392,10 @@ class Recorder:
         if chunk.timestamps is not None:
             self.sink.add_times(chunk.start, chunk.timestamps)
         s = self.status
-        s.samples = chunk.stop
-        s.seconds = chunk.stop / d.sfreq
         s.raw_bytes = chunk.stop * d.n_channels * d.sample_bytes
         self._ages.append((chunk.start, chunk.stop, chunk.timestamps, time.monotonic()))
         self._emit(self.encoder.push(chunk))
+        self.n_fed = chunk.stop
 
     def _emit(self, blocks: list[Block]) -> None:
         for block in blocks:
@@ -459,7 +458,7 @@ class Recorder:
         span = now - self._arrivals[0][0] if len(self._arrivals) > 1 else 0.0
         s.rate = sum(n for _, n in list(self._arrivals)[1:]) / span if span > 0 else 0.0
         s.waiting = self.source.waiting
-        s.held = s.samples - min(self._done.values()) if self._done else self._pending.n
+        s.held = s.samples - (min(self._done.values()) if self._done else 0)
         if self.counter is not None:
             s.lost, s.duplicated = self.counter.lost, self.counter.duplicated
         if self.on_status is not None:
@@ -480,7 +479,7 @@ class Recorder:
             self.sink.note(f"recording stopped: {error}")
         self._report(time.monotonic())
         s = self.status
-        end = {"n_samples": s.samples, "stop": reason, "error": str(error) if error else None,
+        end = {"n_samples": self.n_fed, "stop": reason, "error": str(error) if error else None,
                "samples_sha256": self.sha.hexdigest(), "markers": s.markers, "blocks": s.blocks,
                "raw_bytes": s.raw_bytes, "coded_bytes": s.coded_bytes,
                "latency_max_s": s.latency_max_s, **self._latency_percentiles(),

@@ -20,6 +20,7 @@ notice).
 from __future__ import annotations
 
 import time
+import warnings
 from decimal import Decimal, InvalidOperation
 
 import mne
@@ -90,7 +91,10 @@ def describe(sinfo) -> StreamDescription:
     n = sinfo.n_channels
     notes = []
     try:
-        info = sinfo.get_channel_info()
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            info = sinfo.get_channel_info()
+        notes += [str(w.message) for w in said]  # e.g. no channel description: channels numbered
     except Exception as exc:  # noqa: BLE001 - a description MNE-LSL cannot parse: keep the XML, number the channels
         notes.append(f"channel description not understood ({type(exc).__name__}); channels numbered")
         info = mne.create_info([f"ch{k + 1}" for k in range(n)], sinfo.sfreq, "misc", verbose="ERROR")

@@ -17,6 +17,7 @@ from .sinks import ArchiveSink, Sink
 from .sources import ArraySource
 
 FORMAT_OF_DTYPE = {np.dtype(t): name for name, t in NUMPY_FORMAT.items()}
+ARRAY_BLOCK_MS = 1000.0  # a program's own chunks: blocks of up to a second of samples
 
 
 def _sink_for(dst, sink: Sink | None, overwrite: bool) -> Sink:
@@ -69,7 +70,7 @@ def record(name: str, dst=None, *, sink: Sink | None = None, markers: Iterable[s
 def compress_chunks(chunks: Iterable, dst=None, *, sfreq: float, ch_names, ch_types="eeg", units="microvolts",
                     value_format: str | None = None, timestamps: Iterable | None = None, sink: Sink | None = None,
                     mode: str = "lossless", quality: int | None = None, max_error_uv: float | None = None,
-                    model=None, block_ms: float | None = None, overwrite: bool = False,
+                    model=None, block_ms: float = ARRAY_BLOCK_MS, overwrite: bool = False,
                     stop: threading.Event | None = None) -> Path | None:
     """Compress the chunks of an acquisition loop into an archive at ``dst`` (or ``sink``) as
     they come: each chunk an array (n_channels, n_samples) of any length, in ``units``
@@ -79,8 +80,12 @@ def compress_chunks(chunks: Iterable, dst=None, *, sfreq: float, ch_names, ch_ty
     ``timestamps``: optionally one array of per-sample times per chunk.
 
     Blocks are coded as the chunks arrive (a generator that waits for its hardware is
-    fine); the archive is finalized when ``chunks`` ends, ``stop`` is set, or on Ctrl-C.
-    Returns the archive's path (None when no sample came).
+    fine), ``block_ms`` of samples at most (default 1 s; shorter blocks bound the latency of
+    a sink that sends them on, and compress less); the archive is finalized when ``chunks``
+    ends, ``stop`` is set, or on Ctrl-C. Returns the archive's path (None when no sample came).
+
+    Raises BadInputError for a chunk of the wrong shape or with values ``value_format``
+    cannot hold (what came before it is finalized first).
     """
     check_mode(mode, quality, max_error_uv)
     chunks = iter(chunks)

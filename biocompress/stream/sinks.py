@@ -123,8 +123,9 @@ class ArchiveSink(Sink):
     Until the stream ends the blocks live in a temporary file beside ``dst``; what
     :class:`~.blocks.Block` s, markers and notes describe is written at :meth:`close`, the
     archive decoded and checked (lossless: the samples' SHA-256), then renamed to ``dst``.
-    Timestamps and clock offsets are kept in memory (``kept``, a :class:`MemorySink`) but not
-    stored in the archive: that is the journal sink's job (crash-safe, format 4).
+    Markers' exact timestamps are stored as ``/annotations/timestamp``; the samples'
+    timestamps and the clock offsets are kept in memory (``kept``, a :class:`MemorySink`) but
+    not stored in the archive: that is the journal sink's job (crash-safe, format 4).
     """
 
     def __init__(self, dst, *, overwrite: bool = False, verify: bool = True):
@@ -178,6 +179,8 @@ class ArchiveSink(Sink):
         write_description(writer.h5, info=d.info, ch_types=d.ch_types, recipe=d.recipe, kinds=h.kinds,
                           stored=np.full(d.n_channels, n, np.int64), annotations=self._annotations(),
                           source=self._source(end))
+        writer.h5["annotations"].create_dataset(  # the markers' own timestamps, exactly (their stream's clock)
+            "timestamp", data=np.array([m.timestamp for m in self.kept.markers], np.float64))
         if h.mode != "lossless":
             self._write_lossy(writer.h5, end)
         writer.finish({"n_samples": n, "n_channels": d.n_channels, "sfreq": d.sfreq, "first_samp": 0,

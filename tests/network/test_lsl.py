@@ -87,6 +87,7 @@ def test_lossless_stream_holds_exactly_what_was_pushed(tmp_path):
     with biocompress.open(end["path"]) as arc:
         assert arc.source["kind"] == "lsl" and arc.source["name"] == "bc-lossless"
         assert "<channel_format>float32</channel_format>" in arc.source["xml"]
+        assert (_bits(arc.h5["annotations/timestamp"][()]) == _bits(onset_stamps)).all()
         assert arc.verify()["ok"]
 
 
