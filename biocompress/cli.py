@@ -21,6 +21,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from .system import os_errors
+from .system.signals import stop_on_signals
 from .errors import BiocompressError, CorruptArchiveError, VerificationError
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
@@ -355,7 +356,7 @@ def replay(
     err.print(f"publishing {name!r}: {player.info.n_channels} channels at {player.sfreq:g} Hz ({value_format}) "
               f"from {input.name}{markers}; Ctrl-C stops", highlight=False)
     stop = threading.Event()
-    with _stop_on_signals(stop):
+    with stop_on_signals(stop):
         pushed = player.run(stop, wait_for_consumer=wait)
     out.print(f"published {pushed:,} samples ({pushed / player.sfreq:.1f} s of recording)", highlight=False)
 
@@ -386,7 +387,7 @@ def stream(
     from .stream.record import record
 
     stop = threading.Event()
-    with _stop_on_signals(stop), _status_line() as show:
+    with _status_line() as show:
         try:
             end = record(lsl, output, markers=markers, stype=stype, source_id=source_id, mode=mode, quality=quality,
                          max_error_uv=max_error, model=model, block_ms=block_ms, duration=duration,
@@ -430,23 +431,6 @@ def _status_line():
             last[0] = now
             err.print(status.line(), highlight=False)
     yield show
-
-
-@contextmanager
-def _stop_on_signals(stop):
-    """Ctrl-C, SIGTERM and SIGHUP ask ``stop`` to end the run cleanly; a second one interrupts."""
-    def ask(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    sigs = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
-    before = {s: signal.signal(s, ask) for s in sigs}
-    try:
-        yield
-    finally:
-        for s, handler in before.items():
-            signal.signal(s, handler)
 
 
 def _print_summary(path: Path) -> None:

@@ -4,8 +4,9 @@
 arrays a program hands over), pushes them through the :class:`~.encoder.StreamEncoder`,
 hands every block to the sink as soon as it exists, and flushes the encoder at least
 every ``block_ms`` so that no sample waits longer than that for its block. It stops on
-``duration``, on ``stop`` (a threading.Event), on Ctrl-C, at the end of the source's
-data, or when the source is lost; in every case what was recorded is finalized.
+``duration``, on ``stop`` (a threading.Event; Ctrl-C, SIGTERM and SIGHUP set it when the
+recorder runs on the main thread, a second one aborts), at the end of the source's data,
+or when the source is lost; in every case what was recorded is finalized.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..container.reader import sample_bytes
 from ..errors import BadInputError, StreamError
 from ..files.fidelity import FidelityMeter
 from ..io import scaling
+from ..system.signals import stop_on_signals
 from .blocks import Block, Chunk
 from .description import StreamDescription, StreamHeader
 from .encoder import StreamEncoder
@@ -284,7 +286,8 @@ class Recorder:
         StreamError that ended it, once what was recorded is finalized)."""
         error = None
         try:
-            reason = self._loop()
+            with stop_on_signals(self.stop):
+                reason = self._loop()
         except StreamError as exc:
             reason, error = "stream lost", exc
         except BadInputError as exc:  # e.g. a non-finite sample in a lossy mode
@@ -304,31 +307,27 @@ class Recorder:
 
     def _loop(self) -> str:
         next_sync = next_status = time.monotonic()
-        try:
-            while True:
-                if self.stop.is_set():
-                    self._drain()
-                    return "stopped"
-                if self.limit is not None and self.status.samples >= self.limit:
-                    return "duration"
-                if getattr(self.source, "exhausted", False):
-                    return "end of data"
-                chunk = self.source.read(POLL_S)
-                if chunk is not None:
-                    self._take(chunk)
-                self._side_channels()
-                now = time.monotonic()
-                if self.mode == "lossless" and self._ages and now - self._ages[0][3] >= self.block_s:
-                    self._emit(self.encoder.flush())  # the oldest sample held has waited a block period
-                if self.encoder is not None and now >= next_sync:
-                    self.sink.flush()
-                    next_sync = now + self.block_s
-                if now >= next_status:
-                    self._report(now)
-                    next_status = now + self.status_every
-        except KeyboardInterrupt:
-            self._drain()
-            return "interrupted"
+        while True:
+            if self.stop.is_set():
+                self._drain()
+                return "stopped"
+            if self.limit is not None and self.status.samples >= self.limit:
+                return "duration"
+            if getattr(self.source, "exhausted", False):
+                return "end of data"
+            chunk = self.source.read(POLL_S)
+            if chunk is not None:
+                self._take(chunk)
+            self._side_channels()
+            now = time.monotonic()
+            if self.mode == "lossless" and self._ages and now - self._ages[0][3] >= self.block_s:
+                self._emit(self.encoder.flush())  # the oldest sample held has waited a block period
+            if self.encoder is not None and now >= next_sync:
+                self.sink.flush()
+                next_sync = now + self.block_s
+            if now >= next_status:
+                self._report(now)
+                next_status = now + self.status_every
 
     def _drain(self) -> None:
         """Samples that arrived before a stop request are recorded too."""

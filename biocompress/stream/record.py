@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadInputError
+from ..system.signals import stop_on_signals
 from .description import NUMPY_FORMAT, describe_arrays
 from .live import LiveStatus, Recorder, check_mode
 from .sinks import ArchiveSink, Sink
@@ -60,8 +61,9 @@ def record(name: str, dst=None, *, sink: Sink | None = None, markers: Iterable[s
 
     from .lsl import LSLSource
 
-    with LSLSource(name, stype=stype, source_id=source_id, markers=tuple(markers), timeout=timeout,
-                   buffer_s=buffer_s, reconnect_s=reconnect_s) as source:
+    stop = stop or threading.Event()
+    with stop_on_signals(stop), LSLSource(name, stype=stype, source_id=source_id, markers=tuple(markers),
+                                          timeout=timeout, buffer_s=buffer_s, reconnect_s=reconnect_s) as source:
         recorder = Recorder(source, sink, mode=mode, quality=quality, max_error_uv=max_error_uv, model=model,
                             block_ms=block_ms, duration=duration, stop=stop, on_status=on_status, clock=local_clock)
         return recorder.run()
