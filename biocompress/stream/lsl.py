@@ -35,7 +35,7 @@ from .description import VOLT_UNITS, StreamDescription, unit_scale
 FORMAT_NAMES = {np.float32: "float32", np.float64: "double64", np.int8: "int8", np.int16: "int16",
                 np.int32: "int32", np.int64: "int64"}
 PULL_SAMPLES = 4096  # per pull; pulls repeat until the inlet is empty
-MAX_PULLS = 256  # pulls per read: a bound on one read's work, the rest waits in the inlet
+READ_VALUES = 1 << 22  # values (samples × channels) one read takes at most; the rest waits in the inlet
 CLOCK_EVERY_S = 5.0
 OPEN_TIMEOUT_S = 10.0
 RESOLVE_STEP_S = 0.5
@@ -128,14 +128,17 @@ class _Inlet:
         self._next_clock = 0.0
 
     def pull(self, timeout: float):
-        """(samples (n, n_channels) or lists of strings, timestamps): everything waiting, at most
-        MAX_PULLS × PULL_SAMPLES samples, waiting up to ``timeout`` for the first ones."""
-        parts, stamps = [], []
-        for k in range(MAX_PULLS):
-            data, ts = self.inlet.pull_chunk(timeout=timeout if k == 0 else 0.0, max_samples=PULL_SAMPLES)
+        """(samples (n, n_channels) or lists of strings, timestamps): everything waiting, up to
+        READ_VALUES values, waiting up to ``timeout`` for the first ones."""
+        parts, stamps, taken = [], [], 0
+        limit = max(PULL_SAMPLES, READ_VALUES // self.sinfo.n_channels)
+        while taken < limit:
+            data, ts = self.inlet.pull_chunk(timeout=timeout if not taken else 0.0,
+                                             max_samples=min(PULL_SAMPLES, limit - taken))
             if len(ts):
                 parts.append(np.array(data) if isinstance(data, np.ndarray) else data)  # the inlet reuses its buffer
                 stamps.append(np.array(ts, np.float64))
+                taken += len(ts)
             if len(ts) < PULL_SAMPLES:
                 break
         return parts, stamps
@@ -246,7 +249,7 @@ class LSLSource:
             return None
         try:
             parts, stamps = self._data.pull(timeout)
-        except LostError:
+        except RuntimeError:  # LostError, or liblsl failing otherwise: the stream is gone for this inlet
             self._lose()
             return None
         now = time.monotonic()
