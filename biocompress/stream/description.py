@@ -154,6 +154,7 @@ class StreamHeader:
     block_samples: int
     lossy: dict = field(default_factory=dict)
     model: bytes | None = None
+    clock: str | None = None  # the clock every sample's timestamp is on (e.g. "lsl"), when they have one
 
     def to_json(self) -> dict:
         """JSON-able, for sinks that write it as a frame (journal, network)."""

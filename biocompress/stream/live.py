@@ -371,6 +371,8 @@ class Recorder:
         block = max(1, int(math.ceil(self.block_s * d.sfreq)))
         lanes, self.header = plan_lanes(d, self.mode, first, block=block, quality=self.quality,
                                         max_error_uv=self.max_error_uv, model=self.model)
+        if self._pending.chunks[0].timestamps is not None:
+            self.header.clock = str(d.source.get("kind") or "stream")
         self.encoder = StreamEncoder(lanes)
         self._done = {lane.start: 0 for lane in lanes}
         if self.mode != "lossless":

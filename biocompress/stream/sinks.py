@@ -8,30 +8,23 @@ SHA-256, how it stopped). A sink that was never started holds nothing and writes
 
 * :class:`MemorySink` keeps everything in memory (tests, programs that handle blocks
   themselves);
-* :class:`ArchiveSink` writes a normal archive: blocks go to a temporary file as they
-  come, the rest is written, checked and renamed into place when the stream ends;
+* :class:`ArchiveSink` writes an archive that survives a crash: a journal while the stream
+  runs, finalized into a normal archive when it ends;
 * :class:`TeeSink` hands everything to several sinks (an archive and a network sender).
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-import mne
 import numpy as np
 
-from ..container import fingerprint
-from ..container.layout import put_text
-from ..container.reader import Archive, sample_bytes
-from ..container.writer import ArchiveWriter, json_dataset, write_description
-from ..errors import VerificationError
+from ..container.description import StreamDescription as ArchiveDescription
+from ..container.journal import JournalSink
 from ..system.outputs import check_output, writing
-from .blocks import Block, ClockOffset, Marker
+from .blocks import Block, Chunk, ClockOffset, Marker
 from .description import StreamHeader
-
-SAMPLES_HASH_LAYOUT = "sha256 of float64 little-endian samples, time-major"
-
+from .lanes import TimesLane
 
 class Sink:
     """Takes a live stream's blocks (see the module's docstring for the order of calls)."""
@@ -117,129 +110,87 @@ class MemorySink(Sink):
 
 
 class ArchiveSink(Sink):
-    """A normal archive at ``dst``, published when the stream ends (the output is checked
-    when the sink is made, before any sample is recorded).
+    """An archive at ``dst``, crash-safe while the stream runs: a journal at ``dst``
+    (:mod:`biocompress.container.journal`), durable at every :meth:`flush`, finalized into a
+    normal archive when the stream ends — or by ``biocompress recover`` after a crash. The
+    output is checked when the sink is made, before any sample is recorded.
 
-    Until the stream ends the blocks live in a temporary file beside ``dst``; what
-    :class:`~.blocks.Block` s, markers and notes describe is written at :meth:`close`, the
-    archive decoded and checked (lossless: the samples' SHA-256), then renamed to ``dst``.
-    Markers' exact timestamps are stored as ``/annotations/timestamp``; the samples'
-    timestamps and the clock offsets are kept in memory (``kept``, a :class:`MemorySink`) but
-    not stored in the archive: that is the journal sink's job (crash-safe, format 4).
+    Blocks go to the journal as they come; the samples' timestamps are coded here
+    (``times-v1``, cut at every flush); the data stream's clock offsets, the markers (with
+    their own timestamps) and the notes are kept with them.
     """
 
-    def __init__(self, dst, *, overwrite: bool = False, verify: bool = True):
+    def __init__(self, dst, *, overwrite: bool = False):
         self.dst = check_output(dst, force=overwrite, kind="archive")
-        self.overwrite, self.verify = overwrite, verify
+        self.overwrite = overwrite
         self.header: StreamHeader | None = None
-        self._writer: ArchiveWriter | None = None
-        self.kept = MemorySink()  # timestamps, markers, clocks and notes, until close
+        self.journal: JournalSink | None = None
+        self._times: TimesLane | None = None
         self.n_blocks = 0
 
     def start(self, header: StreamHeader) -> None:
         self.header = header
+        d = header.description
+        description = ArchiveDescription(
+            info=d.info, recipe=d.recipe, kinds=header.kinds, mode=header.mode,
+            block_samples=int(header.block_samples), source=dict(d.source),
+            lossy=dict(header.lossy) if header.mode != "lossless" else None, lossy_model=header.model,
+            clock=header.clock, stream={k: v for k, v in d.source.items() if k != "xml"} or None)
         with writing(self.dst):
-            self._writer = ArchiveWriter(self.dst, mode=header.mode)
+            self.journal = JournalSink(self.dst, description, overwrite=self.overwrite)
+        if header.clock is not None:
+            self._times = TimesLane(int(header.block_samples), d.sfreq)
 
     def add(self, block: Block) -> None:
         with writing(self.dst):
-            self._writer.add(block)
+            self.journal.add(block)
         self.n_blocks += 1
 
     def add_times(self, t_start: int, timestamps: np.ndarray) -> None:
-        self.kept.add_times(t_start, timestamps)
+        if self._times is None:
+            return
+        stamps = np.asarray(timestamps, np.float64)
+        self._add_times(self._times.push(Chunk(t_start, np.empty((0, stamps.size)), stamps)))
+
+    def _add_times(self, blocks: list[Block]) -> None:
+        with writing(self.dst):
+            for block in blocks:
+                self.journal.add_times(block)
 
     def add_markers(self, markers: list[Marker], onsets: np.ndarray) -> None:
-        self.kept.add_markers(markers, onsets)
+        with writing(self.dst):
+            self.journal.add_markers(onsets, [m.duration for m in markers], [m.description for m in markers],
+                                     timestamps=[m.timestamp for m in markers])
 
     def add_clock(self, clock: ClockOffset) -> None:
-        self.kept.add_clock(clock)
+        if self.header.clock is not None and clock.stream == self.header.description.source.get("name"):
+            with writing(self.dst):
+                self.journal.add_clock(clock.local_time, clock.offset)
 
     def note(self, text: str) -> None:
-        self.kept.note(text)
+        with writing(self.dst):
+            self.journal.note(text)
 
-    def discard(self) -> None:
-        if self._writer is not None:
-            self._writer.discard()
-            self._writer = None
+    def flush(self) -> None:
+        if self._times is not None:
+            self._add_times(self._times.flush())
+        with writing(self.dst):
+            self.journal.flush()
 
     def close(self, end: dict) -> Path | None:
-        if self._writer is None:
+        if self.journal is None:
             return None
-        try:
-            with writing(self.dst):
-                return self._finish(end)
-        finally:
-            self.discard()  # after publish(): nothing left to remove
+        if self._times is not None:
+            self._add_times(self._times.finish())
+        lossless = self.header.mode == "lossless"
+        with writing(self.dst):
+            return self.journal.close(samples_sha256=end.get("samples_sha256") if lossless else None,
+                                      fidelity=None if lossless else end.get("fidelity"))
 
-    def _finish(self, end: dict) -> Path:
-        h, writer = self.header, self._writer
-        d = h.description
-        n = int(end["n_samples"])
-        write_description(writer.h5, info=d.info, ch_types=d.ch_types, recipe=d.recipe, kinds=h.kinds,
-                          stored=np.full(d.n_channels, n, np.int64), annotations=self._annotations(),
-                          source=self._source(end))
-        writer.h5["annotations"].create_dataset(  # the markers' own timestamps, exactly (their stream's clock)
-            "timestamp", data=np.array([m.timestamp for m in self.kept.markers], np.float64))
-        if h.mode != "lossless":
-            self._write_lossy(writer.h5, end)
-        writer.finish({"n_samples": n, "n_channels": d.n_channels, "sfreq": d.sfreq, "first_samp": 0,
-                       "block_samples": int(h.block_samples),
-                       "samples_sha256": end["samples_sha256"] if h.mode == "lossless" else "",
-                       "samples_hash_layout": SAMPLES_HASH_LAYOUT})
-        if h.mode != "lossless":
-            self._seal_decoded()
-        elif self.verify:
-            with Archive(writer.tmp) as arc:
-                result = arc.verify()
-            if not result["ok"]:
-                raise VerificationError(f"{self.dst}: the archive decodes to other samples than the stream "
-                                        f"delivered (sha256 {result['samples_sha256']} != {result['expected']})")
-        return writer.publish(overwrite=self.overwrite)
-
-    def _annotations(self) -> mne.Annotations:
-        kept = self.kept
-        meas_date = self.header.description.info["meas_date"]
-        return mne.Annotations(np.asarray(kept.onsets, np.float64),
-                               np.array([m.duration for m in kept.markers], np.float64),
-                               [m.description for m in kept.markers], orig_time=meas_date)
-
-    def _source(self, end: dict) -> dict:
-        kept = self.kept
-        markers = {}
-        for m in kept.markers:
-            markers[m.stream] = markers.get(m.stream, 0) + 1
-        return {**self.header.description.source,
-                "recording": {k: v for k, v in end.items() if k not in ("samples_sha256", "fidelity")},
-                "markers": markers, "notes": list(kept.notes),
-                "source_bytes": int(end["n_samples"]) * self.header.description.n_channels
-                * self.header.description.sample_bytes}
-
-    def _write_lossy(self, h5, end: dict) -> None:
-        g = h5.create_group("lossy")
-        for key, value in self.header.lossy.items():
-            if isinstance(value, str):
-                put_text(g.attrs, key, value)
-            else:
-                g.attrs[key] = value
-        if self.header.model is not None:
-            g.create_dataset("model", data=np.frombuffer(self.header.model, np.uint8))
-        fidelity = h5.create_group("fidelity")
-        json_dataset(fidelity, "json", end["fidelity"])
-
-    def _seal_decoded(self) -> None:
-        """Lossy archives: the decoded samples' SHA-256 and tolerance fingerprint."""
-        writer = self._writer
-        sha, rows = hashlib.sha256(), []
-        window = fingerprint.READ_SAMPLES
-        with Archive(writer.tmp) as arc:
-            for t0 in range(0, arc.n_samples, window):
-                y = arc.read(t0, min(arc.n_samples, t0 + window))
-                sha.update(sample_bytes(y))
-                rows.append(fingerprint.window_stats(y))
-        with writer.amend() as h5:
-            put_text(h5["data"].attrs, "samples_sha256", sha.hexdigest())
-            fingerprint.write(h5["fidelity"], rows, window)
+    def discard(self) -> None:
+        """What was made durable stays in the journal, for ``biocompress recover``."""
+        if self.journal is not None and not self.journal.writer.closed:
+            self.journal.writer.close()
 
 
 class TeeSink(Sink):

@@ -88,6 +88,8 @@ def test_lossless_stream_holds_exactly_what_was_pushed(tmp_path):
         assert arc.source["kind"] == "lsl" and arc.source["name"] == "bc-lossless"
         assert "<channel_format>float32</channel_format>" in arc.source["xml"]
         assert (_bits(arc.h5["annotations/timestamp"][()]) == _bits(onset_stamps)).all()
+        assert (_bits(arc.timestamps()) == _bits(memory.timestamps)).all()  # the archive keeps them exactly
+        assert arc.clock_offsets is not None and len(arc.clock_offsets)
         assert arc.verify()["ok"]
 
 
