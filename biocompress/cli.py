@@ -21,6 +21,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from .system import os_errors
+from .system.signals import request_interrupt
 from .system.signals import stop_on_signals
 from .errors import BiocompressError, CorruptArchiveError, VerificationError
 
@@ -482,9 +483,10 @@ def _print_summary(path: Path) -> None:
 
 
 def _interrupt(signum, frame) -> None:
-    """SIGTERM and SIGHUP end a run like Ctrl-C: cleanup runs, exit code 130."""
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    """Ctrl-C, SIGTERM and SIGHUP end a run: cleanup runs, nothing is published, exit code 130."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)  # once: a second signal must not break the cleanup
+    request_interrupt()  # should the exception below be swallowed, the writers still see it
     raise KeyboardInterrupt
 
 
@@ -507,8 +509,8 @@ def _excepthook(kind, value, tb, settings=_SETTINGS, default=sys.__excepthook__)
 def main() -> None:  # pragma: no cover
     sys.unraisablehook = _unraisable
     sys.excepthook = _excepthook
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     if hasattr(signal, "SIGXFSZ"):  # over `ulimit -f`, a write fails with EFBIG instead of killing us
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:

@@ -14,6 +14,7 @@ import numpy as np
 from .._version import __version__
 from ..system.guarded_file import GuardedFile, hdf5_for_writing
 from ..system.outputs import temporary
+from ..system.signals import check_interrupted
 from . import integrity
 from .layout import DATA, FORMAT_NAME, FORMAT_VERSION, INDEX_DTYPE, SEGMENT_BYTES, SEGMENT_NAME, TIMES, put_text
 
@@ -153,6 +154,7 @@ class ArchiveWriter:
         self._seal()
 
     def publish(self, *, overwrite: bool = False) -> Path:
+        check_interrupted()  # the point of no return: an interrupted run publishes nothing
         if self.h5.id.valid:
             self.h5.close()
         self._file.close()
