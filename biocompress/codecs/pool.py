@@ -53,9 +53,9 @@ def _start_worker(through_server: bool = False) -> None:
 def _warm_up() -> None:
     """One BLAS thread per worker (two workers each spinning two BLAS threads on two
     cores run 5× slower than one), and JIT kernels loaded once per worker."""
-    from threadpoolctl import threadpool_limits
+    from ..system.threads import one_thread_per_process
 
-    threadpool_limits(1)
+    one_thread_per_process()
     codes = np.cumsum(np.random.default_rng(0).integers(-9, 10, (2, 600)), axis=1)
     from .lossless import LosslessCodec
 
@@ -128,6 +128,12 @@ class BlockPool:
 
 
 _READ_POOL: list = []
+
+
+def no_read_pool() -> None:
+    """Decode reads in this process from now on (no read pool): for worker processes that
+    each handle one file, where the cores are already busy with the other workers."""
+    _READ_POOL[:] = [None]
 
 
 def read_pool():
