@@ -288,7 +288,8 @@ def _bids_task(src: Path, dst: Path, unit: Unit, direction: str, outputs: dict, 
                          keep_original=str(kept))
     original = src / STATE_FOLDER / ORIGINALS / bids.DESCRIPTION
     if direction == "restore" and original.is_file():  # the description as it was before compression
-        moved = Unit("file", unit.rel, (f"{STATE_FOLDER}/{ORIGINALS}/{bids.DESCRIPTION}",))
+        kept_rel = f"{STATE_FOLDER}/{ORIGINALS}/{bids.DESCRIPTION}"
+        moved = Unit("file", kept_rel, (kept_rel,))
         task, entry = _task_for(src, dst, moved, "copy", unit.rel, row, {}, force)
         if entry is not None:
             entry["source"] = unit.rel
