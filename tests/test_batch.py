@@ -185,6 +185,7 @@ def test_include_exclude_and_files_it_did_not_write(dataset, tmp_path):
 def test_refusals_before_any_work(dataset, tmp_path):
     with pytest.raises(BadInputError, match="inside one another"):
         run_batch(dataset, dataset / "out")
+    assert not (dataset / "out").exists()
     with pytest.raises(BadInputError, match="not a folder"):
         run_batch(dataset / "broken.edf", tmp_path / "x")
     res = invoke("batch", dataset, tmp_path / "y", "--mode", "lossy")

@@ -18,7 +18,7 @@ import io
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import BadInputError, WriteError
@@ -181,14 +181,14 @@ def _roots(src, dst) -> tuple[Path, Path]:
     src = src.resolve()
     if dst.exists() and not dst.is_dir():
         raise BadInputError(dst, "exists and is not a folder")
+    where = dst.resolve()
+    if where == src or src in where.parents or where in src.parents:
+        raise BadInputError(dst, f"the destination and the source ({src}) must not lie inside one another")
     try:
         dst.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise WriteError(dst, f"cannot create the destination folder: {os_errors.problem(exc) or exc}") from None
-    dst = dst.resolve()
-    if dst == src or src in dst.parents or dst in src.parents:
-        raise BadInputError(dst, f"the destination and the source ({src}) must not lie inside one another")
-    return src, dst
+    return src, dst.resolve()
 
 
 def _options(direction, export_format, mode, quality, max_error_uv, model, allow_changes) -> dict:
@@ -307,7 +307,7 @@ def _spread_large(plan: list[Task], workers: int, executor: str) -> None:
     if executor == "local" and workers > 1:
         for i, t in enumerate(plan):
             if t.action == "compress" and sizes[t.source] >= LARGE_BYTES:
-                plan[i] = Task(**{**t.__dict__, "block_workers": workers})
+                plan[i] = replace(t, block_workers=workers)
 
 
 def _run_phases(run, plan: list[Task], workers: int):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 from contextlib import contextmanager
 from collections import deque
@@ -96,6 +97,21 @@ class BlockPool:
             self._ex = _Inline()
         else:
             self._ex = ProcessPoolExecutor(self.workers, mp_context=_context(), initializer=_start_worker)
+            self._start_workers()
+
+    def _start_workers(self) -> None:
+        """Fork the workers now, with Ctrl-C, SIGTERM and SIGHUP held back meanwhile: Python
+        runs at-fork callbacks in the parent, and an interrupt raised inside one is ignored
+        (the run would go on as if never asked to stop). The workers unblock them."""
+        from ..system.processes import INTERRUPTS
+
+        if not hasattr(signal, "pthread_sigmask"):
+            return
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
+        try:
+            self._ex.submit(int)  # a fork-context pool forks all its workers at the first submit
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
     def __enter__(self):
         return self

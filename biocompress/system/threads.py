@@ -11,7 +11,9 @@ setting as it was.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from contextlib import contextmanager
 
 _CACHED: dict = {}
@@ -20,12 +22,27 @@ _CACHED: dict = {}
 def _controller():
     """A ThreadpoolController, made again when modules were imported since (a library
     imported later may bring its own BLAS); making one costs ~0.4 ms, using it ~10 µs."""
-    from threadpoolctl import ThreadpoolController
-
     seen = len(sys.modules)
     if _CACHED.get("seen") != seen:
-        _CACHED.update(controller=ThreadpoolController(), seen=seen)
+        _CACHED.update(controller=_new_controller(), seen=seen)
     return _CACHED["controller"]
+
+
+def _new_controller():
+    """threadpoolctl finds the loaded libraries through a C callback into Python; a signal
+    handled inside that callback (Ctrl-C, SIGTERM turned into KeyboardInterrupt) would be
+    swallowed by ctypes. The signals wait until the libraries are found."""
+    from threadpoolctl import ThreadpoolController
+
+    from .processes import INTERRUPTS
+
+    if threading.current_thread() is not threading.main_thread():
+        return ThreadpoolController()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
+    try:
+        return ThreadpoolController()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 @contextmanager
