@@ -134,7 +134,15 @@ def run_batch(src, dst, *, restore: bool = False, export_format: str | None = No
                 plan.append(task)
                 entries.append(entry)
         _spread_large(plan, workers, executor)
-        reporter.begin(len(plan), sum(e["source_bytes"] for e in entries), summary.already_done)
+        rewrites = []  # BIDS files that name the recordings: written last, from the final names
+        for u in later:
+            task, entry = _bids_task(src, dst, u, direction, outputs, rows.get(u.rel), options, force)
+            if task is None:
+                summary.already_done += 1
+            else:
+                rewrites.append((u.rel, task, entry))
+        reporter.begin(len(plan) + len(rewrites), sum(e["source_bytes"] for e in entries)
+                       + sum(e["source_bytes"] for _, _, e in rewrites), summary.already_done)
         manifest.start(entries)
         by_source = {e["task_source"]: e["source"] for e in entries}
         run = _executor(executor, workers, scheduler) if plan else None
@@ -155,15 +163,11 @@ def run_batch(src, dst, *, restore: bool = False, export_format: str | None = No
                 if hasattr(run, "sweep"):
                     run.sweep([str(f) for f in folders])
                 run.close()
-        for u in later:  # BIDS files that name the recordings: from the final names
-            task, entry = _bids_task(src, dst, u, direction, outputs, rows.get(u.rel), options, force)
-            if task is None:
-                summary.already_done += 1
-                continue
+        for rel, task, entry in rewrites:
             manifest.start([entry])
             outcome = run_task(task)
-            manifest.finish(u.rel, outcome)
-            _count(summary, task, outcome, u.rel)
+            manifest.finish(rel, outcome)
+            _count(summary, task, outcome, rel)
             reporter.finished(task, outcome)
         for folder in folders:
             remove_stale_temporaries(folder)

@@ -92,13 +92,19 @@ def _size(path) -> int | None:
         return None
 
 
-def members_sha256(paths) -> str:
-    """SHA-256 over the SHA-256 of each file, in order: one fingerprint of a multi-file source."""
+def members_sha256(paths, known=()) -> str:
+    """SHA-256 over the SHA-256 of each file, in order: one fingerprint of a multi-file source.
+    ``known``: the files an archive's provenance lists ({"name", "size", "sha256"}), hashed as
+    compress read them; a file among them (same name, once, same size) is not read again."""
     from ..io.source import file_sha256
 
+    names = [k.get("name") for k in known if isinstance(k, dict)]
+    by_name = {k["name"]: k for k in known if isinstance(k, dict) and names.count(k.get("name")) == 1}
     combined = hashlib.sha256()
-    for p in paths:
-        combined.update(file_sha256(Path(p)).encode())
+    for p in map(Path, paths):
+        entry = by_name.get(p.name)
+        same = entry is not None and entry.get("size") == _size(p) and isinstance(entry.get("sha256"), str)
+        combined.update((entry["sha256"] if same else file_sha256(p)).encode())
     return combined.hexdigest()
 
 
@@ -110,12 +116,12 @@ def _compress(task: Task) -> str:
     from ..container.reader import Archive
     from ..files.compress import compress
 
-    sha = members_sha256(task.members)
     compress(task.source, task.output, mode=task.mode, overwrite=task.overwrite, workers=task.block_workers,
              quality=task.quality, max_error_uv=task.max_error_uv, model=task.model)
     with Archive(task.output) as arc:  # the file now at the output's path, as readers will find it
         arc.check_metadata()
-    return sha
+        hashed = arc.source.get("files") or []
+    return members_sha256(task.members, known=hashed)
 
 
 def _restore(task: Task) -> str:
