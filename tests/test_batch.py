@@ -207,3 +207,19 @@ def test_a_second_batch_on_the_same_destination_is_refused(dataset, tmp_path):
         assert "another batch is writing to this destination" in " ".join(res.output.split())
         assert f"pid {os.getpid()}" in res.output
     assert not any(p.suffix == ".h5" for p in dst.rglob("*"))
+
+
+def test_large_recordings_spread_their_blocks_over_the_workers(dataset, tmp_path, monkeypatch):
+    """A recording over LARGE_BYTES runs alone, its blocks encoded on every worker (a pool
+    inside the batch's worker); the archives are the same as those made one per worker."""
+    import biocompress.batch.runner as runner_module
+
+    (dataset / "broken.edf").unlink()
+    plain = run_batch(dataset, tmp_path / "plain", workers=2)
+    monkeypatch.setattr(runner_module, "LARGE_BYTES", 90_000)  # rec1 (96 kB) and test_NO (584 kB) count as large
+    spread = run_batch(dataset, tmp_path / "spread", workers=2)
+    assert plain.failed == spread.failed == [] and spread.converted == 3
+    for rel in ("site-a/day1/rec1.bc.h5", "site-b/test_NO.bc.h5", "site-a/rec2.bc.h5"):
+        with biocompress.open(tmp_path / "plain" / rel) as a, biocompress.open(tmp_path / "spread" / rel) as b:
+            assert a.attrs["samples_sha256"] == b.attrs["samples_sha256"]
+            assert_bitwise_equal(a.read(), b.read())

@@ -229,3 +229,6 @@ def start_local_worker() -> None:
     start_worker(through_server=True)
     one_thread_per_process()
     no_read_pool()
+    quiet = os.open(os.devnull, os.O_WRONLY)  # readers that print (antio, …) would mix into the progress
+    os.dup2(quiet, 1)
+    os.close(quiet)
