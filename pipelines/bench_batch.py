@@ -3,12 +3,12 @@
 Four runs over the same corpus, each into a fresh destination:
 
 1. batch, local pool, 1 worker
-2. batch, local pool, 2 workers                 target: ≥ 1.8 × the throughput of 1
-3. batch, Dask LocalCluster of 2 workers        target: ≥ 0.9 × the throughput of 2,
-   (inside a network namespace of its own,       decoded samples byte-identical to 2's
-   loopback only: `unshare -n`)
-4. the same compress-and-verify calls as 1, one after the other in this already started
+2. the same compress-and-verify calls as 1, one after the other in this already started
    Python process (imports done, kernels loaded): 1 must take ≤ 1.3 × its time
+3. batch, local pool, 2 workers                 target: ≥ 1.8 × the throughput of 1
+4. batch, Dask LocalCluster of 2 workers        target: ≥ 0.9 × the throughput of 3,
+   (inside a network namespace of its own,       decoded samples byte-identical to 3's
+   loopback only: `unshare -n`)
 
 Throughput: bytes of the sources handled per second of wall time, start-up of the pool or
 cluster included. Every figure depends on what else the machine runs: the load average is
@@ -146,15 +146,16 @@ def main() -> int:
                 p.read_bytes()
         print(f"corpus {args.corpus}; cores {os.cpu_count()}; load average before {load()}", flush=True)
         runs = {}
+        # each comparison's two runs back to back, so that both meet about the same load
         runs["1"] = batch_run(args.corpus, work / "one", workers=1)
-        print(f"  batch, 1 worker: {runs['1']['wall_s']:.1f} s", flush=True)
+        print(f"  batch, 1 worker: {runs['1']['wall_s']:.1f} s (load {load()})", flush=True)
+        runs["inproc"] = in_process(args.corpus, work / "inproc")
+        print(f"  in-process loop: {runs['inproc']['wall_s']:.1f} s (load {load()})", flush=True)
         runs["2"] = batch_run(args.corpus, work / "two", workers=2)
-        print(f"  batch, 2 workers: {runs['2']['wall_s']:.1f} s", flush=True)
+        print(f"  batch, 2 workers: {runs['2']['wall_s']:.1f} s (load {load()})", flush=True)
         if not args.skip_dask:
             runs["dask"] = dask_in_namespace(args.corpus, work / "dask")
-            print(f"  batch, Dask LocalCluster, 2 workers: {runs['dask']['wall_s']:.1f} s", flush=True)
-        runs["inproc"] = in_process(args.corpus, work / "inproc")
-        print(f"  in-process loop: {runs['inproc']['wall_s']:.1f} s", flush=True)
+            print(f"  batch, Dask LocalCluster, 2 workers: {runs['dask']['wall_s']:.1f} s (load {load()})", flush=True)
         after = load()
         rows = [("batch, local, 1 worker", runs["1"], "", "")]
         speedup = runs["2"]["throughput"] / runs["1"]["throughput"]
@@ -169,7 +170,7 @@ def main() -> int:
         rows.append(("same calls in one started process", runs["inproc"], f"batch 1 worker takes {overhead:.2f} ×",
                      "≤ 1.3" + _ok(overhead <= 1.3)))
         _print(rows, args.markdown)
-        print(f"load average before the runs and after: see above / {after} (1, 5, 15 min); "
+        print(f"load average (1, 5, 15 min) at the end: {after}; "
               f"failures (same in every run): {sorted(set(runs['1']['failed']))}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
