@@ -7,6 +7,7 @@ they happen, whatever ``quiet`` says.
 
 from __future__ import annotations
 
+import math
 import time
 
 from rich.console import Console
@@ -46,7 +47,7 @@ class ConsoleReporter(Reporter):
         elapsed = time.perf_counter() - self._t0
         rate = self.bytes_done / elapsed if elapsed > 0 else 0.0
         left = (self.n_bytes - self.bytes_done) / rate if rate > 0 else float("nan")
-        eta = f"{int(left // 60)}:{int(left % 60):02d}" if left == left else "?"
+        eta = "?" if math.isnan(left) else f"{int(left // 60)}:{int(left % 60):02d}"
         return f"{self.files_done}/{self.n_tasks} files", f"{megabytes(rate)}/s", eta
 
     def finished(self, task: Task, outcome: dict) -> None:
