@@ -7,8 +7,16 @@ from .errors import BadInputError, BiocompressError, CorruptArchiveError, Verifi
 from .files.read import read_raw
 
 
-def open(archive) -> Archive:  # noqa: A001  (mirrors h5py.File / builtins.open on purpose)
-    """Low-level access: info, block index, ``read(start, stop, picks)``."""
+def open(archive):  # noqa: A001  (mirrors h5py.File / builtins.open on purpose)
+    """Low-level access: info, block index, ``read(start, stop, picks)``, ``to_dask()``.
+    A folder gives an ``ArchiveFolder`` of the archives under it (``to_dask()``: one lazy
+    array per archive)."""
+    import os
+
+    if os.path.isdir(archive):
+        from .files.lazy import ArchiveFolder
+
+        return ArchiveFolder(archive)
     return Archive(archive)
 
 

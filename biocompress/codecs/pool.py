@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 from contextlib import contextmanager
 from collections import deque
@@ -53,9 +54,9 @@ def _start_worker(through_server: bool = False) -> None:
 def _warm_up() -> None:
     """One BLAS thread per worker (two workers each spinning two BLAS threads on two
     cores run 5× slower than one), and JIT kernels loaded once per worker."""
-    from threadpoolctl import threadpool_limits
+    from ..system.threads import one_thread_per_process
 
-    threadpool_limits(1)
+    one_thread_per_process()
     codes = np.cumsum(np.random.default_rng(0).integers(-9, 10, (2, 600)), axis=1)
     from .lossless import LosslessCodec
 
@@ -96,6 +97,21 @@ class BlockPool:
             self._ex = _Inline()
         else:
             self._ex = ProcessPoolExecutor(self.workers, mp_context=_context(), initializer=_start_worker)
+            self._start_workers()
+
+    def _start_workers(self) -> None:
+        """Fork the workers now, with Ctrl-C, SIGTERM and SIGHUP held back meanwhile: Python
+        runs at-fork callbacks in the parent, and an interrupt raised inside one is ignored
+        (the run would go on as if never asked to stop). The workers unblock them."""
+        from ..system.processes import INTERRUPTS
+
+        if not hasattr(signal, "pthread_sigmask"):
+            return
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
+        try:
+            self._ex.submit(int)  # a fork-context pool forks all its workers at the first submit
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
     def __enter__(self):
         return self
@@ -128,6 +144,12 @@ class BlockPool:
 
 
 _READ_POOL: list = []
+
+
+def no_read_pool() -> None:
+    """Decode reads in this process from now on (no read pool): for worker processes that
+    each handle one file, where the cores are already busy with the other workers."""
+    _READ_POOL[:] = [None]
 
 
 def read_pool():

@@ -510,6 +510,13 @@ class Archive:
         for t0, t1 in windows:
             yield t0, t1, self.read(t0, t1)
 
+    def to_dask(self, chunk_samples: int | None = None):
+        """This archive's samples as a lazy (channels × samples) Dask array of MNE's float64
+        values, chunked on the blocks (see :mod:`biocompress.files.lazy`); needs dask."""
+        from ..files.lazy import archive_to_dask
+
+        return archive_to_dask(self.path, chunk_samples)
+
     def check_metadata(self) -> int:
         """Read and check every part that ``read_raw``, ``restore`` and ``info`` use besides the
         blocks; return how many parts the integrity manifest covered (0 before format 3)."""

@@ -18,6 +18,7 @@ from . import edf_exact
 from ..io import edf_file, edf_native, metadata, scaling
 from ..io.source import file_sha256, needs_whole_read, open_source
 from ..system.outputs import check_output, writing
+from ..system.threads import one_blas_thread
 from ..codecs.pool import BlockPool
 from ..progress import progress_bar
 from ..stream.encoder import StreamEncoder
@@ -29,6 +30,19 @@ BLOCK_SAMPLES = 16384
 GROUP_CHANNELS = 32  # the cross-channel stage finds references within a lane's channels
 SMALL_RECORDING = 1_000_000  # samples; below this, worker processes cost more than they save
 MODES = ("lossless", "lossy", "near-lossless")
+
+
+def mode_problem(mode: str, quality, max_error_uv) -> str | None:
+    """What is wrong with a mode and its settings (as the command line names them); None if nothing."""
+    if mode not in MODES:
+        return f"--mode must be one of {', '.join(MODES)}; got {mode!r}"
+    if mode == "lossy" and quality is None:
+        return "--mode lossy needs --quality 1…5"
+    if mode == "near-lossless" and max_error_uv is None:
+        return "--mode near-lossless needs --max-error µV"
+    if mode == "lossless" and (quality is not None or max_error_uv is not None):
+        return "--quality and --max-error apply to --mode lossy / near-lossless"
+    return None
 
 
 def default_output(src: Path) -> Path:
@@ -150,7 +164,7 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
                        force=overwrite, kind="archive")
     exact_edf = src_path is not None and not isinstance(src, mne.io.BaseRaw) and edf_file.is_edf(src_path) \
         and edf_native.samples_per_record(raw) is not None
-    with writing(dst):
+    with writing(dst), one_blas_thread():
         return _compress_checked(raw, src_path, dst, mode, exact_edf, overwrite=overwrite,
                                  block_samples=block_samples, group_channels=group_channels, workers=workers,
                                  progress=progress, verify=verify, quality=quality, max_error_uv=max_error_uv,

@@ -11,6 +11,7 @@ from ..container.reader import Archive
 from ..errors import CorruptArchiveError
 from ..io.source import file_sha256, iter_samples, open_raw
 from ..progress import progress_bar
+from ..system.threads import one_blas_thread
 
 
 def verify_archive(archive, source=None, *, progress: bool = False) -> dict:
@@ -23,6 +24,11 @@ def verify_archive(archive, source=None, *, progress: bool = False) -> dict:
 
     Returns a dict with ``ok`` and human-readable ``lines``.
     """
+    with one_blas_thread():
+        return _verify(archive, source, progress)
+
+
+def _verify(archive, source, progress: bool) -> dict:
     lines, ok = [], True
     with Archive(archive) as arc:
         live = getattr(arc, "live", False)  # a journal: no fingerprint yet, digests only once it ended
