@@ -18,15 +18,28 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from .system import os_errors
+from .system import interrupts, os_errors
 from .errors import BiocompressError, CorruptArchiveError, VerificationError
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
+def _interrupted(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a KeyboardInterrupt or was caused by one: a signal handled while a
+    numba-compiled function returns surfaces as "SystemError: CPUDispatcher(...) returned a
+    result with an exception set", the KeyboardInterrupt as its cause."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__
+    return False
+
+
 def exit_status(exc: BaseException) -> tuple[int, str]:
     """The exit code and the one-line message for an exception that ended a command."""
-    if isinstance(exc, KeyboardInterrupt):
+    if _interrupted(exc):
         return EXIT_INTERRUPTED, "interrupted; no partial output left"
     if isinstance(exc, (VerificationError, CorruptArchiveError)):
         return EXIT_FAILED, str(exc)
@@ -337,7 +350,7 @@ def _interrupt(signum, frame) -> None:
     """SIGTERM and SIGHUP end a run like Ctrl-C: cleanup runs, exit code 130."""
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)  # once: a second signal must not break the cleanup
-    raise KeyboardInterrupt
+    interrupts.handler(signum, frame)
 
 
 def _unraisable(info, settings=_SETTINGS, default=sys.__unraisablehook__) -> None:
@@ -359,6 +372,7 @@ def _excepthook(kind, value, tb, settings=_SETTINGS, default=sys.__excepthook__)
 def main() -> None:  # pragma: no cover
     sys.unraisablehook = _unraisable
     sys.excepthook = _excepthook
+    signal.signal(signal.SIGINT, interrupts.handler)
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
     if hasattr(signal, "SIGXFSZ"):  # over `ulimit -f`, a write fails with EFBIG instead of killing us

@@ -245,6 +245,28 @@ def test_keyboard_interrupt_exit_130(tmp_path, monkeypatch):
     assert res.exit_code == 130 and "interrupted" in res.output
 
 
+def _caused_by(cause: BaseException, exc: BaseException) -> BaseException:
+    try:
+        raise exc from cause
+    except BaseException as raised:  # noqa: BLE001
+        return raised
+
+
+def test_interrupt_inside_compiled_code_exit_130(tmp_path, monkeypatch):
+    """A signal handled while a numba function returns surfaces as a SystemError whose cause
+    is the KeyboardInterrupt (sometimes through a second SystemError): still an interrupt."""
+    dispatcher = "CPUDispatcher(<function _unpack_symbols>) returned a result with an exception set"
+    inner = _caused_by(KeyboardInterrupt(), SystemError(dispatcher))
+
+    def interrupted(path):
+        raise SystemError(dispatcher) from inner
+
+    monkeypatch.setattr(cli, "archive_summary", interrupted)
+    res = CliRunner().invoke(cli.app, ["info", str(tmp_path / "x.bc.h5")])
+    assert res.exit_code == 130 and "interrupted" in res.output and "internal error" not in res.output
+    assert cli.exit_status(_caused_by(ValueError("v"), SystemError(dispatcher)))[0] == 3
+
+
 @pytest.mark.parametrize("exc, code", [
     (biocompress.VerificationError("v"), 1), (biocompress.CorruptArchiveError("c"), 1),
     (BadInputError("p", "bad"), 2), (WriteError("p", "full"), 2),
