@@ -1,7 +1,7 @@
 """Kill ``compress`` at random moments and check what it leaves behind (issue 10, item 6).
 
     python pipelines/kill_campaign.py [--kills 10] [--terms 5] [--seed S] [--out results.csv]
-                                      [--recording PATH] [--seconds 180] [--workdir DIR]
+                                      [--recording PATH] [--seconds 300] [--workdir DIR]
                                       [--via module|script]
 
 Compresses a recording big enough for worker processes (default: a synthetic 64-channel
@@ -55,8 +55,8 @@ from killkit.runs import alive_after, cli, cli_env, run_and_signal, temporaries 
 GONE_WITHIN_S = 5.0
 SMALL_RECORDING = REPO / "data_samples" / "chtypes_edf.edf"
 SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGTERM": signal.SIGTERM}
-COLUMNS = ("run", "signal", "moment_s", "aimed_at", "phase", "preexisting", "procs_seen", "alive_after_5s", "tmp_at_exit",
-           "tmp_after_next", "removed_others", "final_path", "exit_code", "verdict")
+COLUMNS = ("run", "signal", "moment_s", "aimed_at", "phase", "preexisting", "procs_seen", "alive_after_5s",
+           "tmp_at_exit", "tmp_after_next", "removed_others", "final_path", "exit_code", "verdict")
 
 
 def synthetic_recording(folder: Path, seconds: int) -> Path:
@@ -172,9 +172,10 @@ def problems(row: dict, signalled: bool) -> list[str]:
 def format_table(rows: list[dict]) -> str:
     head = ("run", "signal", "moment s", "aimed at", "phase", "pre", "procs", "alive 5s", "tmp exit", "tmp next",
             "final path", "exit", "verdict")
-    body = [(str(r["run"]), r["signal"], f"{r['moment_s']:.2f}", r["aimed_at"], r["phase"], "yes" if r["preexisting"] else "no",
-             str(r["procs_seen"]), str(r["alive_after_5s"]), str(r["tmp_at_exit"]), str(r["tmp_after_next"]),
-             r["final_path"], str(r["exit_code"]), r["verdict"]) for r in rows]
+    body = [(str(r["run"]), r["signal"], f"{r['moment_s']:.2f}", r["aimed_at"], r["phase"],
+             "yes" if r["preexisting"] else "no", str(r["procs_seen"]), str(r["alive_after_5s"]),
+             str(r["tmp_at_exit"]), str(r["tmp_after_next"]), r["final_path"], str(r["exit_code"]), r["verdict"])
+            for r in rows]
     widths = [max(len(h), *(len(b[k]) for b in body)) if body else len(h) for k, h in enumerate(head)]
     lines = ["  ".join(c.ljust(wd) for c, wd in zip(head, widths)), "  ".join("-" * wd for wd in widths)]
     lines += ["  ".join(c.ljust(wd) for c, wd in zip(b, widths)) for b in body]
@@ -213,7 +214,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("kill_campaign.csv"), help="CSV, one row per run")
     ap.add_argument("--recording", type=Path, default=None,
                     help="recording to compress (default: a synthetic 64-channel EDF)")
-    ap.add_argument("--seconds", type=int, default=180, help="length of the synthetic recording (1 kHz)")
+    ap.add_argument("--seconds", type=int, default=300, help="length of the synthetic recording (1 kHz)")
     ap.add_argument("--workdir", type=Path, default=None, help="scratch folder, kept (default: a temp folder, removed)")
     ap.add_argument("--via", choices=("module", "script"), default="module",
                     help="run `python -m biocompress.cli` or the installed script's entry point")
