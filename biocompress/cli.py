@@ -72,7 +72,16 @@ class _Handled(TyperGroup):
                 sys.stderr.write(traceback.format_exc())
             err.print(f"[bold red]error:[/] {message}" if code != EXIT_INTERRUPTED else message, highlight=False,
                       soft_wrap=True)
+            if code == EXIT_INTERRUPTED:
+                _forget_unhandled_interrupt()
             raise typer.Exit(code) from None
+
+
+def _forget_unhandled_interrupt() -> None:
+    """CPython marks the process as ended by an unhandled KeyboardInterrupt (and ends it by
+    SIGINT instead of with our exit code) when one escaped code run by ``exec`` of a string,
+    as some imports do, even once handled here; the next ``exec`` of a string clears the mark."""
+    exec("None")  # noqa: S102 - a constant string
 
 
 app = typer.Typer(cls=_Handled, add_completion=False, no_args_is_help=True, help=__doc__,
@@ -353,10 +362,15 @@ def _interrupt(signum, frame) -> None:
     interrupts.handler(signum, frame)
 
 
-def _unraisable(info, settings=_SETTINGS, default=sys.__unraisablehook__) -> None:
+def _unraisable(info, settings=_SETTINGS, default=sys.__unraisablehook__,
+                 deliver_again=interrupts.deliver_again) -> None:
     """Errors Python can only report (an extension's object failing to free itself after a
-    failed write): the command reports its own error; --debug shows these too.
+    failed write): the command reports its own error; --debug shows these too. A signal's
+    KeyboardInterrupt reported this way (raised in a destructor or a callback) is sent again.
     (Bound as defaults: the hook also runs at interpreter exit, when globals are gone.)"""
+    if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
+        deliver_again()
+        return
     if settings["debug"]:
         default(info)
 

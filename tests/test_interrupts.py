@@ -260,3 +260,44 @@ def test_a_signal_while_workers_start_interrupts_the_run_once_they_are_started(m
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "interrupted", done.stderr
 
+
+
+def test_an_interrupt_swallowed_by_a_callback_is_delivered_again():
+    """Python can only report an exception raised in a destructor or a weakref callback (the
+    import system has some): a SIGTERM whose KeyboardInterrupt was raised there was lost and
+    the run went on. The CLI's report hook sends the interrupt again."""
+    probe = """
+import sys, time
+from biocompress import cli
+sys.unraisablehook = cli._unraisable
+
+class Closing:
+    def __del__(self):
+        raise KeyboardInterrupt
+
+try:
+    Closing()
+    time.sleep(60)  # a real signal also ends a blocking wait
+    print("lost")
+except KeyboardInterrupt:
+    print("delivered")
+"""
+    done = subprocess.run([sys.executable, "-c", probe], env={**os.environ, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "delivered", done.stderr
+    assert done.stderr == ""
+
+
+def test_an_interrupt_inside_exec_code_still_exits_130(tmp_path):
+    """Run as ``python -m``, CPython ends a process by SIGINT (exit -2, not 130) once a
+    KeyboardInterrupt has escaped code run by ``exec`` of a string (some imports do that),
+    even when the CLI handled it."""
+    (tmp_path / "interrupted_cli.py").write_text(
+        "import sys\nfrom biocompress import cli\n\n"
+        "def interrupted(path):\n    exec('raise KeyboardInterrupt')\n\n"
+        "cli.archive_summary = interrupted\nsys.exit(cli.main())\n")
+    done = subprocess.run([sys.executable, "-m", "interrupted_cli", "info", str(tmp_path / "x.bc.h5")],
+                          env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130, done.stderr
+    assert "interrupted" in done.stderr and "Traceback" not in done.stderr

@@ -7,10 +7,15 @@ workers that never receive the order to stop, which the interpreter then waits f
 exit (a hang). The CLI installs :func:`handler` for SIGINT, SIGTERM and SIGHUP: inside
 :func:`deferred` it notes the signal, and the KeyboardInterrupt is raised on leaving the
 section. Elsewhere (and where no such handler is installed) nothing changes.
+
+A KeyboardInterrupt raised where Python can only report it (a destructor, a weakref
+callback such as the import system's, an at-fork callback) is lost with it; the CLI's
+report hook calls :func:`deliver_again`.
 """
 
 from __future__ import annotations
 
+import signal
 import threading
 from contextlib import contextmanager
 
@@ -39,3 +44,24 @@ def deferred():
     if _state["depth"] == 0 and _state["pending"]:
         _state["pending"] = False
         raise KeyboardInterrupt
+
+
+def deliver_again(delay_s: float = 0.01) -> None:
+    """Send SIGINT to the main thread again, shortly and from another thread, for an interrupt
+    Python swallowed. (Sent from the hook that reports it, it would be raised inside the hook,
+    and swallowed again; a real signal, unlike ``_thread.interrupt_main``, also ends a
+    blocking wait.)"""
+    main = threading.main_thread().ident
+
+    def send() -> None:
+        try:
+            signal.pthread_kill(main, signal.SIGINT)
+        except (OSError, ValueError, AttributeError):  # the main thread is gone; no pthread_kill here
+            pass
+
+    try:
+        timer = threading.Timer(delay_s, send)
+        timer.daemon = True
+        timer.start()
+    except RuntimeError:  # at interpreter shutdown: nothing is left to interrupt
+        pass

@@ -8,7 +8,9 @@ be seen from outside:
 - ``encoding``: block-pool workers (forks of the CLI) exist;
 - ``writing``: a temporary archive exists and no worker (metadata, sealing, between pools);
 - ``verifying``: the read pool's fork server exists (the archive is decoded and compared);
-- ``published``: the temporary is gone and the final path is this run's archive.
+- ``published``: the temporary is gone and the final path is this run's archive (the
+  process is exiting: joining its workers, then Python's own shutdown, during which a
+  SIGTERM has its default action again).
 """
 
 from __future__ import annotations
@@ -74,18 +76,19 @@ class Watched:
 
 
 def _phase(pid: int, below: dict, folder: Path, dst: Path, started_wall: float) -> str:
+    own_temporaries = temporaries(folder, pid)
+    try:
+        if not own_temporaries and dst.stat().st_mtime >= started_wall:
+            return "published"
+    except FileNotFoundError:
+        pass
     commands = [proctree.command_line(p) for p in below]
     if any("forkserver" in c for c in commands):
         return "verifying"
     if any("biocompress.cli" in c for c in commands):
         return "encoding"
-    if temporaries(folder, pid):
+    if own_temporaries:
         return "writing"
-    try:
-        if dst.stat().st_mtime >= started_wall:
-            return "published"
-    except FileNotFoundError:
-        pass
     if not proctree.catches(pid, signal.SIGTERM):
         return "starting"
     return "reading"
