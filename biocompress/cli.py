@@ -20,8 +20,9 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from .system import interrupts
 from .system.failures import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, exit_status  # noqa: F401
-from .system.signals import request_interrupt, stop_on_signals
+from .system.signals import clear_interrupt, request_interrupt, stop_on_signals
 
 STATUS_EVERY_S = 5.0  # stream: the status line's period when stderr is not a terminal
 
@@ -41,7 +42,17 @@ class _Handled(TyperGroup):
                 sys.stderr.write(traceback.format_exc())
             err.print(f"[bold red]error:[/] {message}" if code != EXIT_INTERRUPTED else message, highlight=False,
                       soft_wrap=True)
+            if code == EXIT_INTERRUPTED:
+                _forget_unhandled_interrupt()
+                clear_interrupt()  # handled (the CLI may run again in this process, as in tests)
             raise typer.Exit(code) from None
+
+
+def _forget_unhandled_interrupt() -> None:
+    """CPython marks the process as ended by an unhandled KeyboardInterrupt (and ends it by
+    SIGINT instead of with our exit code) when one escaped code run by ``exec`` of a string,
+    as some imports do, even once handled here; the next ``exec`` of a string clears the mark."""
+    exec("None")  # noqa: S102 - a constant string
 
 
 app = typer.Typer(cls=_Handled, add_completion=False, no_args_is_help=True, help=__doc__,
@@ -639,18 +650,30 @@ def _print_summary(path: Path) -> None:
     )
 
 
+def _interrupt_keyboard(signum, frame) -> None:
+    """Ctrl-C ends a run: cleanup runs, nothing is published, exit code 130. (SIGINT stays
+    handled: it also re-delivers an interrupt Python swallowed, see system/interrupts.py.)"""
+    request_interrupt()
+    interrupts.handler(signum, frame)
+
+
 def _interrupt(signum, frame) -> None:
-    """Ctrl-C, SIGTERM and SIGHUP end a run: cleanup runs, nothing is published, exit code 130."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    """SIGTERM and SIGHUP end a run like Ctrl-C."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)  # once: a second signal must not break the cleanup
-    request_interrupt()  # should the exception below be swallowed, the writers still see it
-    raise KeyboardInterrupt
+    request_interrupt()  # should the KeyboardInterrupt be swallowed on its way, writers still see it
+    interrupts.handler(signum, frame)
 
 
-def _unraisable(info, settings=_SETTINGS, default=sys.__unraisablehook__) -> None:
+def _unraisable(info, settings=_SETTINGS, default=sys.__unraisablehook__,
+                 deliver_again=interrupts.deliver_again) -> None:
     """Errors Python can only report (an extension's object failing to free itself after a
-    failed write): the command reports its own error; --debug shows these too.
+    failed write): the command reports its own error; --debug shows these too. A signal's
+    KeyboardInterrupt reported this way (raised in a destructor or a callback) is sent again.
     (Bound as defaults: the hook also runs at interpreter exit, when globals are gone.)"""
+    if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
+        deliver_again()
+        return
     if settings["debug"]:
         default(info)
 
@@ -666,8 +689,9 @@ def _excepthook(kind, value, tb, settings=_SETTINGS, default=sys.__excepthook__)
 def main() -> None:  # pragma: no cover
     sys.unraisablehook = _unraisable
     sys.excepthook = _excepthook
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt_keyboard)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
     if hasattr(signal, "SIGXFSZ"):  # over `ulimit -f`, a write fails with EFBIG instead of killing us
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:

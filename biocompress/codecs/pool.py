@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 import sys
 from contextlib import contextmanager
 from collections import deque
@@ -19,6 +18,7 @@ import numpy as np
 
 from . import get_codec
 from .base import _LAZY, _REGISTRY
+from ..system.interrupts import deferred
 
 
 def default_workers() -> int:
@@ -96,22 +96,8 @@ class BlockPool:
         if self.workers == 1:
             self._ex = _Inline()
         else:
-            self._ex = ProcessPoolExecutor(self.workers, mp_context=_context(), initializer=_start_worker)
-            self._start_workers()
-
-    def _start_workers(self) -> None:
-        """Fork the workers now, with Ctrl-C, SIGTERM and SIGHUP held back meanwhile: Python
-        runs at-fork callbacks in the parent, and an interrupt raised inside one is ignored
-        (the run would go on as if never asked to stop). The workers unblock them."""
-        from ..system.processes import INTERRUPTS
-
-        if not hasattr(signal, "pthread_sigmask"):
-            return
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
-        try:
-            self._ex.submit(int)  # a fork-context pool forks all its workers at the first submit
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+            with deferred():
+                self._ex = ProcessPoolExecutor(self.workers, mp_context=_context(), initializer=_start_worker)
 
     def __enter__(self):
         return self
@@ -125,7 +111,11 @@ class BlockPool:
     def _stream(self, fn, jobs):
         pending: deque = deque()
         for tag, config, data in jobs:
-            pending.append((tag, self._ex.submit(fn, config, data) if config is not None else _ready(data)))
+            if config is None:
+                pending.append((tag, _ready(data)))
+            else:
+                with deferred():  # the first submit starts the workers
+                    pending.append((tag, self._ex.submit(fn, config, data)))
             while len(pending) > self.window:
                 tag0, fut = pending.popleft()
                 yield tag0, fut.result()
@@ -169,10 +159,12 @@ def read_pool():
             try:
                 ctx = multiprocessing.get_context("forkserver")
                 ctx.set_forkserver_preload(["biocompress.codecs.pool"])
-                pool = ProcessPoolExecutor(default_workers() - 1, mp_context=ctx, initializer=_start_worker,
-                                           initargs=(True,))
-                with _main_hidden():
-                    pool.submit(int).result()  # starts the worker now; fails here, not in a read
+                with deferred():
+                    pool = ProcessPoolExecutor(default_workers() - 1, mp_context=ctx, initializer=_start_worker,
+                                               initargs=(True,))
+                    with _main_hidden():
+                        started = pool.submit(int)  # starts the worker now; fails here, not in a read
+                started.result()
             except (OSError, RuntimeError, AssertionError, ValueError):
                 pool = None
         _READ_POOL.append(pool)
@@ -232,7 +224,8 @@ def decode_parts(jobs, cost=None):
         load[w] += cost[j]
     out = [None] * len(jobs)
     # the calling process decodes the first batch itself while the workers do the rest
-    futures = [pool.submit(_decode_parts, [jobs[j] for j in b]) for b in batches[1:]]
+    with deferred():  # a submit may start a worker
+        futures = [pool.submit(_decode_parts, [jobs[j] for j in b]) for b in batches[1:]]
     done = [_decode_parts([jobs[j] for j in batches[0]])] + [f.result() for f in futures]
     for batch, results in zip(batches, done):
         for j, r in zip(batch, results):

@@ -12,9 +12,22 @@ from ..errors import BiocompressError, CorruptArchiveError, VerificationError
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
+def interrupted(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a KeyboardInterrupt or was caused by one: a signal handled while a
+    numba-compiled function returns surfaces as "SystemError: CPUDispatcher(...) returned a
+    result with an exception set", the KeyboardInterrupt as its cause."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__
+    return False
+
+
 def exit_status(exc: BaseException) -> tuple[int, str]:
     """The exit code and the one-line message for an exception that ended a command."""
-    if isinstance(exc, KeyboardInterrupt):
+    if interrupted(exc):
         return EXIT_INTERRUPTED, "interrupted; no partial output left"
     if isinstance(exc, (VerificationError, CorruptArchiveError)):
         return EXIT_FAILED, str(exc)

@@ -18,7 +18,6 @@ import threading
 import time
 
 _PR_SET_PDEATHSIG = 1
-INTERRUPTS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # what ends a run (the CLI cleans up after them)
 
 
 def process_start_time(pid: int) -> float | None:
@@ -65,8 +64,6 @@ def start_worker(through_server: bool) -> None:
     parent. ``through_server``: the worker was made by a fork server."""
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
-    if hasattr(signal, "pthread_sigmask"):  # a parent may fork its workers with these held back
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)
     die_with_parent()
     parent = multiprocessing.parent_process()
     if parent is None:

@@ -34,11 +34,9 @@ def _new_controller():
     swallowed by ctypes. The signals wait until the libraries are found."""
     from threadpoolctl import ThreadpoolController
 
-    from .processes import INTERRUPTS
-
     if threading.current_thread() is not threading.main_thread():
         return ThreadpoolController()
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
     try:
         return ThreadpoolController()
     finally:
