@@ -90,8 +90,10 @@ def compress(
     quality: Optional[int] = typer.Option(None, "--quality", help="lossy: 1 (smallest) … 5 (best fidelity)."),
     max_error: Optional[float] = typer.Option(None, "--max-error", help="near-lossless: bound on |error| in µV."),
     model: Optional[Path] = typer.Option(None, "--model", help="lossy modes: a model from `biocompress train`."),
+    stream: Optional[str] = typer.Option(None, "--stream", help="XDF files: the main stream (its number, name or "
+                                         "type; default the EEG stream with the most channels). Every stream is kept."),
 ):
-    """Compress a recording into a verified archive."""
+    """Compress a recording into a verified archive (an XDF file: every stream, in one archive)."""
     from .files.compress import MODES
     from .files.compress import compress as do_compress
 
@@ -104,7 +106,7 @@ def compress(
     if mode == "lossless" and (quality is not None or max_error is not None):
         _fail("--quality and --max-error apply to --mode lossy / near-lossless", 2)
     path = do_compress(input, output, mode=mode, overwrite=force, progress=err.is_terminal,
-                       quality=quality, max_error_uv=max_error, model=model)
+                       quality=quality, max_error_uv=max_error, model=model, stream=stream)
     _print_summary(path)
 
 
@@ -121,7 +123,10 @@ def decompress(
     from .files.restore import export
 
     result = export(archive, output, overwrite=force, allow_changes=allow_changes)
-    _print_export(result)
+    if result["method"] == "xdf":
+        _print_xdf(result)
+    else:
+        _print_export(result)
 
 
 @app.command()
@@ -137,13 +142,21 @@ def restore(
     from .files.restore import restore as do_restore
 
     result = do_restore(archive, output, overwrite=force, allow_changes=allow_changes)
-    if result["method"] == "edf-bytes":
+    if result["method"] == "xdf":
+        _print_xdf(result)
+    elif result["method"] == "edf-bytes":
         gaps = result["gaps"]
         note = f"; {len(gaps)} gap(s) between records kept" if gaps else ""
         out.print(f"wrote {output}: the archived {result['kind']} file byte for byte "
                   f"(sha256 {result['sha256']} checked){note}", highlight=False)
     else:
         _print_export(result)
+
+
+def _print_xdf(result: dict) -> None:
+    out.print(f"wrote {result['path']}: every stream ({result['n_streams']}) with its samples, timestamps, clock "
+              "offsets, markers and header XML, read back and checked against the archive (an equivalent XDF "
+              "file: its chunks are not the original's)", highlight=False)
 
 
 def _print_export(result: dict) -> None:
@@ -173,6 +186,8 @@ def info(
         return
     table = Table(show_header=False, box=None)
     for k, v in summary.items():
+        if k == "streams":
+            v = [_stream_line(e) for e in v]
         table.add_row(k, "\n".join(map(str, v)) if isinstance(v, list) else str(v))
     out.print(table)
 
@@ -202,6 +217,7 @@ def archive_summary(path) -> dict:
             **_source_warnings(src),
             "samples_sha256": arc.attrs["samples_sha256"],
             **_stream_summary(arc),
+            **({"streams": [e.as_dict() for e in arc.streams]} if len(arc.streams) > 1 else {}),
             "restore": _restore_summary(arc),
             **_fidelity_summary(arc),
         }
@@ -219,6 +235,14 @@ def _stream_summary(arc) -> dict:
     if isinstance(recovery, dict):
         out["recovered"] = str(recovery.get("reason", "yes"))
     return out
+
+
+def _stream_line(entry: dict) -> str:
+    """One stream of an XDF file's archive, for ``info``."""
+    rate = "irregular" if entry["rate"] == 0 else f"{entry['rate']:g} Hz"
+    what = "markers" if entry["kind"] == "markers" else f"{entry['samples']} samples"
+    return (f"{entry['index']}: {entry['name'] or '?'} ({entry['type'] or '?'}), {entry['channels']} ch, {rate}, "
+            f"{what}{', main' if entry['main'] else ''}")
 
 
 def _source_warnings(source: dict) -> dict:
@@ -249,6 +273,9 @@ def _fidelity_summary(arc) -> dict:
 def _restore_summary(arc) -> str:
     if arc.mode != "lossless":
         return "not exact (lossy archive)"
+    if "xdf_header" in arc.source:
+        return ("restore -o NAME.xdf: every stream as an XDF file (samples, timestamps, clock offsets, markers and "
+                "header XML exact; not the original's bytes); the main stream through MNE export (.fif, .edf, ...)")
     if arc.stored_edf is None:
         return "through MNE export (.fif, .edf, .bdf, .vhdr, .set); the file is read back and checked per channel"
     stored = arc.stored_edf
