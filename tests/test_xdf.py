@@ -15,15 +15,15 @@ import h5py
 import numpy as np
 import pytest
 import pyxdf
+from conftest import assert_bitwise_equal, corpus_path, folder_names, leftovers
 from typer.testing import CliRunner
+from xdf_files import DATETIME, eeg_only, lsl_stamps, stream, synthetic_xdf
 
 import biocompress
 from biocompress.cli import app
 from biocompress.container.reader import Archive
 from biocompress.errors import BadInputError, CorruptArchiveError
 from biocompress.files.verify import verify_archive
-from conftest import assert_bitwise_equal, corpus_path, folder_names, leftovers
-from xdf_files import DATETIME, eeg_only, lsl_stamps, stream, synthetic_xdf
 
 runner = CliRunner()
 
@@ -100,7 +100,7 @@ def test_value_kinds_follow_the_channel_format(made):
 
 
 def test_read_raw_main_stream(made):
-    src, streams, archive = made
+    _, streams, archive = made
     eeg = streams[0]
     raw = biocompress.read_raw(archive)
     assert raw.ch_names == ["Fz", "Cz", "Pz", "Oz", "C3", "C4"]
@@ -148,7 +148,7 @@ def test_read_raw_picked_stream(made):
 
 
 def test_streams_are_listed_and_picked_by_number_name_or_type(made):
-    _, streams, archive = made
+    archive = made[2]
     with biocompress.open(archive) as arc:
         listed = [(e.index, e.name, e.type, e.kind, e.channels, e.rate, e.samples, e.main) for e in arc.streams]
     assert listed[0] == (0, "Amp", "EEG", "signal", 6, 250.0, 1300, True)
@@ -328,7 +328,7 @@ def test_stream_attributes_are_covered_by_the_manifest(tmp_path, made):
     with h5py.File(archive, "r+") as h5:
         h5["streams/1"].attrs["header_xml"] = np.bytes_(b"<info>forged</info>")
     with pytest.raises(CorruptArchiveError, match="streams/1"), biocompress.open(archive) as arc:
-        arc.streams
+        _ = arc.streams
     assert invoke("verify", archive).exit_code == 1
 
 

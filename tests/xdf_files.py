@@ -21,8 +21,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from biocompress.io.xdf_write import (StreamToWrite, file_header_xml, stream_footer_xml, stream_header_xml,
-                                      write_xdf)
+from biocompress.io.xdf_write import (
+    StreamToWrite,
+    file_header_xml,
+    stream_footer_xml,
+    stream_header_xml,
+    write_xdf,
+)
 
 DATETIME = "2024-03-05T10:20:30+0100"
 

@@ -73,31 +73,32 @@ def compress_xdf(src, dst=None, *, stream=None, overwrite: bool = False, block_s
     source = source_description(recording, main, [w for p in plans for w in p.warnings])
     if workers is None:
         workers = 1 if total < SMALL_RECORDING else None
+    n_samples = sum(p.stream.n_samples for p in plans)
     with writing(dst), BlockPool(workers) as pool, \
-            progress_bar(f"compress {src.name}", sum(p.stream.n_samples for p in plans), enabled=progress) as advance:
-        with ArchiveWriter(dst, small_headers=True) as writer:
-            others = {}
-            for plan in plans:
-                prefix = "" if plan.stream is main else group_of(plan.stream.index)
-                if prefix:
-                    _new_group(writer.h5, prefix)
-                attrs = _encode(writer, prefix, plan, block_samples, group_channels, pool, advance)
-                if prefix:
-                    others.update({prefix + DATA: attrs[DATA], prefix + TIMES: attrs[TIMES]})
-                else:
-                    main_attrs = attrs
-                _describe(writer.h5, prefix, plan, None if prefix else source)
-            for markers in recording.markers:
-                _write_markers(writer.h5, markers)
-            writer.finish(main_attrs[DATA], main_attrs[TIMES], others)
-            if verify:
-                from .verify_xdf import compare
+            progress_bar(f"compress {src.name}", n_samples, enabled=progress) as advance, \
+            ArchiveWriter(dst, small_headers=True) as writer:
+        others = {}
+        for plan in plans:
+            prefix = "" if plan.stream is main else group_of(plan.stream.index)
+            if prefix:
+                _new_group(writer.h5, prefix)
+            attrs = _encode(writer, prefix, plan, block_samples, group_channels, pool, advance)
+            if prefix:
+                others.update({prefix + DATA: attrs[DATA], prefix + TIMES: attrs[TIMES]})
+            else:
+                main_attrs = attrs
+            _describe(writer.h5, prefix, plan, None if prefix else source)
+        for markers in recording.markers:
+            _write_markers(writer.h5, markers)
+        writer.finish(main_attrs[DATA], main_attrs[TIMES], others)
+        if verify:
+            from .verify_xdf import compare
 
-                ok, lines = compare(writer.tmp, recording, main_index=main.index)
-                if not ok:
-                    raise VerificationError(f"{src.name}: the archive differs from the XDF file: "
-                                            + "; ".join(line for line in lines if "DIFFER" in line or "MISSING" in line))
-            return writer.publish(overwrite=overwrite)
+            ok, lines = compare(writer.tmp, recording, main_index=main.index)
+            if not ok:
+                raise VerificationError(f"{src.name}: the archive differs from the XDF file: "
+                                        + "; ".join(line for line in lines if "DIFFER" in line or "MISSING" in line))
+        return writer.publish(overwrite=overwrite)
 
 
 def _encode(writer: ArchiveWriter, prefix: str, plan: StreamPlan, block: int, group_channels: int,

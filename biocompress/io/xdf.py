@@ -223,9 +223,9 @@ def _meas_date(file_header: bytes) -> tuple[dt.datetime | None, str | None]:
         return None, f"the file header's datetime {text!r} is not ISO 8601: no measurement date"
     note = None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
+        when = when.replace(tzinfo=dt.UTC)
         note = f"the file header's datetime {text!r} has no time zone: taken as UTC"
-    return when.astimezone(dt.timezone.utc), note
+    return when.astimezone(dt.UTC), note
 
 
 # --- channels ------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def is_xdf_path(path) -> bool:
 def open_xdf(path):
     """The file's bytes (decompressed for ``.xdfz`` / ``.xdf.gz``), as a binary file object."""
     name = Path(path).name.lower()
-    return gzip.open(path, "rb") if name.endswith((".xdfz", ".xdf.gz")) else open(path, "rb")  # noqa: SIM115
+    return gzip.open(path, "rb") if name.endswith((".xdfz", ".xdf.gz")) else open(path, "rb")
 
 
 @dataclass

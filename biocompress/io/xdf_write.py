@@ -16,8 +16,17 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from .xdf_chunks import (BOUNDARY, CLOCK_OFFSET, FILE_HEADER, MAGIC, SAMPLES, STREAM_FOOTER, STREAM_HEADER,
-                         STRING, VALUE_DTYPES)
+from .xdf_chunks import (
+    BOUNDARY,
+    CLOCK_OFFSET,
+    FILE_HEADER,
+    MAGIC,
+    SAMPLES,
+    STREAM_FOOTER,
+    STREAM_HEADER,
+    STRING,
+    VALUE_DTYPES,
+)
 
 CHUNK_SAMPLES = 1024
 
@@ -119,7 +128,7 @@ def stream_header_xml(name: str, stream_type: str, channel_count: int, nominal_s
     return (f'<?xml version="1.0"?>\n<info><name>{escape(name)}</name><type>{escape(stream_type)}</type>'
             f"<channel_count>{channel_count}</channel_count><channel_format>{channel_format}</channel_format>"
             f"<source_id>{escape(source_id)}</source_id><nominal_srate>{nominal_srate!r}</nominal_srate>"
-            f"<desc>{desc}</desc></info>").encode("utf-8")
+            f"<desc>{desc}</desc></info>").encode()
 
 
 def stream_footer_xml(timestamps: np.ndarray, clock_times=(), clock_values=()) -> bytes:
@@ -130,4 +139,4 @@ def stream_footer_xml(timestamps: np.ndarray, clock_times=(), clock_values=()) -
                       for a, b in zip(clock_times, clock_values))
     return (f'<?xml version="1.0"?><info><first_timestamp>{first}</first_timestamp><last_timestamp>{last}'
             f"</last_timestamp><sample_count>{t.size}</sample_count><clock_offsets>{offsets}</clock_offsets>"
-            "</info>").encode("utf-8")
+            "</info>").encode()
