@@ -217,7 +217,8 @@ def archive_summary(path) -> dict:
             **_source_warnings(src),
             "samples_sha256": arc.attrs["samples_sha256"],
             **_stream_summary(arc),
-            **({"streams": [e.as_dict() for e in arc.streams]} if len(arc.streams) > 1 else {}),
+            **({"streams": [e.as_dict() for e in arc.streams]}
+               if len(arc.streams) > 1 or "xdf_header" in src else {}),  # an XDF file's, even of one stream
             "restore": _restore_summary(arc),
             **_fidelity_summary(arc),
         }

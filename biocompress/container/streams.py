@@ -164,30 +164,47 @@ def markers(arc, entry: StreamEntry) -> MarkerStream:
 
 def source_values(arc, start: int = 0, stop: int | None = None) -> np.ndarray:
     """Samples [start, stop) as the XDF file held them: (samples, channels) in the stream's
-    channel_format (float32, int16, ...), bit for bit."""
+    channel_format (float32, int16, ...), bit for bit. Each block is decoded once."""
     fmt = arc.stream_header.get("channel_format")
     if fmt not in CHANNEL_FORMATS or fmt == STRING:
         raise BadInputError(arc.path, "this stream does not come from an XDF file's numeric stream")
-    stop = arc.n_samples if stop is None else int(stop)
+    stop, start = arc.n_samples if stop is None else int(stop), int(start)
+    if not 0 <= start <= stop <= arc.n_samples:
+        raise ValueError(f"window [{start}, {stop}) outside 0..{arc.n_samples}")
     dtype = np.dtype(VALUE_DTYPES[fmt])
-    out = np.empty((stop - int(start), arc.n_channels), dtype)
-    for ch in range(arc.n_channels):
-        codes = arc.stored_window(ch, int(start), stop)
-        kind = int(arc.value_kind[ch])
-        if kind == 0:
-            exact = codes
-        elif kind == 1:
-            exact = codes_to_f32(codes)
-        elif kind == 2:
-            exact = codes_to_f64(codes)
-        else:
-            raise CorruptArchiveError(f"{arc.path}: channel {ch} has value kind {scaling.VALUE_KINDS[kind]!r}, "
-                                      f"which an XDF stream's archive does not use")
+    out = np.empty((stop - start, arc.n_channels), dtype)
+    filled = np.zeros(arc.n_channels, np.int64)
+    idx = arc.index
+    for i in np.flatnonzero((idx["t_start"] < stop) & (idx["t_stop"] > start)):
+        row = idx[i]
+        t0, c0, c1 = int(row["t_start"]), int(row["ch_start"]), int(row["ch_stop"])
+        a, b = max(start, t0), min(stop, int(row["t_stop"]))
+        codes = arc.decode_block(int(i))[:, a - t0 : b - t0]
+        for ch in range(c0, c1):
+            out[a - start : b - start, ch] = _file_values(arc, ch, codes[ch - c0], dtype, fmt)
+        filled[c0:c1] += b - a
+    if (filled != stop - start).any():
+        raise CorruptArchiveError(f"{arc.path}: block index does not cover samples [{start}, {stop})")
+    return out
+
+
+def _file_values(arc, ch: int, codes: np.ndarray, dtype: np.dtype, fmt: str) -> np.ndarray:
+    """One channel's codes as the file's values; CorruptArchiveError where the format cannot hold them."""
+    kind = int(arc.value_kind[ch])
+    if kind == 0:
+        exact = codes
+    elif kind == 1:
+        exact = codes_to_f32(codes)
+    elif kind == 2:
+        exact = codes_to_f64(codes)
+    else:
+        raise CorruptArchiveError(f"{arc.path}: channel {ch} has value kind {scaling.VALUE_KINDS[kind]!r}, "
+                                  "which an XDF stream's archive does not use")
+    with np.errstate(over="ignore", invalid="ignore"):
         cast = exact.astype(dtype)
         if not _same(cast.astype(exact.dtype), exact):
             raise CorruptArchiveError(f"{arc.path}: channel {ch} holds values that are not {fmt}")
-        out[:, ch] = cast
-    return out
+    return cast
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:

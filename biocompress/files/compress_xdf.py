@@ -69,7 +69,7 @@ def compress_xdf(src, dst=None, *, stream=None, overwrite: bool = False, block_s
     main = choose_main(src, recording.streams, stream)
     numeric = [main] + [s for s in recording.streams if not s.is_markers and s is not main]
     plans = [plan_stream(src, recording, s) for s in numeric]
-    total = sum(p.codes.size for p in plans)
+    total = sum(p.stream.n_samples * p.stream.channel_count for p in plans)
     source = source_description(recording, main, [w for p in plans for w in p.warnings])
     if workers is None:
         workers = 1 if total < SMALL_RECORDING else None
@@ -114,7 +114,8 @@ def _encode(writer: ArchiveWriter, prefix: str, plan: StreamPlan, block: int, gr
     def chunks():
         for t0 in range(0, n, block):
             t1 = min(n, t0 + block)
-            chunk = _CodedChunk(t0, plan.values[:, t0:t1], stream.timestamps[t0:t1], plan.codes[:, t0:t1])
+            codes = plan.codes(t0, t1)
+            chunk = _CodedChunk(t0, plan.values(codes), stream.timestamps[t0:t1], codes)
             samples.update(sample_bytes(chunk.values))
             stamps.update(times_bytes(chunk.timestamps))
             yield chunk

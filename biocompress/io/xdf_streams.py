@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import mne
 import numpy as np
 
-from ..codecs.float_codes import f32_to_codes, f64_to_codes
+from ..codecs.float_codes import codes_to_f32, codes_to_f64, f32_to_codes, f64_to_codes
 from ..errors import BadInputError
 from . import scaling
 from .xdf import XdfRecording, XdfStream, channel_layout
@@ -32,8 +32,6 @@ class StreamPlan:
     info: mne.Info
     recipe: scaling.Recipe
     kinds: np.ndarray
-    codes: np.ndarray  # (channels, samples) int64
-    values: np.ndarray  # (channels, samples) MNE float64, rebuilt from the codes as a reader does
     annotations: mne.Annotations
     marker_stamps: np.ndarray | None  # each annotation's marker timestamp, in annotation order
     warnings: list[str] = field(default_factory=list)
@@ -41,6 +39,23 @@ class StreamPlan:
     @property
     def sfreq(self) -> float:
         return float(self.info["sfreq"])
+
+    def codes(self, start: int, stop: int) -> np.ndarray:
+        """Codes (channels, stop − start) of samples [start, stop), computed window by window so
+        that a long recording is not held twice more."""
+        x = np.asarray(self.stream.values)[start:stop]
+        codes = np.empty((x.shape[1], x.shape[0]), np.int64)
+        for c, kind in enumerate(self.kinds.tolist()):
+            codes[c] = _codes(x[:, c], kind)
+        return codes
+
+    def values(self, codes: np.ndarray) -> np.ndarray:
+        """MNE's float64 values of ``codes`` (all channels), as a reader rebuilds them."""
+        values = np.empty(codes.shape, np.float64)
+        for kind in np.unique(self.kinds):
+            rows = np.flatnonzero(self.kinds == kind)
+            values[rows] = scaling.from_codes(self.recipe, codes[rows], rows, int(kind))
+        return values
 
 
 def archive_rate(stream: XdfStream) -> float:
@@ -58,14 +73,10 @@ def archive_rate(stream: XdfStream) -> float:
 def plan_stream(path, recording: XdfRecording, stream: XdfStream) -> StreamPlan:
     """The codes, recipe, info and annotations of a numeric stream."""
     names, types, scales, units = channel_layout(stream)
-    kinds, codes = exact_codes(path, stream)
+    kinds = exact_kinds(path, stream)
     unscaled = [names[c] for c in range(len(names)) if kinds[c] == 2 and scales[c] != 1.0]
     scales = np.where(kinds == 2, 1.0, scales)
     recipe = scaling.Recipe(("mul:e",), {"e": scales.astype(np.float64)})
-    values = np.empty(codes.shape, np.float64)
-    for kind in np.unique(kinds):
-        rows = np.flatnonzero(kinds == kind)
-        values[rows] = scaling.from_codes(recipe, codes[rows], rows, int(kind))
     info = mne.create_info(names, archive_rate(stream), types, verbose="ERROR")
     with info._unlock():
         info["meas_date"] = recording.meas_date
@@ -78,46 +89,56 @@ def plan_stream(path, recording: XdfRecording, stream: XdfStream) -> StreamPlan:
     if stream.irregular:
         warnings.append(f"{stream.label()} has no nominal rate (irregular): its samples are given at their "
                         f"effective rate, {info['sfreq']:.6g} Hz; their exact times are its timestamps")
-    return StreamPlan(stream, info, recipe, kinds, codes, values, annotations, stamps, warnings)
+    return StreamPlan(stream, info, recipe, kinds, annotations, stamps, warnings)
 
 
-def exact_codes(path, stream: XdfStream) -> tuple[np.ndarray, np.ndarray]:
-    """Value kind per channel and the (channels, samples) codes that give back every value
-    of the stream bit for bit."""
+def exact_kinds(path, stream: XdfStream) -> np.ndarray:
+    """The value kind of each channel whose codes give back every value of the stream bit for bit."""
     x = np.asarray(stream.values)
-    fmt, n_ch = stream.channel_format, stream.channel_count
-    kinds = np.empty(n_ch, np.int8)
-    codes = np.empty((n_ch, x.shape[0]), np.int64)
-    for c in range(n_ch):
+    fmt = stream.channel_format
+    kinds = np.empty(stream.channel_count, np.int8)
+    for c in range(stream.channel_count):
         v = x[:, c]
         if fmt in ("int8", "int16", "int32") or (fmt == "int64" and _fits_int32(v)):
-            kinds[c], codes[c] = 0, v.astype(np.int64)
+            kinds[c] = 0
         elif fmt == "float32":
-            kinds[c], codes[c] = 1, f32_to_codes(v)
+            kinds[c] = 1
         elif fmt == "int64":
             if (np.abs(v) > EXACT_INT64).any():
                 raise BadInputError(path, f"{stream.label()}: channel {c} holds int64 samples beyond ±2^53, "
                                     "which no value kind of the archive format holds exactly")
-            kinds[c], codes[c] = 2, f64_to_codes(v.astype(np.float64))
-        else:  # double64
-            kinds[c], codes[c] = _double_codes(v)
-    return kinds, codes
+            kinds[c] = 2
+        else:  # double64: the narrowest kind that holds every sample
+            kinds[c] = next(k for k in (0, 1, 2) if k == 2 or _same(_values(_codes(v, k), k), v))
+    return kinds
+
+
+def _codes(v: np.ndarray, kind: int) -> np.ndarray:
+    """Codes of one channel's values ``v`` (any XDF format) for value kind ``kind``."""
+    if kind == 0:
+        if v.dtype.kind == "f":  # double64 integers (checked to be exact where the kind was chosen)
+            with np.errstate(invalid="ignore"):
+                return np.where(np.isfinite(v) & (np.abs(v) <= scaling.INT32_LIMIT), v, 0).astype(np.int64)
+        return v.astype(np.int64)
+    if kind == 1:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return f32_to_codes(v.astype(np.float32))
+    return f64_to_codes(v.astype(np.float64))
+
+
+def _values(codes: np.ndarray, kind: int) -> np.ndarray:
+    """The float64 values ``codes`` of value kind ``kind`` stand for (before any recipe)."""
+    if kind == 0:
+        return codes.astype(np.float64)
+    return (codes_to_f32(codes) if kind == 1 else codes_to_f64(codes)).astype(np.float64)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(np.array_equal(a.view(np.int64), b.view(np.int64)))
 
 
 def _fits_int32(v: np.ndarray) -> bool:
     return bool(v.size == 0 or (v.min() >= -scaling.INT32_LIMIT - 1 and v.max() <= scaling.INT32_LIMIT))
-
-
-def _double_codes(v: np.ndarray) -> tuple[int, np.ndarray]:
-    bits = v.view(np.int64)
-    with np.errstate(invalid="ignore", over="ignore"):
-        whole = np.where(np.isfinite(v) & (np.abs(v) <= scaling.INT32_LIMIT), v, 0).astype(np.int64)
-        if np.array_equal(whole.astype(np.float64).view(np.int64), bits):
-            return 0, whole
-        single = v.astype(np.float32)
-    if np.array_equal(single.astype(np.float64).view(np.int64), bits):
-        return 1, f32_to_codes(single)
-    return 2, f64_to_codes(v)
 
 
 def marker_annotations(recording: XdfRecording, stream: XdfStream) -> tuple[mne.Annotations, np.ndarray | None]:
