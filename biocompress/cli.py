@@ -100,9 +100,13 @@ def compress(
     model: Optional[Path] = typer.Option(None, "--model", help="lossy modes: a model from `biocompress train`."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: every core)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print errors only."),
+    level: str = typer.Option("default", "--level", help="Lossless effort, as flac/zstd levels: fast (bulk "
+                              "conversion, live streams), default, max (much slower, the last percent)."),
+    stream: Optional[str] = typer.Option(None, "--stream", help="XDF files: the main stream (its number, name or "
+                                         "type; default the EEG stream with the most channels). Every stream is kept."),
     version: bool = _VERSION,
 ):
-    """Compress recordings into verified archives."""
+    """Compress recordings into verified archives (an XDF file: every stream, in one archive)."""
     from .files.compress import compress as do_compress
     from .files.compress import mode_problem
 
@@ -113,14 +117,17 @@ def compress(
         _fail(f"--workers must be at least 1; got {workers}", 2)
     if _one_input(inputs, recursive, archives=False):
         path = do_compress(inputs[0], output, mode=mode, overwrite=force, progress=err.is_terminal and not quiet,
-                           quality=quality, max_error_uv=max_error, model=model, workers=workers)
+                           quality=quality, max_error_uv=max_error, model=model, workers=workers, level=level,
+                           stream=stream)
         if not quiet:
             _print_summary(path)
         return
+    if stream is not None:
+        _fail("--stream picks the main stream of one XDF file; give one input", 2)
     from .batch.many import compress_tasks
 
     tasks = compress_tasks(inputs, output_dir=_output_folder(output), recursive=recursive, force=force, mode=mode,
-                           quality=quality, max_error_uv=max_error, model=model)
+                           quality=quality, max_error_uv=max_error, model=model, level=level)
     _run_many(tasks, workers, quiet, "compressed")
 
 
@@ -182,7 +189,9 @@ def _decompress(archives, output, recursive, force, allow_changes, workers, quie
             result = do_restore(archive, output, overwrite=force, allow_changes=allow_changes)
         if quiet:
             return
-        if result["method"] == "edf-bytes":
+        if result["method"] == "xdf":
+            _print_xdf(result)
+        elif result["method"] == "edf-bytes":
             gaps = result["gaps"]
             note = f"; {len(gaps)} gap(s) between records kept" if gaps else ""
             out.print(f"wrote {output}: the archived {result['kind']} file byte for byte "
@@ -223,7 +232,10 @@ def export(
     from .files.restore import export as do_export
 
     result = do_export(archive, output, overwrite=force, allow_changes=allow_changes)
-    _print_export(result)
+    if result["method"] == "xdf":
+        _print_xdf(result)
+    else:
+        _print_export(result)
 
 
 def _one_input(inputs: list[Path], recursive: bool, archives: bool) -> bool:
@@ -319,6 +331,12 @@ def batch(
         raise typer.Exit(summary.exit_code)
 
 
+def _print_xdf(result: dict) -> None:
+    out.print(f"wrote {result['path']}: every stream ({result['n_streams']}) with its samples, timestamps, clock "
+              "offsets, markers and header XML, read back and checked against the archive (an equivalent XDF "
+              "file: its chunks are not the original's)", highlight=False)
+
+
 def _print_export(result: dict) -> None:
     path = result["path"]
     if result["exact"] == "samples":
@@ -346,6 +364,8 @@ def info(
         return
     table = Table(show_header=False, box=None)
     for k, v in summary.items():
+        if k == "streams":
+            v = [_stream_line(e) for e in v]
         table.add_row(k, "\n".join(map(str, v)) if isinstance(v, list) else str(v))
     out.print(table)
 
@@ -376,6 +396,8 @@ def archive_summary(path) -> dict:
             **_source_warnings(src),
             "samples_sha256": arc.attrs["samples_sha256"],
             **_stream_summary(arc),
+            **({"streams": [e.as_dict() for e in arc.streams]}
+               if len(arc.streams) > 1 or "xdf_header" in src else {}),  # an XDF file's, even of one stream
             "restore": _restore_summary(arc),
             **_fidelity_summary(arc),
         }
@@ -393,6 +415,14 @@ def _stream_summary(arc) -> dict:
     if isinstance(recovery, dict):
         out["recovered"] = str(recovery.get("reason", "yes"))
     return out
+
+
+def _stream_line(entry: dict) -> str:
+    """One stream of an XDF file's archive, for ``info``."""
+    rate = "irregular" if entry["rate"] == 0 else f"{entry['rate']:g} Hz"
+    what = "markers" if entry["kind"] == "markers" else f"{entry['samples']} samples"
+    return (f"{entry['index']}: {entry['name'] or '?'} ({entry['type'] or '?'}), {entry['channels']} ch, {rate}, "
+            f"{what}{', main' if entry['main'] else ''}")
 
 
 def _source_warnings(source: dict) -> dict:
@@ -423,6 +453,9 @@ def _fidelity_summary(arc) -> dict:
 def _restore_summary(arc) -> str:
     if arc.mode != "lossless":
         return "not exact (lossy archive)"
+    if "xdf_header" in arc.source:
+        return ("restore -o NAME.xdf: every stream as an XDF file (samples, timestamps, clock offsets, markers and "
+                "header XML exact; not the original's bytes); the main stream through MNE export (.fif, .edf, ...)")
     if arc.stored_edf is None:
         return "through MNE export (.fif, .edf, .bdf, .vhdr, .set); the file is read back and checked per channel"
     stored = arc.stored_edf

@@ -37,6 +37,7 @@ class Task:
     overwrite: bool = False  # the output may be replaced (this batch made it, or --force)
     expect_sha256: str | None = None  # done before: do nothing if the sources still hash to this
     mode: str = "lossless"
+    level: str = "default"  # the lossless coder's effort
     quality: int | None = None
     max_error_uv: float | None = None
     model: str | None = None
@@ -117,7 +118,7 @@ def _compress(task: Task) -> str:
     from ..files.compress import compress
 
     compress(task.source, task.output, mode=task.mode, overwrite=task.overwrite, workers=task.block_workers,
-             quality=task.quality, max_error_uv=task.max_error_uv, model=task.model)
+             quality=task.quality, max_error_uv=task.max_error_uv, model=task.model, level=task.level)
     with Archive(task.output) as arc:  # the file now at the output's path, as readers will find it
         arc.check_metadata()
         hashed = arc.source.get("files") or []
