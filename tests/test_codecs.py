@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from biocompress.codecs import get_codec, registered_codecs
 from biocompress.codecs.base import check_2d_int
-from biocompress.codecs.lossless import FloatLPCCodec, FloatXorCodec, LPCCodec, LPCX3Codec, LPCXCodec
+from biocompress.codecs.lossless import FloatLPCCodec, FloatXorCodec, LPCCodec, LPCStreamCodec, LPCX3Codec, LPCXCodec
 from biocompress.errors import CorruptArchiveError
 from biocompress.io import scaling
 from codec_conformance import check_codec, check_corruption
@@ -132,6 +132,9 @@ CASES = [
     pytest.param(lambda: FloatXorCodec(8), f64_codes, id="float-xor[8,f64-specials]"),
     pytest.param(lambda: FloatXorCodec(8, level=1), f64_codes, id="float-xor[8,level=1]"),
     pytest.param(lambda: FloatXorCodec(8), lambda: synthetic_codes(4, 2000, seed=5), id="float-xor[8,int-codes]"),
+    pytest.param(lambda: LPCStreamCodec(), correlated_codes, id="lpc-s1[default,correlated]"),
+    pytest.param(lambda: LPCStreamCodec(update_interval=128, window=256),
+                 lambda: synthetic_codes(3, 9000, seed=4, bits=24), id="lpc-s1[24bit,updates]"),
 ]
 
 
