@@ -454,7 +454,8 @@ class ChainEncoder:
         changed = []
         for c in range(n_ch):
             if not key:
-                e_new = fit.parameter_energy(covs[c], top, forms[c], orders[c], precs[c], coefs[c])
+                e_new = fit.parameter_energy(covs[c], top, forms[c], orders[c], precs[c], coefs[c]) \
+                    * fit.out_of_sample(float(x.shape[1] - top), float(orders[c]))
                 e_old = fit.prediction_energy(covs[c], top, s.order[c], s.pshift[c], s.pq[c])
                 if e_new <= 0 or (0 <= e_old <= e_new):
                     continue

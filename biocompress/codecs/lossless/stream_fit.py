@@ -116,6 +116,13 @@ def _quantize(coef, p, max_abs, precision):
 
 
 @numba.njit(cache=True, nogil=True)
+def out_of_sample(m, p):
+    """Akaike's final prediction error factor: how much larger than on the m samples it was
+    fitted on a p-parameter least-squares predictor's error is on new samples."""
+    return (m + p) / max(m - p, 1.0)
+
+
+@numba.njit(cache=True, nogil=True)
 def reflection_coefficients(a, p):
     """Reflection coefficients of the predictor x̂[n] = Σ a[k]·x[n−1−k] (step-down), and
     whether it is stable (every |k| < 1)."""
@@ -232,7 +239,7 @@ def fit_predictors(x, max_order, horizon, coef_bits, cost, offset, Ks, ks_tab):
                     is_order = True
             if not is_order:
                 continue
-            energy = max(acc, 1e-3 * m)
+            energy = max(acc, 1e-3 * m) * out_of_sample(m, p)
             cost_p = 0.5 * horizon * np.log2(energy / m) + p * coef_bits
             if cost_p < best_cost:
                 best_p, best_cost, energy_p = p, cost_p, energy
@@ -413,7 +420,7 @@ def fit_cross(r, n_refs, prev_nref, prev_refs, prev_taps, recent):
                 v = np.rint(fit[3 * a + lag] * (1 << XSHIFT))
                 taps[c, a, lag] = np.int64(min(max(v, -TAP_LIMIT), TAP_LIMIT))
         nref[c] = k
-        bits_new[c] = _tail_bits(rf, c, refs[c], k, taps[c], w, recent)
+        bits_new[c] = _tail_bits(rf, c, refs[c], k, taps[c], w, recent) + 0.5 * recent * np.log2(out_of_sample(w, d))
     return nref, refs, taps, bits_new, bits_prev, bits_none
 
 
