@@ -28,12 +28,12 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
+import numpy as np
+from threadpoolctl import threadpool_limits
 
-from biocompress.codecs.lossless import LPCStreamCodec, LPCX3Codec  # noqa: E402
-from biocompress.io.codes import read_codes  # noqa: E402
-from biocompress.stream import plans  # noqa: E402
+from biocompress.codecs.lossless import LPCStreamCodec, LPCX3Codec
+from biocompress.io.codes import read_codes
+from biocompress.stream import plans
 
 RECORDINGS = [  # (label, path under the corpus, what it is)
     ("eegmat S01 rest", "eegmat/Subject01_1.edf", "21 ch, 500 Hz, EDF 16-bit"),

@@ -8,11 +8,23 @@ import json
 import mne
 import numpy as np
 import pytest
+from codec_conformance import (
+    REJECTIONS,
+    check_codec,
+    check_stream_codec,
+    decode_chain,
+    encode_chain,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from biocompress.codecs import get_codec
-from biocompress.codecs.lossless import LPCStreamCodec, LPCX3Codec, stream_codec, stream_entropy
+from biocompress.codecs.lossless import (
+    LPCStreamCodec,
+    LPCX3Codec,
+    stream_codec,
+    stream_entropy,
+)
 from biocompress.container.reader import Archive, sample_bytes
 from biocompress.container.writer import ArchiveWriter, write_description
 from biocompress.errors import CorruptArchiveError
@@ -21,8 +33,6 @@ from biocompress.stream.blocks import Chunk
 from biocompress.stream.encoder import StreamEncoder
 from biocompress.stream.lanes import ChainLane
 from biocompress.stream.plans import live_lossless_lanes
-
-from codec_conformance import REJECTIONS, check_codec, check_stream_codec, decode_chain, encode_chain
 
 
 def correlated(n_ch=6, n=900, seed=0):
@@ -301,7 +311,7 @@ def test_archive_of_chains_reads_any_window(live):
 
 
 def test_reading_front_to_back_decodes_each_block_once(live, monkeypatch):
-    path, codes, blocks, _ = live
+    path, _, blocks, _ = live
     calls = []
     real = LPCStreamCodec.decode_with
     monkeypatch.setattr(LPCStreamCodec, "decode_with", lambda self, p, s: calls.append(1) or real(self, p, s))
@@ -340,7 +350,7 @@ def test_damaged_block_takes_the_rest_of_its_chain_only(live, tmp_path):
     _damage_block(copy, victim)
     expected = recipe.forward(codes.astype(np.float64), np.arange(codes.shape[0]))
     with Archive(copy) as arc:
-        t = lambda i: (int(arc.index[i]["t_start"]), int(arc.index[i]["t_stop"]))  # noqa: E731
+        t = lambda i: (int(arc.index[i]["t_start"]), int(arc.index[i]["t_stop"]))
         a, b = t(rows[rows.index(victim) - 1])
         assert np.array_equal(arc.read(a, b, [group[0]]), expected[[group[0]], a:b])  # before: fine
         for i in (victim, after):
@@ -361,8 +371,6 @@ def test_chain_without_its_key_block_is_corrupt(tmp_path):
     blocks, recipe = _live_archive(path, codes, info, block=50, key_seconds=100, group=4)
     # the same blocks with the key block's payload replaced by a continuation block of the chain
     forged = tmp_path / "b.bc.h5"
-    import hashlib
-
     with ArchiveWriter(forged) as writer:
         for k, b in enumerate(blocks):
             writer.add(b if k else type(b)(b.t_start, b.t_stop, b.ch_start, b.ch_stop, b.config, blocks[1].payload))
@@ -370,10 +378,8 @@ def test_chain_without_its_key_block_is_corrupt(tmp_path):
                           stored=np.full(4, 600), annotations=mne.Annotations([], [], []), source={})
         writer.finish({"n_samples": 600, "n_channels": 4, "sfreq": info["sfreq"], "samples_sha256": "0" * 64})
         writer.publish()
-    with Archive(forged) as arc:
-        with pytest.raises(CorruptArchiveError, match="key block is missing"):
-            arc.read(300, 350)
-    del hashlib
+    with Archive(forged) as arc, pytest.raises(CorruptArchiveError, match="key block is missing"):
+        arc.read(300, 350)
 
 
 def test_chain_lane_flushes_what_it_holds():

@@ -29,12 +29,18 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from ...errors import CorruptArchiveError
-from ..base import Codec, check_2d_int, check_declared_shape, register_codec, MAX_DECODED_ELEMENTS
+from ..base import (
+    MAX_DECODED_ELEMENTS,
+    Codec,
+    check_2d_int,
+    check_declared_shape,
+    register_codec,
+)
 from . import stream_coding as sc
 from . import stream_entropy as se
 from . import stream_fit as fit
 from . import stream_predict as sp
-from .stream_predict import H, MAX_REFS
+from .stream_predict import MAX_REFS, H
 
 KEY, CONTINUATION, CHAIN = 0, 1, 2
 _KIND_NAMES = {KEY: "key", CONTINUATION: "continuation", CHAIN: "chain"}
@@ -119,14 +125,14 @@ class ChainState:
     m: np.ndarray  # running mean |residual|, 4 fractional bits
 
     @classmethod
-    def fresh(cls, n_ch: int) -> "ChainState":
-        z = lambda *s: np.zeros(s, np.int64)  # noqa: E731
-        full = lambda v: np.full(n_ch, v, np.int64)  # noqa: E731
+    def fresh(cls, n_ch: int) -> ChainState:
+        z = lambda *s: np.zeros(s, np.int64)
+        full = lambda v: np.full(n_ch, v, np.int64)
         return cls(n_ch, 0, 0, 0, z(n_ch, H), z(n_ch), full(1), z(n_ch), z(n_ch), z(n_ch), z(n_ch), z(n_ch, H), z(n_ch),
                    z(n_ch, H), z(n_ch), z(n_ch), z(n_ch), z(n_ch, MAX_REFS), z(n_ch, MAX_REFS, 3), full(1), full(2),
                    full(4), full(DEFAULT_LMS), z(n_ch, sp.LMS_TAPS), z(n_ch, sp.LMS_TAPS), z(n_ch))
 
-    def copy(self) -> "ChainState":
+    def copy(self) -> ChainState:
         return ChainState(**{f.name: (v.copy() if isinstance(v, np.ndarray) else v)
                              for f in fields(self) for v in [getattr(self, f.name)]})
 
@@ -190,7 +196,7 @@ class LPCStreamCodec(Codec):
         self.key_interval, self.update_interval, self.window = int(key_interval), int(update_interval), int(window)
 
     # -- encoding --
-    def encode_stream(self) -> "ChainEncoder":
+    def encode_stream(self) -> ChainEncoder:
         return ChainEncoder(self)
 
     def encode(self, codes) -> bytes:
@@ -322,6 +328,10 @@ def _decode_block(payload: bytes, state: ChainState | None):
 
 
 # --- the encoder ------------------------------------------------------------------------------
+_CARRIED = ("step", "base", "form", "order", "precision", "coef", "centre", "pq", "pshift", "pc0", "nref", "refs",
+            "taps", "bias", "shape", "rate", "lms", "m")  # what a new chain starts from (then sends)
+
+
 class ChainEncoder:
     """Encodes one channel group's blocks in order: ``encode(codes) -> payload`` (a key
     block when one is due, else a continuation block). Keeps the chain state and the
@@ -339,6 +349,9 @@ class ChainEncoder:
 
     def _start(self, n_ch: int) -> None:
         self.n_ch = n_ch
+        self._no_delta = np.zeros(n_ch, np.bool_)
+        self._no_start = np.zeros(n_ch, np.int64)
+        self._trivial_lattice = True
         w = self.codec.window
         self.x_win, self.r_win, self.e_win = fit.Window(n_ch, w), fit.Window(n_ch, w), fit.Window(n_ch, w)
 
@@ -359,30 +372,35 @@ class ChainEncoder:
         elif not key and prev is None:
             raise ValueError("the first block of a stream is a key block")
         self.x_win.append(codes)
-        s = ChainState.fresh(n_ch) if key else prev.copy()
-        if key and prev is not None:  # parameters and scales carry over as a starting point
-            for name in ("step", "base", "form", "order", "precision", "coef", "centre", "pq", "pshift", "pc0", "nref",
-                         "refs", "taps", "bias", "shape", "rate", "lms", "m"):
-                setattr(s, name, getattr(prev, name).copy())
+        if key:
+            s = ChainState.fresh(n_ch)
+            if prev is not None:  # parameters and scales carry over as a starting point
+                for name in _CARRIED:
+                    setattr(s, name, getattr(prev, name))
+        else:
+            s = prev  # the encoder's own state: changed in place
         masks = np.zeros(n_ch, np.int64)
         self._choose_lattice(s, codes, key, masks)
         horizon = self.key_interval - (0 if key else s.since_key)
         self._seen += n
         early = self._seen < self.codec.window and self._seen >= 2 * self._fit_seen
         refit = key or early or self._since_fit >= self.codec.update_interval
-        old = s.copy() if not key else None
+        coef_prev, centre_prev, taps_prev = s.coef, s.centre, s.taps
+        lpc_delta = cross_delta = self._no_delta
         if refit and horizon > 0:
-            self._refit(s, key, horizon, old, masks)
+            coef_prev, centre_prev, taps_prev = s.coef.copy(), s.centre.copy(), s.taps.copy()
+            lpc_delta, cross_delta = self._refit(s, key, horizon, masks, early)
         self._since_fit += n
+        trivial = self._trivial_lattice
         with np.errstate(over="ignore"):
-            y = (codes - s.base[:, None]) // s.step[:, None]
+            y = codes if trivial else (codes - s.base[:, None]) // s.step[:, None]
         if key:
             s.r_last[:] = 0
             s.x_hist[:] = 0
-        r = sp.lpc_residuals(y, s.lattice_history(), s.since_key, s)
+        r = sp.lpc_residuals(y, s.x_hist if trivial else s.lattice_history(), s.since_key, s)
         e = sp.cross_errors(r, s.r_last, s.refs, s.nref, s.taps)
         e = sp.lms_errors(e, s.lms_w, s.lms_h, s.lms)
-        start = np.zeros(n_ch, np.int64)
+        start = self._no_start
         if key:
             if prev is None:  # the first block: start from its own first errors
                 head = np.abs(e[:, : min(n, 16)]).mean(axis=1) if n else np.zeros(n_ch)
@@ -390,14 +408,9 @@ class ChainEncoder:
             start = np.array([sc.start_class(int(v)) for v in s.m], np.int64)
             s.m[:] = [sc.start_mean(int(c)) for c in start]
         cum, offset, Ks, ks, cost = sc.coding_tables()
-        ref = old if old is not None else s
-        taps_prev = ref.taps
-        lpc_delta = self._lpc_delta if not key else np.zeros(n_ch, np.bool_)
-        cross_delta = self._cross_delta if not key else np.zeros(n_ch, np.bool_)
-        body = sc.encode_body(key, masks, s.step, s.base, s.form, s.order, s.precision, s.coef, s.centre, ref.coef,
-                              ref.centre, lpc_delta, s.nref, s.refs,
-                              s.taps, taps_prev, cross_delta, s.bias, s.shape, s.rate, s.lms, start, e, s.m,
-                              cum, offset, Ks, ks, cost, 64 + 2 * e.size)
+        body = sc.encode_body(key, masks, s.step, s.base, s.form, s.order, s.precision, s.coef, s.centre, coef_prev,
+                              centre_prev, lpc_delta, s.nref, s.refs, s.taps, taps_prev, cross_delta, s.bias, s.shape,
+                              s.rate, s.lms, start, e, s.m, cum, offset, Ks, ks, cost, 64 + 2 * e.size)
         if key:
             head = bytes([KEY]) + _varint(n_ch) + _varint(n)
             s.seq = SEQ_MOD - 1
@@ -410,8 +423,6 @@ class ChainEncoder:
         self.state = s
         self.r_win.append(r)
         self.e_win.append(e)
-        self._lpc_delta = np.zeros(n_ch, np.bool_)
-        self._cross_delta = np.zeros(n_ch, np.bool_)
         return head + body.tobytes()
 
     # -- lattice: codes = y·step + base --
@@ -420,10 +431,12 @@ class ChainEncoder:
             x = self.x_win.last()
             if x.size and (np.abs(x) > 1 << 61).any():
                 s.step[:], s.base[:] = 1, 0
+                self._trivial_lattice = True
                 return
             steps = np.gcd.reduce(np.abs(x - x[:, :1]), axis=1) if x.shape[1] else np.ones(x.shape[0], np.int64)
             s.step[:] = np.maximum(steps, 1)
             s.base[:] = np.where(s.step > 1, x[:, 0] % s.step if x.shape[1] else 0, 0)
+            self._trivial_lattice = not (s.step > 1).any()
             return
         coarse = np.flatnonzero(s.step > 1)
         if coarse.size == 0 or codes.shape[1] == 0:
@@ -434,19 +447,34 @@ class ChainEncoder:
             s.step[c] = math.gcd(int(s.step[c]), g) or 1
             s.base[c] = s.base[c] % s.step[c] if s.step[c] > 1 else 0
             masks[c] |= sc.LATTICE
+        self._trivial_lattice = not (s.step > 1).any()
 
     # -- parameters --
-    def _refit(self, s: ChainState, key: bool, horizon: int, old: ChainState | None, masks: np.ndarray) -> None:
-        codec = self.codec
+    def _refit(self, s: ChainState, key: bool, horizon: int, masks: np.ndarray, early: bool):
+        """New parameters where they pay (all at a key block): changes ``s`` and ``masks``;
+        returns which channels' predictor and taps are sent as differences."""
         self._since_fit = 0
         self._fit_seen = self._seen
         n_ch = s.n_ch
-        self._lpc_delta = np.zeros(n_ch, np.bool_)
-        self._cross_delta = np.zeros(n_ch, np.bool_)
-        _, _, _, _, cost = sc.coding_tables()
-        cum, offset, Ks, ks, _ = sc.coding_tables()
-        x = self.x_win.last().astype(np.float64)
-        forms, orders, precs, coefs, covs, top = fit.fit_predictors(x, codec.max_order, float(horizon), 8.0, cost,
+        lpc_delta = np.zeros(n_ch, np.bool_)
+        cross_delta = np.zeros(n_ch, np.bool_)
+        self._refits += 1
+        # between key blocks, the predictors and the cross-channel taps are re-fitted in turn
+        do_lpc = key or early or self._refits % 2 == 0
+        do_cross = key or early or self._refits % 2 == 1
+        if do_lpc:
+            self._refit_lpc(s, key, horizon, masks, lpc_delta, self.x_win.last().astype(np.float64))
+        if do_cross:
+            self._refit_cross(s, key, horizon, masks, cross_delta)
+        self._refit_entropy(s, key, horizon, masks)
+        if key:
+            masks[:] = sc.ALL_GROUPS
+        return lpc_delta, cross_delta
+
+    def _refit_lpc(self, s, key, horizon, masks, lpc_delta, x) -> None:
+        _, offset, Ks, ks, cost = sc.coding_tables()
+        n_ch = s.n_ch
+        forms, orders, precs, coefs, covs, top = fit.fit_predictors(x, self.codec.max_order, float(horizon), 8.0, cost,
                                                                     offset, Ks, ks)
         with np.errstate(invalid="ignore", over="ignore"):
             centres = np.nan_to_num(np.rint((x.mean(axis=1) - s.base) / s.step)).astype(np.int64) \
@@ -466,12 +494,16 @@ class ChainEncoder:
                 price = min(absolute, delta) + _CHANGE_BITS + 2 * math.log2(abs(int(centres[c] - s.centre[c])) + 1)
                 if gain <= price + _MARGIN_BITS:
                     continue
-                self._lpc_delta[c] = delta < absolute
+                lpc_delta[c] = delta < absolute
                 masks[c] |= sc.LPC
             s.form[c], s.order[c], s.precision[c], s.coef[c], s.centre[c] = \
                 forms[c], orders[c], precs[c], coefs[c], centres[c]
             changed.append(c)
         s.derive(np.asarray(changed, np.int64))
+
+    def _refit_cross(self, s, key, horizon, masks, cross_delta) -> None:
+        _, offset, Ks, ks, cost = sc.coding_tables()
+        codec, n_ch = self.codec, s.n_ch
         rwin = self.r_win.last(min(self.r_win.fill, CROSS_WINDOW))
         if codec.refs and rwin.shape[1] >= 16:
             recent = min(rwin.shape[1], CROSS_RECENT)
@@ -491,7 +523,7 @@ class ChainEncoder:
                 if choice == "new":
                     if not key and s.nref[c] == nref[c] and (s.refs[c] == refs[c]).all():
                         d = (taps[c] - s.taps[c]).ravel()
-                        self._cross_delta[c] = sc.row_key(d, d.size, cost, offset, Ks, ks)[1] < tap_bits
+                        cross_delta[c] = sc.row_key(d, d.size, cost, offset, Ks, ks)[1] < tap_bits
                     s.nref[c], s.refs[c], s.taps[c] = nref[c], refs[c], taps[c]
                     masks[c] |= sc.CROSS
                 elif choice == "none" or (key and choice is None):
@@ -500,7 +532,10 @@ class ChainEncoder:
                     s.nref[c] = 0
                     s.refs[c] = 0
                     s.taps[c] = 0
-        self._refits += 1
+
+    def _refit_entropy(self, s, key, horizon, masks) -> None:
+        _, offset, Ks, ks, cost = sc.coding_tables()
+        n_ch = s.n_ch
         ewin = self.e_win.last(min(self.e_win.fill, ENTROPY_WINDOW))
         if ewin.shape[1] >= 32 and (key or self._refits % ENTROPY_EVERY == 0):
             bias, shape, rate, saved = fit.fit_entropy(np.ascontiguousarray(ewin), s.bias, s.shape, s.rate,
@@ -513,5 +548,3 @@ class ChainEncoder:
                     if (bias[c], shape[c], rate[c]) != (s.bias[c], s.shape[c], s.rate[c]):
                         masks[c] |= sc.ENTROPY
                     s.bias[c], s.shape[c], s.rate[c] = bias[c], shape[c], rate[c]
-        if key:
-            masks[:] = sc.ALL_GROUPS

@@ -14,7 +14,7 @@ import numba
 import numpy as np
 
 from . import stream_entropy as se
-from .stream_predict import DIRECT, H, MAX_REFS, PARCOR
+from .stream_predict import DIRECT, MAX_REFS, PARCOR, H
 from .stream_predict import MAX_PRECISION as MAX_PARCOR_PRECISION
 
 LATTICE, LPC, CROSS, ENTROPY = 1, 2, 4, 8
@@ -115,8 +115,8 @@ def encode_body(key_block, masks, step, base, form, order, precision, coef, cent
     """The body bytes of a block; ``m`` (running means) is updated in place."""
     st = np.array([0, (1 << 32) - 1, 0, 1, 0], np.int64)
     buf = np.empty(capacity, np.uint8)
-    n_ch, n = e.shape
-    row = np.empty(3 * MAX_REFS if 3 * MAX_REFS > H else H, np.int64)
+    n_ch = e.shape[0]
+    row = np.empty(max(H, 3 * MAX_REFS), np.int64)
     for c in range(n_ch):
         buf = se.reserve(buf, st)
         if not key_block:
@@ -196,7 +196,7 @@ def decode_body(data, pos, key_block, n, masks, step, base, form, order, precisi
     n_ch = masks.size
     st = se.start_decoder(data, pos)
     e = np.empty((n_ch, n), np.int64)
-    row = np.empty(3 * MAX_REFS if 3 * MAX_REFS > H else H, np.int64)
+    row = np.empty(max(H, 3 * MAX_REFS), np.int64)
     for c in range(n_ch):
         if key_block:
             masks[c] = ALL_GROUPS

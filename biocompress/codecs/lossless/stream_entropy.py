@@ -228,7 +228,7 @@ def finish(buf, st):
     (the always-zero first byte dropped, and up to MAX_STRIPPED trailing zero bytes)."""
     buf = reserve(buf, st)
     low, rng = st[LOW], st[RANGE]
-    for nbytes in range(0, 5):  # code value with only ``nbytes`` significant bytes below bit 32
+    for nbytes in range(5):  # code value with only ``nbytes`` significant bytes below bit 32
         unit = np.int64(1) << (32 - 8 * nbytes)
         v = (low + unit - 1) // unit * unit
         if v < low + rng:
@@ -325,8 +325,7 @@ def get_raw(data, st, nbits):
     r = st[DRANGE] >> nbits
     v = st[CODE] // r
     top = (np.int64(1) << nbits) - 1
-    if v > top:
-        v = top
+    v = min(v, top)
     st[CODE] -= v * r
     st[DRANGE] = r
     _normalize_dec(data, st)
@@ -347,8 +346,7 @@ def get_bits(data, st, nbits):
 @numba.njit(cache=True, nogil=True)
 def get_wide(data, st):
     n = get_bits(data, st, 7)
-    if n > 64:
-        n = 64
+    n = min(n, 64)
     u = get_bits(data, st, n)
     return ((u >> 1) & 0x7FFFFFFFFFFFFFFF) ^ -(u & 1)
 
@@ -391,7 +389,7 @@ def ended_canonically(data, pos, st):
     if st[OVER] < MAX_STRIPPED and data.size > pos and data[data.size - 1] == 0:
         return False
     low = (st[WINDOW] - st[CODE]) & _MASK32
-    for nbytes in range(0, 5):
+    for nbytes in range(5):
         unit = np.int64(1) << (32 - 8 * nbytes)
         v = (low + unit - 1) // unit * unit
         if v < low + st[DRANGE]:
@@ -516,8 +514,7 @@ def decode_residuals(data, st, e, m, bias, shape, rate, cum, offset, Ks, ks):
                 r = rng >> nb
                 v = code // r
                 top = (np.int64(1) << nb) - 1
-                if v > top:
-                    v = top
+                v = min(v, top)
                 code -= v * r
                 rng = r
                 code, rng, pos, over, window = _dec_norm(data, code, rng, pos, over, window)

@@ -15,8 +15,7 @@ import numpy as np
 from . import lpc
 from . import stream_entropy as se
 from . import stream_predict as sp
-from .stream_coding import row_cost
-from .stream_predict import H, XSHIFT
+from .stream_predict import XSHIFT, H
 
 ORDERS = np.asarray(lpc.ORDERS, np.int64)
 MIN_PRECISION, MAX_PRECISION = lpc.MIN_PRECISION, lpc.MAX_PRECISION
