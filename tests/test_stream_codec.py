@@ -392,3 +392,33 @@ def test_chain_lane_flushes_what_it_holds():
     assert [(b.t_start, b.t_stop) for b in out] == [(0, 100), (100, 130)]
     out += lane.push(Chunk(130, codes[:, 130:].astype(np.float64))) + lane.finish()
     assert np.array_equal(decode_chain(LPCStreamCodec(), [b.payload for b in out])[0], codes)
+
+
+def test_merged_chains_make_an_archive_that_reads_the_same(live, tmp_path):
+    """A finished archive may hold one block per chain (stream_codec.merge_chain): the same
+    samples from far fewer index rows."""
+    from biocompress.container.chains import merge_chains
+
+    path, codes, blocks, recipe = live
+    merged = merge_chains(blocks)
+    assert len(merged) < len(blocks) // 5
+    assert sum(b.t_stop - b.t_start for b in merged) == sum(b.t_stop - b.t_start for b in blocks)
+    copy = tmp_path / "merged.bc.h5"
+    import h5py
+
+    with Archive(path) as arc:
+        info, sha = arc.info, arc.attrs["samples_sha256"]
+    with ArchiveWriter(copy) as writer:
+        for b in merged:
+            writer.add(b)
+        write_description(writer.h5, info=info, ch_types=["eeg"] * codes.shape[0], recipe=recipe,
+                          kinds=np.zeros(codes.shape[0], np.int8), stored=np.full(codes.shape[0], codes.shape[1]),
+                          annotations=mne.Annotations([], [], []), source={})
+        writer.finish({"n_samples": codes.shape[1], "n_channels": codes.shape[0], "sfreq": info["sfreq"],
+                       "samples_sha256": sha})
+        writer.publish()
+    with Archive(copy) as arc:
+        assert arc.verify()["ok"]
+        assert all(LPCStreamCodec().is_key(arc.block_bytes(i)) for i in range(arc.index.size))
+    with h5py.File(copy) as h5:
+        assert h5["data/index"].shape[0] == len(merged)

@@ -12,6 +12,7 @@ chain unreadable (CorruptArchiveError), never wrong values; other chains are una
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 
 import numpy as np
@@ -84,3 +85,38 @@ class ChainReader:
         self.states.move_to_end(j)
         if len(self.states) > STATE_CACHE:
             self.states.popitem(last=False)
+
+
+def merge_chains(blocks) -> list:
+    """Blocks (``stream.blocks.Block``, in the order a stream wrote them) with every chain of a
+    stateful codec joined into one self-contained block (``merge_chain``): what a finished
+    archive should hold, one index row per chain instead of one per flush. Blocks of other
+    codecs pass through; a chain's block keeps the place of its key block."""
+    from ..codecs import get_codec
+    from ..codecs.lossless.stream_codec import merge_chain
+
+    out: list = []
+    open_chains: dict[tuple, int] = {}  # (ch_start, ch_stop, config) → position in out
+    parts: dict[int, list[bytes]] = {}
+    for block in blocks:
+        codec = get_codec(block.config)
+        if not codec.stateful:
+            out.append(block)
+            continue
+        lane = (block.ch_start, block.ch_stop, json.dumps(block.config, sort_keys=True))
+        if codec.is_key(block.payload) or lane not in open_chains:
+            open_chains[lane] = len(out)
+            parts[len(out)] = [block.payload]
+            out.append(block)
+        else:
+            k = open_chains[lane]
+            first = out[k]
+            if first.t_stop != block.t_start:
+                raise ValueError(f"block at {block.t_start} does not follow its chain's last block ({first.t_stop})")
+            parts[k].append(block.payload)
+            out[k] = type(first)(first.t_start, block.t_stop, first.ch_start, first.ch_stop, first.config, b"")
+    for k, payloads in parts.items():
+        b = out[k]
+        payload = payloads[0] if len(payloads) == 1 else merge_chain(payloads)
+        out[k] = type(b)(b.t_start, b.t_stop, b.ch_start, b.ch_stop, b.config, payload)
+    return out
