@@ -24,7 +24,7 @@ into one self-contained payload (a *chain block*), which ``decode`` reads like a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -126,15 +126,16 @@ class ChainState:
 
     @classmethod
     def fresh(cls, n_ch: int) -> ChainState:
-        z = lambda *s: np.zeros(s, np.int64)
-        full = lambda v: np.full(n_ch, v, np.int64)
+        z = lambda *s: np.zeros(s, np.int64)  # noqa: E731
+        full = lambda v: np.full(n_ch, v, np.int64)  # noqa: E731
         return cls(n_ch, 0, 0, 0, z(n_ch, H), z(n_ch), full(1), z(n_ch), z(n_ch), z(n_ch), z(n_ch), z(n_ch, H), z(n_ch),
                    z(n_ch, H), z(n_ch), z(n_ch), z(n_ch), z(n_ch, MAX_REFS), z(n_ch, MAX_REFS, 3), full(1), full(2),
                    full(4), full(DEFAULT_LMS), z(n_ch, sp.LMS_TAPS), z(n_ch, sp.LMS_TAPS), z(n_ch))
 
     def copy(self) -> ChainState:
-        return ChainState(**{f.name: (v.copy() if isinstance(v, np.ndarray) else v)
-                             for f in fields(self) for v in [getattr(self, f.name)]})
+        new = object.__new__(ChainState)
+        new.__dict__ = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
+        return new
 
     def derive(self, which: np.ndarray) -> None:
         """Rebuild the integer predictors of channels ``which`` from their parameters."""
@@ -387,6 +388,8 @@ class ChainEncoder:
         refit = key or early or self._since_fit >= self.codec.update_interval
         coef_prev, centre_prev, taps_prev = s.coef, s.centre, s.taps
         lpc_delta = cross_delta = self._no_delta
+        if early:  # a fit on little data is replaced at the next early refit, when the window has doubled
+            horizon = min(horizon, 4 * max(self._seen, 1))
         if refit and horizon > 0:
             coef_prev, centre_prev, taps_prev = s.coef.copy(), s.centre.copy(), s.taps.copy()
             lpc_delta, cross_delta = self._refit(s, key, horizon, masks, early)
