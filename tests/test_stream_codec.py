@@ -422,3 +422,31 @@ def test_merged_chains_make_an_archive_that_reads_the_same(live, tmp_path):
         assert all(LPCStreamCodec().is_key(arc.block_bytes(i)) for i in range(arc.index.size))
     with h5py.File(copy) as h5:
         assert h5["data/index"].shape[0] == len(merged)
+
+
+# --- the format document ------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["lpc-s1_chain", "lpc-s1_default"])
+def test_format_document_decodes_the_frozen_payloads(name):
+    """A decoder written from FORMAT.md §8.10 alone (tests/stream_reference.py) reads the
+    frozen lpc-s1 payloads to their expected codes."""
+    import stream_reference
+    from conftest import FIXTURES_DIR
+
+    entry = json.loads((FIXTURES_DIR / "manifest.json").read_text())[name]
+    out, _ = stream_reference.decode_block((FIXTURES_DIR / entry["payload"]).read_bytes(), None)
+    assert np.array_equal(out, np.load(FIXTURES_DIR / entry["expected"]).astype(np.int64))
+
+
+def test_format_document_follows_a_chain_with_keys_and_extremes():
+    import stream_reference
+
+    rng = np.random.default_rng(9)
+    codes = np.vstack([correlated(4, 500), np.cumsum(rng.integers(-5, 6, (1, 500)), axis=1) * 8 + 3,
+                       np.tile([-(2**63), 2**63 - 1, 5, -1, 0], 100)[None]]).astype(np.int64)
+    codes[4, 300:] += rng.integers(0, 8, 200)
+    codec = LPCStreamCodec(key_interval=180, update_interval=60, window=128)
+    state, parts = None, []
+    for p in encode_chain(codec, codes, (13, 40, 1, 70)):
+        out, state = stream_reference.decode_block(p, state)
+        parts.append(out)
+    assert np.array_equal(np.concatenate(parts, axis=1), codes)
