@@ -1,24 +1,26 @@
 """lpc-s1: a stateful lossless codec for live streams of short blocks.
 
-A channel group's blocks form chains: a **key block** is self-contained (lattice, LPC
-coefficients, cross-channel taps and entropy settings of every channel, then the
-residuals, the first samples warmed up as in lpc-v1); each **continuation block**
-carries on from the previous block of its chain: the last samples of every channel
-(prediction history), the last LPC residuals (cross-channel lag −1), the parameters,
-and each channel's running mean |residual| (the entropy coder's scale). A continuation
-block sends only the parameters that change (one flag per channel when none do), so a
-block of 50 ms costs a few bytes more than its residuals.
+A channel group's blocks form chains: a **key block** is self-contained (lattice, predictor
+(PARCOR coefficients), cross-channel taps and entropy settings of every channel, then the
+residuals; the first samples use the nested lower-order predictors); each **continuation
+block** carries on from the previous block of its chain: the last samples of every channel
+(prediction history), the last LPC residuals (cross-channel lag −1), the parameters, the
+sign-sign LMS filters (a last prediction stage whose weights adapt every sample, on both
+sides) and each channel's running mean |residual| (the entropy coder's scale). A
+continuation block sends only the parameters that change (one flag per channel when none
+do), so a block of 50 ms costs about two bytes more than its residuals.
 
 The encoder (:class:`ChainEncoder`, from ``codec.encode_stream()``) re-fits parameters on
 a sliding window every ``update_interval`` samples and sends them when the estimated
-saving over the rest of the chain exceeds their cost; it starts a new chain (a key
-block) once ``key_interval`` samples have passed since the last one, which bounds what
-a reader decodes to reach any block and what a damaged block takes with it.
+saving over the rest of the chain exceeds their cost; it starts a new chain (a key block)
+once ``key_interval`` samples have passed since the last one, which bounds what a reader
+decodes to reach any block and what a damaged block takes with it.
 
 Decoding a continuation block needs the state its predecessor left:
 ``decode_with(payload, state) -> (codes, state)``; ``is_key(payload)`` says whether a
 block starts a chain. ``merge_chain(payloads)`` joins a key block and its continuations
 into one self-contained payload (a *chain block*), which ``decode`` reads like a key.
+The bitstream is specified in docs/FORMAT.md §8.10.
 """
 
 from __future__ import annotations
