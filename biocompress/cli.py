@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -19,9 +21,12 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from .system import os_errors
+from .system.signals import request_interrupt
+from .system.signals import stop_on_signals
 from .errors import BiocompressError, CorruptArchiveError, VerificationError
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
+STATUS_EVERY_S = 5.0  # stream: the status line's period when stderr is not a terminal
 
 
 def exit_status(exc: BaseException) -> tuple[int, str]:
@@ -192,7 +197,8 @@ def archive_summary(path) -> dict:
             "sfreq": arc.sfreq,
             "n_samples": arc.n_samples,
             "duration_s": arc.n_samples / arc.sfreq,
-            "source_file": src.get("file_name"),
+            "source_file": src.get("file_name") or (f"LSL stream {src.get('name')!r}" if src.get("kind") == "lsl"
+                                                    else None),
             "source_bytes": source_bytes,
             "archive_bytes": archive_bytes,
             "ratio": round(source_bytes / archive_bytes, 4) if source_bytes else None,
@@ -201,9 +207,24 @@ def archive_summary(path) -> dict:
             "source_sha256": src.get("sha256"),
             **_source_warnings(src),
             "samples_sha256": arc.attrs["samples_sha256"],
+            **_stream_summary(arc),
             "restore": _restore_summary(arc),
             **_fidelity_summary(arc),
         }
+
+
+def _stream_summary(arc) -> dict:
+    """Live recordings: whether the archive is finalized and what it holds durably; streams'
+    timestamps; a recovered archive's record."""
+    out = {}
+    if getattr(arc, "live", False):
+        out["state"] = arc.state_line()
+    if arc.has_timestamps:
+        out["timestamps"] = f"one per sample, clock {arc.times_attrs.get('clock')!s}"
+    recovery = arc.source.get("recovery")
+    if isinstance(recovery, dict):
+        out["recovered"] = str(recovery.get("reason", "yes"))
+    return out
 
 
 def _source_warnings(source: dict) -> dict:
@@ -219,6 +240,9 @@ def _fidelity_summary(arc) -> dict:
     if fid is None:
         return {}
     o = fid["overall"]
+    if not o:  # a live stream's: no source to measure against
+        return {"lossy": f"{arc.mode}, model {arc.lossy_attrs.get('model_id')}",
+                "fidelity": "not measured (no source to compare with)"}
     lossy = arc.lossy_attrs
     setting = (f"quality {int(lossy['quality'])}" if "quality" in lossy else f"max error {float(lossy['max_error_uv'])} µV")
     return {"lossy": f"{arc.mode}, {setting}, model {lossy['model_id']}",
@@ -254,6 +278,26 @@ def verify(
     if not report["ok"]:
         _fail(f"{archive}: verification FAILED", 1)
     out.print(f"[green]{archive}: OK[/]")
+
+
+@app.command()
+def recover(
+    archive: Path = typer.Argument(..., help="A live recording's archive that was not finalized."),
+):
+    """Finalize a live recording whose writer stopped without finishing (killed, power cut):
+    everything up to its last valid frame becomes a normal archive, in place."""
+    from .container.journal import finalize
+
+    result = finalize(archive)
+    rec = result["recovery"]
+    if rec is None:
+        out.print(f"finalized {archive}: {result['n_samples']} samples ({result['seconds']:.3f} s); the recording "
+                  "had ended cleanly, nothing lost", highlight=False)
+        return
+    lost = [f"{rec['samples_lost_known']} samples in incomplete windows"] if rec["samples_lost_known"] else []
+    lost += [f"{rec['bytes_discarded']} bytes after the last valid frame"] if rec["bytes_discarded"] else []
+    out.print(f"recovered {archive}: {result['n_samples']} samples ({result['seconds']:.3f} s) finalized; "
+              f"lost: {', '.join(lost) or 'nothing readable'}", highlight=False)
 
 
 @app.command()
@@ -323,6 +367,111 @@ def demo(
     run_demo(samples, console=out)
 
 
+@app.command()
+def replay(
+    input: Path = typer.Argument(..., help="A recording MNE reads, or a .bc.h5 archive."),
+    name: str = typer.Option(..., "--name", help="Name of the LSL stream to publish."),
+    chunk_size: int = typer.Option(32, "--chunk-size", help="Samples pushed at a time."),
+    loop: bool = typer.Option(False, "--loop", help="Start again at the end, until stopped."),
+    counter: bool = typer.Option(False, "--counter", help="Add a channel 'counter' (0, 1, 2, … modulo 2^24) that "
+                                 "proves no sample is lost or duplicated."),
+    value_format: str = typer.Option("float32", "--format", help="float32 (voltages in µV) or double64 (MNE's "
+                                     "values in volts, bit for bit)."),
+    source_id: Optional[str] = typer.Option(None, "--source-id", help="The stream's source_id."),
+    stype: Optional[str] = typer.Option(None, "--type", help="The stream's type (default: EEG if it has EEG)."),
+    speed: float = typer.Option(1.0, "--speed", help="Times real time."),
+    wait: Optional[float] = typer.Option(None, "--wait", help="Wait up to this many seconds for a consumer before "
+                                         "the first sample."),
+):
+    """Publish a recording as a live LSL stream in real time (annotations on NAME-markers);
+    Ctrl-C stops."""
+    import threading
+
+    from .stream.replay import Replay, open_recording
+
+    player = Replay(open_recording(input), name, chunk_size=chunk_size, loop=loop, counter=counter,
+                    value_format=value_format, source_id=source_id, stype=stype, speed=speed)
+    markers = f"; markers on {name}-markers" if player.marker_info is not None else ""
+    err.print(f"publishing {name!r}: {player.info.n_channels} channels at {player.sfreq:g} Hz ({value_format}) "
+              f"from {input.name}{markers}; Ctrl-C stops", highlight=False)
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        pushed = player.run(stop, wait_for_consumer=wait)
+    out.print(f"published {pushed:,} samples ({pushed / player.sfreq:.1f} s of recording)", highlight=False)
+
+
+@app.command()
+def stream(
+    lsl: str = typer.Option(..., "--lsl", help="Name of the LSL stream to record."),
+    output: Path = typer.Option(..., "-o", "--output", help="Archive to write (.bc.h5)."),
+    markers: list[str] = typer.Option([], "--markers", help="A marker stream recorded as annotations (repeatable)."),
+    mode: str = typer.Option("lossless", "--mode", help="lossless, lossy or near-lossless."),
+    quality: Optional[int] = typer.Option(None, "--quality", help="lossy: 1 (smallest) … 5 (best fidelity)."),
+    max_error: Optional[float] = typer.Option(None, "--max-error", help="near-lossless: bound on |error| in µV."),
+    model: Optional[Path] = typer.Option(None, "--model", help="lossy modes: a model from `biocompress train`."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Seconds of samples to record (default: "
+                                             "until Ctrl-C or the stream ends)."),
+    block_ms: Optional[float] = typer.Option(None, "--block-ms", help="Longest wait of a sample for its block "
+                                             "(default 50 lossless, 200 lossy)."),
+    stype: Optional[str] = typer.Option(None, "--type", help="Only a stream of this type."),
+    source_id: Optional[str] = typer.Option(None, "--source-id", help="Only the stream of this source_id."),
+    timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for the streams to appear."),
+    reconnect: float = typer.Option(5.0, "--reconnect", help="Seconds to wait for a lost stream to come back."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing archive."),
+):
+    """Record a live LSL stream into an archive as it arrives; Ctrl-C (or SIGTERM) stops and finalizes."""
+    import threading
+
+    from .errors import StreamError
+    from .stream.record import record
+
+    stop = threading.Event()
+    with _status_line() as show:
+        try:
+            end = record(lsl, output, markers=markers, stype=stype, source_id=source_id, mode=mode, quality=quality,
+                         max_error_uv=max_error, model=model, block_ms=block_ms, duration=duration,
+                         overwrite=force, timeout=timeout, reconnect_s=reconnect, stop=stop, on_status=show)
+        except StreamError as exc:
+            end = getattr(exc, "end", None)
+            if end and end.get("path"):
+                _print_recording(end)
+            raise
+    _print_recording(end)
+
+
+def _print_recording(end: dict) -> None:
+    if not end.get("path"):
+        err.print("no sample was received; nothing written", highlight=False)
+        return
+    ratio = f", ratio {end['raw_bytes'] / end['coded_bytes']:.2f}" if end.get("coded_bytes") else ""
+    counted = (f", lost {end['lost']}, duplicated {end['duplicated']}" if end.get("lost") is not None else "")
+    latency = (f", latency p99 {1000 * end['latency_p99_s']:.0f} ms (max {1000 * end['latency_max_s']:.0f})"
+               if end.get("latency_p99_s") is not None else "")
+    out.print(f"wrote {end['path']}: {end['n_samples']:,} samples{ratio}, {end['markers']} markers{latency}{counted} "
+              f"(stopped: {end['stop']})", highlight=False)
+
+
+@contextmanager
+def _status_line():
+    """A callable that shows the live status: one line redrawn on a terminal, a line every
+    STATUS_EVERY_S seconds otherwise."""
+    if err.is_terminal:
+        from rich.live import Live
+        from rich.text import Text
+
+        with Live(console=err, refresh_per_second=4, transient=True) as live:
+            yield lambda status: live.update(Text(status.line()))
+        return
+    last = [0.0]
+
+    def show(status):
+        now = time.monotonic()
+        if now - last[0] >= STATUS_EVERY_S:
+            last[0] = now
+            err.print(status.line(), highlight=False)
+    yield show
+
+
 def _print_summary(path: Path) -> None:
     s = archive_summary(path)
     for warning in s.get("source_warnings", ()):
@@ -334,9 +483,10 @@ def _print_summary(path: Path) -> None:
 
 
 def _interrupt(signum, frame) -> None:
-    """SIGTERM and SIGHUP end a run like Ctrl-C: cleanup runs, exit code 130."""
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    """Ctrl-C, SIGTERM and SIGHUP end a run: cleanup runs, nothing is published, exit code 130."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)  # once: a second signal must not break the cleanup
+    request_interrupt()  # should the exception below be swallowed, the writers still see it
     raise KeyboardInterrupt
 
 
@@ -359,8 +509,8 @@ def _excepthook(kind, value, tb, settings=_SETTINGS, default=sys.__excepthook__)
 def main() -> None:  # pragma: no cover
     sys.unraisablehook = _unraisable
     sys.excepthook = _excepthook
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     if hasattr(signal, "SIGXFSZ"):  # over `ulimit -f`, a write fails with EFBIG instead of killing us
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:

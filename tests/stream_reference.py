@@ -1,4 +1,4 @@
-"""A slow lpc-s1 decoder written from docs/FORMAT.md §8.4 and §8.10 alone (a test helper, not a
+"""A slow lpc-s1 decoder written from docs/FORMAT.md §8.4 and §8.11 alone (a test helper, not a
 test file): plain Python integers, wrapped to int64 where the format says so. It checks that
 the document describes the bitstream the codec writes."""
 
@@ -38,7 +38,7 @@ _TABLES: dict = {}
 
 
 def table(key: int):
-    """(cum, K, k) of key = class·3 + shape (§8.10.2)."""
+    """(cum, K, k) of key = class·3 + shape (§8.11.2)."""
     if key not in _TABLES:
         probs, K, k = _shaped_probs(key // 3, key % 3)
         f = np.floor(probs * (65536 - probs.size)).astype(np.int64) + 1
@@ -177,7 +177,7 @@ def fresh(n_ch: int) -> dict:
 
 
 def predictor(ch: dict):
-    """(q, shift, c0, nested) of §8.10.4 step 3."""
+    """(q, shift, c0, nested) of §8.11.4 step 3."""
     p = ch["p"]
     if ch["form"] == 0:
         q, shift, nested = ch["coef"][:p], ch["prec"], {}

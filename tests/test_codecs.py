@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from biocompress.codecs import get_codec, registered_codecs
 from biocompress.codecs.base import check_2d_int
-from biocompress.codecs.lossless import FloatLPCCodec, FloatXorCodec, LPCCodec, LPCStreamCodec, LPCX3Codec, LPCXCodec
+from biocompress.codecs.lossless import (FloatLPCCodec, FloatXorCodec, LPCCodec, LPCStreamCodec, LPCV4Codec,
+                                         LPCX3Codec, LPCXCodec)
+from biocompress.codecs.times import TimesCodec
 from biocompress.errors import CorruptArchiveError
 from biocompress.io import scaling
 from codec_conformance import check_codec, check_corruption
@@ -107,6 +109,19 @@ def correlated_codes(n_ch: int = 10, n: int = 6000, seed: int = 11) -> np.ndarra
     return np.round(x).astype(np.int64)
 
 
+def degenerate_codes(n: int = 3000) -> np.ndarray:
+    """Flat and step-like channels: constant, zero-padded, saturated runs, sample-and-hold
+    values on a non-integer grid (palette), a status line, and one ordinary channel."""
+    rng = np.random.default_rng(5)
+    walk = np.cumsum(rng.integers(-30, 31, n))
+    held = np.round(np.repeat(rng.integers(40, 60, n // 6 + 1), 6)[:n] * 2097.152).astype(np.int64)
+    padded = walk.copy()
+    padded[n // 2 :] = 0
+    saturated = np.clip(walk * 40, -20000, 20000)
+    status = np.where((np.arange(n) // 250) % 3 == 0, 0, 4)
+    return np.vstack([np.full(n, -8388607), padded, saturated, held, status, walk]).astype(np.int64)
+
+
 def test_cross_channel_stage_engages_and_pays():
     codes = correlated_codes()
     with_xc, without = LPCXCodec().encode(codes), LPCXCodec(refs=0).encode(codes)
@@ -126,12 +141,21 @@ CASES = [
                  id="lpc-v3[refs=0,segment=16]"),
     pytest.param(lambda: LPCX3Codec(), lambda: synthetic_codes(3, 9000, seed=4, bits=24), id="lpc-v3[24bit]"),
     pytest.param(lambda: LPCCodec(), lambda: synthetic_codes(3, 9000, seed=4, bits=24), id="lpc[24bit]"),
+    *[pytest.param(lambda level=level: LPCV4Codec(level), correlated_codes, id=f"lpc-v4[{level},correlated]")
+      for level in ("fast", "default", "max")],
+    pytest.param(lambda: LPCV4Codec(frame=256, segment=64), lambda: synthetic_codes(6, 5000, seed=3),
+                 id="lpc-v4[frame=256,segment=64]"),
+    pytest.param(lambda: LPCV4Codec(), lambda: synthetic_codes(3, 9000, seed=4, bits=24), id="lpc-v4[24bit]"),
+    pytest.param(lambda: LPCV4Codec(frame=256, segment=16), lambda: degenerate_codes(), id="lpc-v4[degenerate]"),
     pytest.param(lambda: FloatXorCodec(4), f32_codes, id="float-xor[4,f32-specials]"),
     pytest.param(lambda: FloatLPCCodec(), f32_codes, id="float-lpc[f32-specials]"),
     pytest.param(lambda: FloatLPCCodec(frame=256, segment=64), f32_mixed_codes, id="float-lpc[grid,scaled,ord]"),
     pytest.param(lambda: FloatXorCodec(8), f64_codes, id="float-xor[8,f64-specials]"),
     pytest.param(lambda: FloatXorCodec(8, level=1), f64_codes, id="float-xor[8,level=1]"),
     pytest.param(lambda: FloatXorCodec(8), lambda: synthetic_codes(4, 2000, seed=5), id="float-xor[8,int-codes]"),
+    pytest.param(TimesCodec, lambda: scaling.f64_to_codes(512.25 + np.arange(3000) / 500.0)[np.newaxis],
+                 id="times[regular]"),
+    pytest.param(TimesCodec, lambda: f64_codes()[-1:], id="times[f64-specials]"),
     pytest.param(lambda: LPCStreamCodec(), correlated_codes, id="lpc-s1[default,correlated]"),
     pytest.param(lambda: LPCStreamCodec(update_interval=128, window=256),
                  lambda: synthetic_codes(3, 9000, seed=4, bits=24), id="lpc-s1[24bit,updates]"),
@@ -301,6 +325,7 @@ def _lpc_configs():
         out.append(LPCCodec(max_order=16, segment=64, frame=256))
     out += [LPCXCodec(), LPCXCodec(refs=2, max_order=8, segment=64, frame=256)]
     out += [LPCX3Codec(), LPCX3Codec(refs=1, max_order=4, segment=32, frame=256)]
+    out += [LPCV4Codec(), LPCV4Codec("fast", frame=256, segment=32), LPCV4Codec("max", frame=512, segment=64)]
     return out
 
 

@@ -39,7 +39,7 @@ def test_manifest_lists_every_fixture_file():
     data_files = {p.name for p in FIXTURES_DIR.iterdir() if p.suffix in (".bin", ".npy", ".h5")}
     assert data_files == listed
     ids = {e["codec"]["id"] for e in PAYLOADS.values()}
-    assert {"lpc-v1", "lpc-v2", "lpc-v3", "float-xor-zlib-v1", "float-lpc-v1"} <= ids
+    assert {"lpc-v1", "lpc-v2", "lpc-v3", "lpc-v4", "float-xor-zlib-v1", "float-lpc-v1"} <= ids
 
 
 @pytest.mark.parametrize("name", sorted(PAYLOADS))
@@ -163,3 +163,30 @@ def test_frozen_v3_archive_checks_every_part_and_restores(tmp_path):
     out = tmp_path / entry["source_sample"]
     assert restore(path, out)["exact"] == "bytes"
     assert out.read_bytes() == (SAMPLES_DIR / entry["source_sample"]).read_bytes()
+
+
+def test_frozen_times_payloads_cover_every_predictor():
+    """times-v1 (format 4): one frozen payload per predictor, named in its header byte 6."""
+    from biocompress.codecs.times import LINE, PREVIOUS, RATE, STEP
+
+    found = {(FIXTURES_DIR / e["payload"]).read_bytes()[6] for e in PAYLOADS.values() if e["codec"]["id"] == "times-v1"}
+    assert found == {PREVIOUS, STEP, LINE, RATE}
+
+
+def test_frozen_stream_archive_timestamps_markers_and_clock():
+    """Format 4: a live stream's archive keeps every sample's timestamp, each marker's own
+    timestamp and the clock offsets exactly."""
+    from biocompress.container.reader import times_bytes
+
+    entry = ARCHIVES["archive-v4_stream_times"]
+    with biocompress.open(FIXTURES_DIR / entry["archive"]) as arc:
+        assert arc.has_timestamps and arc.times_codec_configs == entry["times_codecs"]
+        stamps = arc.timestamps()
+        assert stamps.shape == (entry["n_samples"],)
+        assert hashlib.sha256(times_bytes(stamps)).hexdigest() == entry["times_sha256"]
+        assert_bitwise_equal(arc.timestamps(100, 300), stamps[100:300], "timestamps")
+        assert arc.verify()["times_ok"]
+        marks = arc.h5["annotations/timestamp"][()]
+        assert [None if np.isnan(v) else float(v) for v in marks] == entry["annotation_timestamps"]
+        assert arc.h5["times/clock_offsets"][()].tolist() == entry["clock_offsets"]
+        assert arc.source["stream"]["name"] == "fixture" and "recovery" not in arc.source

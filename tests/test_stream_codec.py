@@ -152,7 +152,7 @@ def test_config_round_trip_and_limits():
 
 
 def test_entropy_tables_are_frozen():
-    """The integer frequency tables are part of the lpc-s1 bitstream (FORMAT.md §8.10): a
+    """The integer frequency tables are part of the lpc-s1 bitstream (FORMAT.md §8.11): a
     platform whose math library builds other tables must fail here, not write archives."""
     assert stream_entropy.table_digest() == "3530e2950f9df636b49ed51ed8a878b2813da87f38dfda6cf68833ff2b862d66"
 
@@ -427,7 +427,7 @@ def test_merged_chains_make_an_archive_that_reads_the_same(live, tmp_path):
 # --- the format document ------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["lpc-s1_chain", "lpc-s1_default"])
 def test_format_document_decodes_the_frozen_payloads(name):
-    """A decoder written from FORMAT.md §8.10 alone (tests/stream_reference.py) reads the
+    """A decoder written from FORMAT.md §8.11 alone (tests/stream_reference.py) reads the
     frozen lpc-s1 payloads to their expected codes."""
     import stream_reference
     from conftest import FIXTURES_DIR
@@ -450,3 +450,26 @@ def test_format_document_follows_a_chain_with_keys_and_extremes():
         out, state = stream_reference.decode_block(p, state)
         parts.append(out)
     assert np.array_equal(np.concatenate(parts, axis=1), codes)
+
+
+def test_a_live_recording_in_lpc_s1_chains_survives_journal_and_finalize(tmp_path, monkeypatch):
+    """The journal sink carries lpc-s1 blocks unchanged: a recording of int16 chunks flushed every
+    50 ms, with chains, reads back exactly from the finalized archive."""
+    import biocompress.stream.live as live
+    from biocompress.stream.record import compress_chunks
+
+    sfreq = 250.0
+    monkeypatch.setattr(live, "lossless_lanes", lambda kinds, recipe, block, group: live_lossless_lanes(
+        kinds, recipe, sfreq, block, group, key_seconds=2.0, key_min_samples=0))
+    codes = correlated(6, 3000, seed=4)[1:].astype(np.int16)
+    chunks = [codes[:, t : t + 13] for t in range(0, codes.shape[1], 13)]
+    path = compress_chunks(chunks, tmp_path / "live.bc.h5", sfreq=sfreq, ch_names=[f"C{i}" for i in range(5)],
+                           units="microvolts", block_ms=50)
+    with Archive(path) as arc:
+        configs = {c["id"] for c in arc.codec_configs}
+        assert "lpc-s1" in configs
+        codec = LPCStreamCodec()
+        data_rows = [i for i in range(arc.index.size) if arc.codec_configs[int(arc.index[i]["codec"])]["id"] == "lpc-s1"]
+        assert sum(not codec.is_key(arc.block_bytes(i)) for i in data_rows) > 10
+        assert arc.verify()["ok"]
+        assert np.array_equal(np.rint(arc.read() * 1e6).astype(np.int64), codes.astype(np.int64))

@@ -12,6 +12,7 @@ chain unreadable (CorruptArchiveError), never wrong values; other chains are una
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import OrderedDict
 
@@ -103,7 +104,7 @@ def merge_chains(blocks) -> list:
         if not codec.stateful:
             out.append(block)
             continue
-        lane = (block.ch_start, block.ch_stop, json.dumps(block.config, sort_keys=True))
+        lane = (getattr(block, "section", None), block.ch_start, block.ch_stop, json.dumps(block.config, sort_keys=True))
         if codec.is_key(block.payload) or lane not in open_chains:
             open_chains[lane] = len(out)
             parts[len(out)] = [block.payload]
@@ -114,9 +115,7 @@ def merge_chains(blocks) -> list:
             if first.t_stop != block.t_start:
                 raise ValueError(f"block at {block.t_start} does not follow its chain's last block ({first.t_stop})")
             parts[k].append(block.payload)
-            out[k] = type(first)(first.t_start, block.t_stop, first.ch_start, first.ch_stop, first.config, b"")
+            out[k] = dataclasses.replace(first, t_stop=block.t_stop)
     for k, payloads in parts.items():
-        b = out[k]
-        payload = payloads[0] if len(payloads) == 1 else merge_chain(payloads)
-        out[k] = type(b)(b.t_start, b.t_stop, b.ch_start, b.ch_stop, b.config, payload)
+        out[k] = dataclasses.replace(out[k], payload=payloads[0] if len(payloads) == 1 else merge_chain(payloads))
     return out

@@ -27,7 +27,7 @@ from ..errors import BiocompressError, CorruptArchiveError
 
 MANIFEST_ATTR = "integrity"
 MANIFEST_DIGEST_ATTR = "integrity_sha256"
-PAYLOAD = "/data/payload"
+PAYLOADS = ("/data/payload", "/times/payload")  # segments of coded blocks: their bytes carry block CRCs
 MAX_ATTR_BYTES = 64 << 20
 MAX_FILTERED_BYTES = 1 << 30
 INFLATE_LIMIT = 1100  # deflate expands at most ~1032×
@@ -109,7 +109,7 @@ def dataset_digest(ds: h5py.Dataset, sizes: Sizes, data: np.ndarray | None = Non
     """Digest of a dataset's type, shape and values (read in bounded chunks unless ``data``
     is given); payload segments are covered by block CRCs, so only their shape counts."""
     h = hashlib.sha256(_dataset_head(ds))
-    if ds.parent.name == PAYLOAD:
+    if ds.parent.name in PAYLOADS:
         return h.hexdigest()
     if data is not None:
         h.update(np.ascontiguousarray(data).tobytes())

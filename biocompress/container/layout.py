@@ -7,8 +7,10 @@ import numpy as np
 from ..codecs.base import MAX_DECODED_ELEMENTS as MAX_BLOCK_ELEMENTS
 
 FORMAT_NAME = "biocompress"
-FORMAT_VERSION = 3  # 2 added value kind int-native and /channels/stored_samples; 3 the integrity manifest
-READABLE_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4  # 2 added value kind int-native and /channels/stored_samples; 3 the integrity manifest;
+#                     4 the stream's timestamps (/times) and marker timestamps (/annotations/timestamp)
+READABLE_VERSIONS = (1, 2, 3, 4)
+DATA, TIMES = "data", "times"  # groups of coded blocks: the samples, and their timestamps (one channel)
 SEGMENT_NAME = "{:06d}"  # /data/payload/000000, 000001, ...
 SEGMENT_BYTES = 8 << 20  # blocks are buffered and written as contiguous segments of ~8 MiB
 

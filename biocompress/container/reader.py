@@ -22,7 +22,8 @@ from ..io import edf_native, metadata, scaling
 from ..codecs.pool import decode_parts
 from . import integrity
 from .integrity import damage_is_corruption
-from .layout import FORMAT_NAME, INDEX_DTYPE, MAX_BLOCK_ELEMENTS, READABLE_VERSIONS, SEGMENT_NAME
+from ..codecs.float_codes import codes_to_f64
+from .layout import DATA, FORMAT_NAME, INDEX_DTYPE, MAX_BLOCK_ELEMENTS, READABLE_VERSIONS, SEGMENT_NAME, TIMES
 
 
 MAX_JSON_BYTES = 256 << 20
@@ -33,9 +34,23 @@ class Archive:
     (format version 3) when it is first read, and every size the archive declares
     against the file before memory is allocated for it.
 
+    A live recording's journal (not finalized yet, or left by a writer that was killed)
+    opens too, as a :class:`~biocompress.container.live.LiveArchive`: everything up to its
+    last valid frame.
+
     >>> with Archive("rec.bc.h5") as arc:               # doctest: +SKIP
     ...     x = arc.read(0, 5000, picks=[0, 3])
     """
+
+    def __new__(cls, path=None, *args, **kwargs):
+        if cls is Archive and path is not None:
+            from . import journal
+
+            if journal.is_journal(path):  # a live (or crashed) recording: read up to its last valid frame
+                from .live import LiveArchive
+
+                return super().__new__(LiveArchive)
+        return super().__new__(cls)
 
     def __init__(self, path, *, cache_blocks: int = 16):
         self.path = Path(path)
@@ -47,25 +62,32 @@ class Archive:
         if not stat.S_ISREG(st.st_mode):
             raise BadInputError(self.path, "is a folder, not an archive file" if stat.S_ISDIR(st.st_mode)
                                 else "is not a regular file, not an archive")
-        if not _is_hdf5(self.path):
-            raise BadInputError(self.path, "not a biocompress archive (not an HDF5 file)")
-        try:
-            self.h5 = h5py.File(self.path, "r")
-        except OSError as exc:
-            raise CorruptArchiveError(f"{self.path}: damaged HDF5 file ({str(exc).splitlines()[0]})") from exc
+        self.h5 = self._open_hdf5()
         try:
             with damage_is_corruption(str(self.path), "archive structure"):
                 self._open()
         except BaseException:
-            self.h5.close()
+            self.close()
             raise
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_size = cache_blocks
         self._native_views: OrderedDict[int, np.ndarray] = OrderedDict()
         self.native = self.value_kind == scaling.NATIVE
 
+    def _open_hdf5(self) -> h5py.File:
+        if not _is_hdf5(self.path):
+            raise BadInputError(self.path, "not a biocompress archive (not an HDF5 file)")
+        try:
+            return h5py.File(self.path, "r")
+        except OSError as exc:
+            raise CorruptArchiveError(f"{self.path}: damaged HDF5 file ({str(exc).splitlines()[0]})") from exc
+
+    def _file_size(self) -> int:
+        """The size the archive's declared sizes are checked against."""
+        return self.path.stat().st_size
+
     def _open(self) -> None:
-        self.sizes = integrity.Sizes(self.path.stat().st_size, str(self.path))
+        self.sizes = integrity.Sizes(self._file_size(), str(self.path))
         self.format_version = version = self._check_format()
         self.parts = integrity.Manifest.load(self.h5, self.sizes, required=version >= 3)
         self.root_attrs = self.parts.attrs("/")
@@ -97,6 +119,7 @@ class Archive:
         self.recipe = scaling.Recipe(steps, params)
         self.index = self._read_index()
         self._codecs = self._make_codecs()
+        self.times_index = self._read_times() if TIMES in self.h5 else None
 
     def _channel_array(self, name: str, max_bytes: int) -> np.ndarray:
         values = self.parts.dataset(f"channels/{name}", max_bytes)
@@ -110,13 +133,35 @@ class Archive:
         if ds.ndim != 1 or ds.dtype.names != INDEX_DTYPE.names:
             raise CorruptArchiveError(f"{self.path}: block index has an unexpected layout")
         index = self.parts.dataset("data/index").astype(INDEX_DTYPE)
-        self._segments = self._payload_sizes()
+        self._segments = self._payload_sizes(DATA)
         check_index(index, self.n_channels, self.stored_samples, len(self.codec_configs), self._segments,
                     str(self.path))
         return index
 
-    def _payload_sizes(self) -> list[int]:
-        group = self.h5["data/payload"]
+    def _read_times(self) -> np.ndarray:
+        """The index of the timestamp blocks (``/times``): one channel, tiling the archive's samples."""
+        self.times_attrs = attrs = self.parts.attrs(TIMES)
+        if _count(attrs, "n_samples", self.path) != self.n_samples:
+            raise CorruptArchiveError(f"{self.path}: /times holds {attrs['n_samples']} timestamps for "
+                                      f"{self.n_samples} samples")
+        self.times_codec_configs = configs = json.loads(attrs["codecs"])
+        if not isinstance(configs, list) or not all(isinstance(c, dict) for c in configs):
+            raise CorruptArchiveError(f"{self.path}: /times codec list is malformed")
+        ds = self.h5[f"{TIMES}/index"]
+        if ds.ndim != 1 or ds.dtype.names != INDEX_DTYPE.names:
+            raise CorruptArchiveError(f"{self.path}: /times block index has an unexpected layout")
+        index = self.parts.dataset(f"{TIMES}/index").astype(INDEX_DTYPE)
+        self._times_segments = self._payload_sizes(TIMES)
+        check_index(index, 1, np.array([self.n_samples]), len(configs), self._times_segments,
+                    f"{self.path}: /times")
+        try:
+            self._times_codecs = [get_codec(c) for c in configs]
+        except (CorruptArchiveError, TypeError, ValueError) as exc:
+            raise CorruptArchiveError(f"{self.path}: /times: {exc}") from exc
+        return index
+
+    def _payload_sizes(self, section: str) -> list[int]:
+        group = self.h5[f"{section}/payload"]
         sizes = []
         for i in range(len(group)):
             ds = group.get(SEGMENT_NAME.format(i))
@@ -242,16 +287,79 @@ class Archive:
             return self.parts.check_all()
 
     # --- blocks -----------------------------------------------------------
-    def block_bytes(self, i: int) -> bytes:
-        row = self.index[i]
+    def block_bytes(self, i: int, section: str = DATA) -> bytes:
+        """The bytes of block ``i`` of ``section`` (DATA, or TIMES), CRC checked."""
+        row = (self.index if section == DATA else self.times_index)[i]
+        segments = self._segments if section == DATA else self._times_segments
         start, n, seg = int(row["offset"]), int(row["length"]), int(row["segment"])
-        if start + n > self._segments[seg]:
-            raise CorruptArchiveError(f"{self.path}: block {i} lies outside the payload")
-        with damage_is_corruption(str(self.path), f"payload of block {i}"):
-            block = self.h5["data/payload"][SEGMENT_NAME.format(seg)][start : start + n].tobytes()
+        what = f"block {i}" if section == DATA else f"timestamp block {i}"
+        if start + n > segments[seg]:
+            raise CorruptArchiveError(f"{self.path}: {what} lies outside the payload")
+        with damage_is_corruption(str(self.path), f"payload of {what}"):
+            block = self._segment_bytes(section, seg, start, n)
         if zlib.crc32(block) != int(row["crc32"]):
-            raise CorruptArchiveError(f"{self.path}: block {i} fails its CRC-32 check")
+            raise CorruptArchiveError(f"{self.path}: {what} fails its CRC-32 check")
         return block
+
+    def _segment_bytes(self, section: str, seg: int, start: int, n: int) -> bytes:
+        return self.h5[f"{section}/payload"][SEGMENT_NAME.format(seg)][start : start + n].tobytes()
+
+    # --- timestamps -------------------------------------------------------
+    @cached_property
+    def clock_offsets(self) -> np.ndarray | None:
+        """(time, offset) pairs measured while recording (``/times/clock_offsets``), or None."""
+        if self.times_index is None or "clock_offsets" not in self.h5[TIMES]:
+            return None
+        with damage_is_corruption(str(self.path), "/times/clock_offsets"):
+            values = self.parts.dataset(f"{TIMES}/clock_offsets")
+        if values.ndim != 2 or values.shape[1] != 2 or values.dtype != np.float64:
+            raise CorruptArchiveError(f"{self.path}: /times/clock_offsets is {values.dtype}{values.shape}, "
+                                      "not float64 (n, 2)")
+        return values
+
+    @cached_property
+    def annotation_timestamps(self) -> np.ndarray | None:
+        """Each annotation's marker timestamp (NaN for none), in ``annotations`` order, or None."""
+        if "timestamp" not in self.h5["annotations"]:
+            return None
+        with damage_is_corruption(str(self.path), "/annotations/timestamp"):
+            values = self.parts.dataset("annotations/timestamp").astype(np.float64)
+        if values.shape != (len(self.annotations),):
+            raise CorruptArchiveError(f"{self.path}: {values.size} marker timestamps for "
+                                      f"{len(self.annotations)} annotations")
+        return values
+
+    @property
+    def has_timestamps(self) -> bool:
+        """Whether the archive holds each sample's timestamp (live streams, XDF files; format 4)."""
+        return self.times_index is not None
+
+    def timestamps(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Timestamps (float64 seconds, the stream's clock, e.g. LSL's) of samples [start, stop)."""
+        if self.times_index is None:
+            raise ValueError(f"{self.path}: the archive holds no per-sample timestamps")
+        stop = self.n_samples if stop is None else int(stop)
+        start = int(start)
+        if not 0 <= start <= stop <= self.n_samples:
+            raise ValueError(f"window [{start}, {stop}) outside 0..{self.n_samples}")
+        out = np.empty(stop - start, np.float64)
+        filled = 0
+        idx = self.times_index
+        for i in np.flatnonzero((idx["t_start"] < stop) & (idx["t_stop"] > start)):
+            row = idx[i]
+            t0, t1 = int(row["t_start"]), int(row["t_stop"])
+            payload = self.block_bytes(int(i), TIMES)
+            with damage_is_corruption(str(self.path), f"timestamp block {i}"):
+                codes = self._times_codecs[int(row["codec"])].decode(payload)
+            if codes.shape != (1, t1 - t0):
+                raise CorruptArchiveError(f"{self.path}: timestamp block {i} decodes to {codes.shape}, "
+                                          f"index says {(1, t1 - t0)}")
+            a, b = max(start, t0), min(stop, t1)
+            out[a - start : b - start] = codes_to_f64(codes[0, a - t0 : b - t0])
+            filled += b - a
+        if filled != out.size:
+            raise CorruptArchiveError(f"{self.path}: /times index does not cover samples [{start}, {stop})")
+        return out
 
     def decode_block(self, i: int, stop: int | None = None, rows=None) -> np.ndarray:
         """Codes of block ``i``, shape (channels of its group, samples of its window).
@@ -416,6 +524,7 @@ class Archive:
         blocks; return how many parts the integrity manifest covered (0 before format 3)."""
         n = self.check_all()
         _ = self.info, self.annotations, self.ch_names, self.source, self.fidelity, self.lossy_attrs
+        _ = self.annotation_timestamps, self.clock_offsets
         with damage_is_corruption(str(self.path), "channel scaling"):
             self.recipe.forward(np.zeros((self.n_channels, 1)), np.arange(self.n_channels))
         if self.stored_edf is not None:
@@ -430,7 +539,30 @@ class Archive:
             if progress:
                 progress(t1 - t0)
         expected = self.attrs["samples_sha256"]
-        return {"samples_sha256": sha.hexdigest(), "expected": expected, "ok": sha.hexdigest() == expected}
+        result = {"samples_sha256": sha.hexdigest(), "expected": expected, "ok": sha.hexdigest() == expected}
+        if self.has_timestamps:
+            result.update(self.verify_timestamps())
+            result["ok"] = result["ok"] and result["times_ok"]
+        return result
+
+    def verify_timestamps(self) -> dict:
+        """Decode every timestamp block and compare their SHA-256 with ``/times`` ``times_sha256``."""
+        sha = hashlib.sha256()
+        step = 1 << 20
+        for t0 in range(0, self.n_samples, step):
+            sha.update(times_bytes(self.timestamps(t0, min(self.n_samples, t0 + step))))
+        expected = self.times_attrs.get("times_sha256")
+        return {"times_sha256": sha.hexdigest(), "times_expected": expected,
+                "times_ok": sha.hexdigest() == expected}
+
+    def identity(self) -> tuple:
+        """What tells this archive file from any other at its path: (device, inode, size, mtime in
+        ns, samples SHA-256) of the file held open (see biocompress.files.read)."""
+        try:
+            st = os.fstat(self.h5.id.get_vfd_handle())  # the open file itself, whatever its path holds now
+        except (AttributeError, TypeError, ValueError, OSError):  # a driver without a file descriptor
+            st = os.stat(self.path)
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, self.attrs.get("samples_sha256"))
 
 
 def _is_hdf5(path: Path) -> bool:
@@ -496,3 +628,8 @@ def _covers(entry, stop, rows) -> bool:
 def sample_bytes(x: np.ndarray) -> bytes:
     """Canonical bytes of samples for hashing: float64 little-endian, time-major."""
     return np.ascontiguousarray(x.T, dtype="<f8").tobytes()
+
+
+def times_bytes(t: np.ndarray) -> bytes:
+    """Canonical bytes of timestamps for hashing: float64 little-endian, in sample order."""
+    return np.ascontiguousarray(t, dtype="<f8").tobytes()

@@ -14,8 +14,9 @@ import numpy as np
 from .._version import __version__
 from ..system.guarded_file import GuardedFile, hdf5_for_writing
 from ..system.outputs import temporary
+from ..system.signals import check_interrupted
 from . import integrity
-from .layout import FORMAT_NAME, FORMAT_VERSION, INDEX_DTYPE, SEGMENT_BYTES, SEGMENT_NAME, put_text
+from .layout import DATA, FORMAT_NAME, FORMAT_VERSION, INDEX_DTYPE, SEGMENT_BYTES, SEGMENT_NAME, TIMES, put_text
 
 
 def json_dataset(group: h5py.Group, name: str, obj) -> None:
@@ -23,6 +24,67 @@ def json_dataset(group: h5py.Group, name: str, obj) -> None:
     data = np.frombuffer(json.dumps(obj, ensure_ascii=False, allow_nan=False).encode("utf-8"), np.uint8)
     ds = group.create_dataset(name, data=data, compression="gzip" if data.size > 512 else None)
     put_text(ds.attrs, "content", "application/json; charset=utf-8")
+
+
+HDF5_OPTIONS = {"libver": ("v110", "latest"), "meta_block_size": 512}
+
+
+def write_root(h5: h5py.File, mode: str) -> None:
+    """The root attributes that say what the file is (docs/FORMAT.md §3)."""
+    put_text(h5.attrs, "format", FORMAT_NAME)
+    h5.attrs["format_version"] = FORMAT_VERSION
+    put_text(h5.attrs, "created_by", f"biocompress {__version__}")
+    put_text(h5.attrs, "mode", mode)
+
+
+class _Section:
+    """One group of coded blocks (``/data``, or ``/times`` for timestamps): its index rows,
+    codec list and payload segments, written as contiguous datasets of ~SEGMENT_BYTES."""
+
+    def __init__(self, group: h5py.Group):
+        self.group = group
+        self.payload = group.create_group("payload")
+        self.index: list[tuple] = []
+        self.codecs: list[str] = []
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._segment = 0
+
+    def codec_slot(self, config: dict) -> int:
+        key = json.dumps(config, sort_keys=True)
+        if key not in self.codecs:
+            self.codecs.append(key)
+        return self.codecs.index(key)
+
+    def add(self, t_start, t_stop, ch_start, ch_stop, codec_config: dict, block: bytes) -> None:
+        self.index.append(
+            (t_start, t_stop, ch_start, ch_stop, self._segment, self._pending_bytes, len(block),
+             self.codec_slot(codec_config), zlib.crc32(block))
+        )
+        self._pending.append(block)
+        self._pending_bytes += len(block)
+        if self._pending_bytes >= SEGMENT_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered blocks as one contiguous dataset (no chunk padding on disk)."""
+        if not self._pending:
+            return
+        data = np.frombuffer(b"".join(self._pending), np.uint8)
+        self.payload.create_dataset(SEGMENT_NAME.format(self._segment), data=data)
+        self._segment += 1
+        self._pending, self._pending_bytes = [], 0
+
+    def finish(self, attrs: dict) -> None:
+        """Write the block index, the codec list and the section's attributes."""
+        self.flush()
+        self.group.create_dataset("index", data=np.array(self.index, dtype=INDEX_DTYPE))
+        put_text(self.group.attrs, "codecs", json.dumps([json.loads(c) for c in self.codecs]))
+        for key, value in attrs.items():
+            if isinstance(value, str):
+                put_text(self.group.attrs, key, value)
+            else:
+                self.group.attrs[key] = value
 
 
 class ArchiveWriter:
@@ -36,17 +98,9 @@ class ArchiveWriter:
         self.dst = Path(dst)
         self.tmp = temporary(self.dst)
         self._file = GuardedFile(self.tmp, "w")  # a failed write must not reach HDF5 (it cannot recover)
-        self.h5 = h5py.File(self._file, "w", libver=("v110", "latest"), meta_block_size=512)
-        put_text(self.h5.attrs, "format", FORMAT_NAME)
-        self.h5.attrs["format_version"] = FORMAT_VERSION
-        put_text(self.h5.attrs, "created_by", f"biocompress {__version__}")
-        put_text(self.h5.attrs, "mode", mode)
-        self.payload = self.h5.create_group("data").create_group("payload")
-        self._index: list[tuple] = []
-        self._codecs: list[str] = []
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
-        self._segment = 0
+        self.h5 = h5py.File(self._file, "w", **HDF5_OPTIONS)
+        write_root(self.h5, mode)
+        self._sections = {DATA: _Section(self.h5.create_group(DATA))}
         self._published = False
 
     def __enter__(self):
@@ -57,47 +111,33 @@ class ArchiveWriter:
             self.discard()
         return False
 
-    def codec_slot(self, config: dict) -> int:
-        key = json.dumps(config, sort_keys=True)
-        if key not in self._codecs:
-            self._codecs.append(key)
-        return self._codecs.index(key)
-
     def add(self, block) -> None:
-        """Append a coded :class:`~biocompress.stream.blocks.Block`."""
-        self.add_block(block.t_start, block.t_stop, block.ch_start, block.ch_stop, block.config, block.payload)
+        """Append a coded :class:`~biocompress.stream.blocks.Block` (samples, or timestamps)."""
+        self.add_block(block.t_start, block.t_stop, block.ch_start, block.ch_stop, block.config, block.payload,
+                       section=block.section)
 
-    def add_block(self, t_start, t_stop, ch_start, ch_stop, codec_config: dict, block: bytes) -> None:
-        self._index.append(
-            (t_start, t_stop, ch_start, ch_stop, self._segment, self._pending_bytes, len(block),
-             self.codec_slot(codec_config), zlib.crc32(block))
-        )
-        self._pending.append(block)
-        self._pending_bytes += len(block)
-        if self._pending_bytes >= SEGMENT_BYTES:
-            self._flush()
+    def add_block(self, t_start, t_stop, ch_start, ch_stop, codec_config: dict, block: bytes, *,
+                  section: str = DATA) -> None:
+        if section not in self._sections:
+            if section != TIMES:
+                raise ValueError(f"unknown archive section {section!r}")
+            self._sections[TIMES] = _Section(self.h5.create_group(TIMES))
+        self._sections[section].add(t_start, t_stop, ch_start, ch_stop, codec_config, block)
 
-    def _flush(self) -> None:
-        """Write buffered blocks as one contiguous dataset (no chunk padding on disk)."""
-        if not self._pending:
-            return
-        data = np.frombuffer(b"".join(self._pending), np.uint8)
-        self.payload.create_dataset(SEGMENT_NAME.format(self._segment), data=data)
-        self._segment += 1
-        self._pending, self._pending_bytes = [], 0
+    @property
+    def has_times(self) -> bool:
+        return TIMES in self._sections
 
-    def finish(self, data_attrs: dict) -> None:
-        """Write the block index and the stream attributes, then close the file."""
-        self._flush()
-        data = self.h5["data"]
-        index = np.array(self._index, dtype=INDEX_DTYPE)
-        data.create_dataset("index", data=index)
-        put_text(data.attrs, "codecs", json.dumps([json.loads(c) for c in self._codecs]))
-        for key, value in data_attrs.items():
-            if isinstance(value, str):
-                put_text(data.attrs, key, value)
-            else:
-                data.attrs[key] = value
+    def finish(self, data_attrs: dict, times_attrs: dict | None = None) -> None:
+        """Write the block indexes and the stream attributes (``times_attrs``: those of
+        ``/times``, needed when timestamp blocks were added), then close the file."""
+        if self.has_times and times_attrs is None:
+            raise ValueError("timestamp blocks were added: finish() needs the /times attributes")
+        if times_attrs is not None and not self.has_times:  # a stream with timestamps but no samples yet
+            self._sections[TIMES] = _Section(self.h5.create_group(TIMES))
+        self._sections[DATA].finish(data_attrs)
+        if self.has_times:
+            self._sections[TIMES].finish(times_attrs)
         self.h5.close()
         self._file.close()  # raises a write that failed
         self._seal()
@@ -114,6 +154,7 @@ class ArchiveWriter:
         self._seal()
 
     def publish(self, *, overwrite: bool = False) -> Path:
+        check_interrupted()  # the point of no return: an interrupted run publishes nothing
         if self.h5.id.valid:
             self.h5.close()
         self._file.close()

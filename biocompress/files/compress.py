@@ -21,6 +21,7 @@ from ..system.outputs import check_output, writing
 from ..codecs.pool import BlockPool
 from ..progress import progress_bar
 from ..stream.encoder import StreamEncoder
+from ..stream.lanes import LEVELS
 from ..stream.plans import lossless_lanes
 from ..stream.sources import raw_chunks
 
@@ -92,11 +93,14 @@ def _stored_samples(raw, native: dict) -> np.ndarray:
 def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
              block_samples: int = BLOCK_SAMPLES, group_channels: int = GROUP_CHANNELS,
              workers: int | None = None, progress: bool = False, verify: bool = True,
-             quality: int | None = None, max_error_uv: float | None = None, model=None) -> Path:
+             quality: int | None = None, max_error_uv: float | None = None, model=None,
+             level: str = "default") -> Path:
     """Compress a recording (a path MNE reads, or an ``mne.io.Raw``) into an archive.
 
     ``mode``: "lossless" (default), "lossy" (autoencoder, ``quality`` 1…5, 1 smallest)
     or "near-lossless" (every sample within ``max_error_uv`` µV; 0 = lossless).
+    ``level``: effort of the lossless integer coder, as flac and zstd users know it:
+    "fast" (bulk conversion, live streams), "default", "max" (much slower, the last percent).
     ``model``: a model file from ``biocompress train`` (default: the shipped model).
 
     The archive is written under a temporary name beside ``dst``, decoded and
@@ -131,6 +135,8 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
                             f"the format's {MAX_BLOCK_ELEMENTS} samples per block")
     if mode not in MODES:
         raise BadInputError(None, f"mode must be one of {MODES}, got {mode!r}")
+    if level not in LEVELS:
+        raise BadInputError(None, f"level must be one of {', '.join(LEVELS)}, got {level!r}")
     source_warnings: list[str] = []
     if isinstance(src, mne.io.BaseRaw):
         raw, src_path = src, Path(src.filenames[0]) if src.filenames and src.filenames[0] else None
@@ -148,11 +154,11 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
         return _compress_checked(raw, src_path, dst, mode, exact_edf, overwrite=overwrite,
                                  block_samples=block_samples, group_channels=group_channels, workers=workers,
                                  progress=progress, verify=verify, quality=quality, max_error_uv=max_error_uv,
-                                 model=model, write_metadata=write_metadata)
+                                 model=model, write_metadata=write_metadata, level=level)
 
 
 def _compress_checked(raw, src_path, dst, mode, exact_edf, *, overwrite, block_samples, group_channels, workers,
-                      progress, verify, quality, max_error_uv, model, write_metadata) -> Path:
+                      progress, verify, quality, max_error_uv, model, write_metadata, level) -> Path:
     if mode == "near-lossless" and max_error_uv == 0:
         mode = "lossless"
     if mode != "lossless":
@@ -177,7 +183,7 @@ def _compress_checked(raw, src_path, dst, mode, exact_edf, *, overwrite, block_s
             try:
                 matcher = edf_exact.SignalMatcher(src_path, raw, native) if exact_edf else None
                 lanes = lossless_lanes(kinds, recipe, block_samples, group_channels, native,
-                                       observe=matcher.observe if matcher else None)
+                                       observe=matcher.observe if matcher else None, level=level)
                 sha = _encode(raw, writer, lanes, block_samples, advance, whole, pool)
                 break
             except scaling.KindMismatch as exc:  # a later chunk broke a kind: demote, restart

@@ -10,7 +10,6 @@ raises :class:`CorruptArchiveError` instead.
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
@@ -61,12 +60,10 @@ class RawArchive(BaseRaw):
 
 
 def archive_identity(arc: Archive) -> tuple:
-    """(device, inode, size, mtime in ns, samples SHA-256) of the file ``arc`` holds open."""
-    try:
-        st = os.fstat(arc.h5.id.get_vfd_handle())  # the open file itself, whatever its path holds now
-    except (AttributeError, TypeError, ValueError, OSError):  # a driver without a file descriptor
-        st = os.stat(arc.path)
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, arc.attrs.get("samples_sha256"))
+    """What tells the archive ``arc`` holds open from any other at its path (``Archive.identity``:
+    a finished archive's device, inode, size, mtime and samples SHA-256; a live journal's device,
+    inode and first frame, since it only grows)."""
+    return arc.identity()
 
 
 _WARNED: set[str] = set()

@@ -21,6 +21,7 @@ from ..system import os_errors
 from ..container.reader import Archive
 from ..errors import BadInputError, VerificationError
 from ..system.outputs import check_output, temporary, writing
+from ..system.signals import check_interrupted
 
 EXPORT_FORMATS = {".fif": "fif", ".edf": "edf", ".bdf": "bdf", ".vhdr": "brainvision", ".set": "eeglab"}
 
@@ -67,6 +68,7 @@ def _restore_edf(arc: Archive, output: Path, progress) -> dict:
             raise VerificationError(f"{arc.path}: rebuilt {stored.kind} file has sha256 {sha}, "
                                     f"the source had {stored.sha256}; nothing written")
         os.chmod(tmp, 0o666 & ~_umask())
+        check_interrupted()
         os.replace(tmp, output)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -140,6 +142,7 @@ def _export(archive: Path, output: Path, source_name: str, *, allow_changes: boo
         if recalibrated:
             notes.append(f"calibration factor set to 1 on {len(recalibrated)} channel(s) so that FIF stores their "
                          "float64 samples exactly")
+        check_interrupted()
         for produced in tmpdir.iterdir():
             os.replace(produced, output.parent / produced.name)
     finally:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..container.layout import DATA  # what a block holds: samples (DATA) or their timestamps (TIMES)
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -21,9 +23,12 @@ class Chunk:
         return self.start + self.values.shape[1]
 
 
+
+
 @dataclass(frozen=True)
 class Block:
-    """One coded block: samples ``[t_start, t_stop)`` of channels ``[ch_start, ch_stop)``."""
+    """One coded block: samples ``[t_start, t_stop)`` of channels ``[ch_start, ch_stop)``;
+    ``section``: DATA, or TIMES for a block of the stream's timestamps."""
 
     t_start: int
     t_stop: int
@@ -31,6 +36,7 @@ class Block:
     ch_stop: int
     config: dict
     payload: bytes
+    section: str = DATA
 
 
 @dataclass(frozen=True)
@@ -44,3 +50,24 @@ class EncodeJob:
     ch_stop: int
     config: dict
     codes: np.ndarray
+    section: str = DATA
+
+
+@dataclass(frozen=True)
+class Marker:
+    """An event of a marker stream: its exact ``timestamp`` (the marker stream's clock) and text."""
+
+    stream: str
+    timestamp: float
+    description: str
+    duration: float = 0.0
+
+
+@dataclass(frozen=True)
+class ClockOffset:
+    """A stream clock's offset measured at ``local_time`` (this machine's LSL clock):
+    ``timestamp + offset`` maps the stream's timestamps onto this machine's clock."""
+
+    stream: str
+    local_time: float
+    offset: float

@@ -57,7 +57,7 @@ def _work(item: Block | EncodeJob):
 
 
 def _block(job: EncodeJob, payload: bytes) -> Block:
-    return Block(job.t_start, job.t_stop, job.ch_start, job.ch_stop, job.config, payload)
+    return Block(job.t_start, job.t_stop, job.ch_start, job.ch_stop, job.config, payload, job.section)
 
 
 def _done(item: Block | EncodeJob) -> Block:

@@ -5,6 +5,7 @@
 * :class:`NativeLane` — EDF/BDF signals stored at their own rate, known whole up front;
 * :class:`StreamLane` — a stateful stream encoder (autoencoder, near-lossless) that emits
   blocks as soon as they are complete;
+* :class:`TimesLane` — the samples' timestamps (LSL, XDF), exactly, in their own blocks;
 * :class:`ChainLane` — integer codes through a stateful lossless codec (lpc-s1): short blocks
   for live streams, each continuing the one before, a key block every few seconds.
 """
@@ -16,15 +17,21 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..codecs.lossless import FloatLPCCodec, FloatXorCodec, LPCX3Codec
+from ..codecs.float_codes import f64_to_codes
+from ..codecs.lossless import FloatLPCCodec, FloatXorCodec, LPCV4Codec
+from ..codecs.times import LINE, RATE, STEP, TimesCodec
+from ..container.layout import TIMES
 from ..io import scaling
 from .blocks import Block, Chunk, EncodeJob
 
 
-def lossless_codec_for(kind: int):
-    """The lossless codec of a value kind's codes."""
+LEVELS = ("fast", "default", "max")  # encoder effort of the integer codec (docs/FORMAT.md §8.9)
+
+
+def lossless_codec_for(kind: int, level: str = "default"):
+    """The lossless codec of a value kind's codes (``level``: the integer codec's effort)."""
     if kind in (0, scaling.NATIVE):
-        return LPCX3Codec()
+        return LPCV4Codec(level=level)
     if kind == 1:
         return FloatLPCCodec()
     return FloatXorCodec(width=8)
@@ -58,9 +65,9 @@ class CodesLane(Lane):
     """
 
     def __init__(self, start: int, stop: int, kind: int, recipe: scaling.Recipe, block: int,
-                 observe: Callable | None = None):
+                 observe: Callable | None = None, level: str = "default"):
         self.start, self.stop, self.kind, self.recipe, self.block = start, stop, kind, recipe, block
-        self.config = lossless_codec_for(kind).get_config()
+        self.config = lossless_codec_for(kind, level).get_config()
         self.observe = observe
         self._held: list[np.ndarray] = []
         self._held_n = 0
@@ -94,13 +101,68 @@ class CodesLane(Lane):
         return job
 
 
+class TimesLane(Lane):
+    """The stream's per-sample timestamps (``chunk.timestamps``), coded exactly by ``times-v1``
+    in blocks of ``block`` samples, cut where the sample lanes cut theirs (same block length,
+    same flushes). ``sfreq``: the stream's nominal rate, a predictor worth trying; each block
+    also tries the line its predecessor followed, moved on by its length."""
+
+    start, stop = 0, 1  # the one "channel" of /times
+
+    def __init__(self, block: int, sfreq: float | None = None):
+        self.block, self.sfreq = block, sfreq
+        self.codec = TimesCodec()
+        self.config = self.codec.get_config()
+        self._held: list[np.ndarray] = []
+        self._held_n = 0
+        self._t0 = 0
+        self._last: tuple | None = None  # (predictor, samples) of the previous block
+
+    def push(self, chunk: Chunk) -> list[Block]:
+        stamps = chunk.timestamps
+        n = chunk.values.shape[1]
+        if stamps is None or np.shape(stamps) != (n,):
+            raise ValueError(f"samples [{chunk.start}, {chunk.stop}) need one timestamp each "
+                             f"(got {None if stamps is None else np.shape(stamps)})")
+        if not self._held_n:
+            self._t0 = chunk.start
+        self._held.append(np.asarray(stamps, np.float64))
+        self._held_n += n
+        out = []
+        while self._held_n >= self.block:
+            out.append(self._take(self.block))
+        return out
+
+    def flush(self) -> list[Block]:
+        return [self._take(self._held_n)] if self._held_n else []
+
+    def _take(self, n: int) -> Block:
+        held = self._held[0] if len(self._held) == 1 else np.concatenate(self._held)
+        stamps, rest = held[:n], held[n:]
+        payload, chosen = self.codec.encode_with(f64_to_codes(stamps)[np.newaxis], self._hints(stamps))
+        self._last = (chosen, n)
+        block = Block(self._t0, self._t0 + n, 0, 1, self.config, payload, TIMES)
+        self._held, self._held_n, self._t0 = ([rest] if rest.size else []), rest.size, self._t0 + n
+        return block
+
+    def _hints(self, stamps: np.ndarray) -> list[tuple]:
+        hints = []
+        if self._last is not None:
+            (kind, a, d, k), n = self._last
+            hints.append((kind, a, d, k + n) if kind in (LINE, RATE) else (kind, a, d, k))
+        if self.sfreq and stamps.size and np.isfinite(stamps[0]):
+            x0, rate = float(stamps[0]), float(self.sfreq)
+            hints += [(STEP, x0, 1.0 / rate, 0), (LINE, x0, 1.0 / rate, 0), (RATE, x0, rate, 0)]
+        return hints
+
+
 class NativeLane(Lane):
     """EDF/BDF signals stored at their own rate (value kind int-native): their codes are
     read whole before encoding starts, and blocked in their own sample clock at the end."""
 
-    def __init__(self, start: int, stop: int, codes: np.ndarray, block: int):
+    def __init__(self, start: int, stop: int, codes: np.ndarray, block: int, level: str = "default"):
         self.start, self.stop, self.codes, self.block = start, stop, codes, block
-        self.config = lossless_codec_for(scaling.NATIVE).get_config()
+        self.config = lossless_codec_for(scaling.NATIVE, level).get_config()
 
     def push(self, chunk: Chunk) -> list:
         return []

@@ -117,6 +117,11 @@ def _check_target(target: Path, force: bool, kind: str) -> None:
                             "(--force replaces only regular files)")
     if not force:
         raise BadInputError(target, "exists (use --force / overwrite=True to replace it)")
+    from ..container.journal import in_use
+
+    if in_use(target):
+        raise BadInputError(target, "is a live recording still being written by a running process; --force never "
+                            "replaces it (stop that process first)")
     if kind == "archive" and not is_archive(target):
         raise BadInputError(target, "exists and is not a biocompress archive; --force replaces only archives")
 
@@ -146,11 +151,15 @@ def _kind_of(mode: int) -> str:
 
 
 def is_archive(path) -> bool:
-    """Whether ``path`` is an HDF5 file whose root says it is a biocompress archive."""
+    """Whether ``path`` is an HDF5 file whose root says it is a biocompress archive, or a live
+    recording's journal (a biocompress archive not yet finalized)."""
     import h5py
 
+    from ..container.journal import is_journal
     from ..container.layout import FORMAT_NAME, get_text
 
+    if is_journal(path):
+        return True
     try:
         if not h5py.is_hdf5(path):
             return False

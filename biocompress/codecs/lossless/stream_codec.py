@@ -20,7 +20,7 @@ Decoding a continuation block needs the state its predecessor left:
 ``decode_with(payload, state) -> (codes, state)``; ``is_key(payload)`` says whether a
 block starts a chain. ``merge_chain(payloads)`` joins a key block and its continuations
 into one self-contained payload (a *chain block*), which ``decode`` reads like a key.
-The bitstream is specified in docs/FORMAT.md §8.10.
+The bitstream is specified in docs/FORMAT.md §8.11.
 """
 
 from __future__ import annotations

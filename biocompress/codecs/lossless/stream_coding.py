@@ -2,7 +2,7 @@
 
 One kernel codes a whole block (every channel) and one decodes it, so a block of a few
 samples costs a few microseconds of Python. The body layout is normative; see FORMAT.md
-§8.10. ``decode_body`` validates every parameter as it reads it (status ≠ 0 on anything
+§8.11. ``decode_body`` validates every parameter as it reads it (status ≠ 0 on anything
 a writer cannot have written) so that the prediction kernels can trust them.
 """
 
