@@ -17,7 +17,9 @@ from ..errors import BadInputError, VerificationError
 from . import edf_exact
 from ..io import edf_file, edf_native, metadata, scaling
 from ..io.source import file_sha256, needs_whole_read, open_source
+from ..io.xdf_chunks import is_xdf_path
 from ..system.outputs import check_output, writing
+from ..system.threads import one_blas_thread
 from ..codecs.pool import BlockPool
 from ..progress import progress_bar
 from ..stream.encoder import StreamEncoder
@@ -29,6 +31,19 @@ BLOCK_SAMPLES = 16384
 GROUP_CHANNELS = 32  # the cross-channel stage finds references within a lane's channels
 SMALL_RECORDING = 1_000_000  # samples; below this, worker processes cost more than they save
 MODES = ("lossless", "lossy", "near-lossless")
+
+
+def mode_problem(mode: str, quality, max_error_uv) -> str | None:
+    """What is wrong with a mode and its settings (as the command line names them); None if nothing."""
+    if mode not in MODES:
+        return f"--mode must be one of {', '.join(MODES)}; got {mode!r}"
+    if mode == "lossy" and quality is None:
+        return "--mode lossy needs --quality 1…5"
+    if mode == "near-lossless" and max_error_uv is None:
+        return "--mode near-lossless needs --max-error µV"
+    if mode == "lossless" and (quality is not None or max_error_uv is not None):
+        return "--quality and --max-error apply to --mode lossy / near-lossless"
+    return None
 
 
 def default_output(src: Path) -> Path:
@@ -94,8 +109,13 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
              block_samples: int = BLOCK_SAMPLES, group_channels: int = GROUP_CHANNELS,
              workers: int | None = None, progress: bool = False, verify: bool = True,
              quality: int | None = None, max_error_uv: float | None = None, model=None,
-             level: str = "default") -> Path:
-    """Compress a recording (a path MNE reads, or an ``mne.io.Raw``) into an archive.
+             level: str = "default", stream=None) -> Path:
+    """Compress a recording (a path MNE reads, an XDF file, or an ``mne.io.Raw``) into an archive.
+
+    An XDF file (``.xdf``, ``.xdfz``) becomes one archive holding every stream, losslessly,
+    with its exact timestamps: the main stream (``stream``: its number, name or type; default
+    the EEG stream with the most channels) at the root, the others reachable with
+    ``Archive(path, stream=...)`` (docs/FORMAT.md §5.6).
 
     ``mode``: "lossless" (default), "lossy" (autoencoder, ``quality`` 1…5, 1 smallest)
     or "near-lossless" (every sample within ``max_error_uv`` µV; 0 = lossless).
@@ -138,6 +158,17 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
     if level not in LEVELS:
         raise BadInputError(None, f"level must be one of {', '.join(LEVELS)}, got {level!r}")
     source_warnings: list[str] = []
+    if not isinstance(src, mne.io.BaseRaw) and is_xdf_path(src):
+        if mode != "lossless" and not (mode == "near-lossless" and max_error_uv == 0):
+            raise BadInputError(src, f"XDF files are compressed losslessly only (every stream, exact timestamps); "
+                                f"--mode {mode} is not available for them")
+        from .compress_xdf import compress_xdf
+
+        return compress_xdf(src, dst, stream=stream, overwrite=overwrite, block_samples=block_samples,
+                            group_channels=group_channels, workers=workers, progress=progress, verify=verify)
+    if stream is not None:
+        raise BadInputError(src if not isinstance(src, mne.io.BaseRaw) else None,
+                            "stream= picks one stream of an XDF file; this recording is not one")
     if isinstance(src, mne.io.BaseRaw):
         raw, src_path = src, Path(src.filenames[0]) if src.filenames and src.filenames[0] else None
         if dst is None:
@@ -150,7 +181,7 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
                        force=overwrite, kind="archive")
     exact_edf = src_path is not None and not isinstance(src, mne.io.BaseRaw) and edf_file.is_edf(src_path) \
         and edf_native.samples_per_record(raw) is not None
-    with writing(dst):
+    with writing(dst), one_blas_thread():
         return _compress_checked(raw, src_path, dst, mode, exact_edf, overwrite=overwrite,
                                  block_samples=block_samples, group_channels=group_channels, workers=workers,
                                  progress=progress, verify=verify, quality=quality, max_error_uv=max_error_uv,

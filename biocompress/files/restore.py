@@ -33,9 +33,12 @@ def _check_output(output: Path, overwrite: bool, archive) -> None:
 def restore(archive, output, *, overwrite: bool = False, progress=None, allow_changes: bool = False) -> dict:
     """Write the archived recording to ``output``; return what was written and how exact.
 
-    Returns a dict with ``path``, ``method`` ("edf-bytes" or "mne-export"), ``exact``
-    ("bytes", "samples" or "no") and, for EDF/BDF, the checked ``sha256``; for exports,
-    ``channels`` (per channel: bit-exact or its max |error|) and ``changes``.
+    Returns a dict with ``path``, ``method`` ("edf-bytes", "mne-export" or "xdf"), ``exact``
+    ("bytes", "samples", "streams" or "no") and, for EDF/BDF, the checked ``sha256``; for exports,
+    ``channels`` (per channel: bit-exact or its max |error|) and ``changes``. An archive of an
+    XDF file restored to ``.xdf`` gives every stream back (samples, timestamps, clock offsets,
+    markers, header XML exact; see :mod:`.restore_xdf`); to another format, its main stream
+    through MNE.
     ``allow_changes``: write an export that changes trigger codes or clips values.
 
     Raises ``BadInputError`` (an unusable archive, or an output refused before any work:
@@ -47,6 +50,10 @@ def restore(archive, output, *, overwrite: bool = False, progress=None, allow_ch
     output = Path(output)
     _check_output(output, overwrite, archive)
     with writing(output):
+        if output.suffix.lower() == ".xdf":  # an XDF file's archive: every stream back as an XDF file
+            from .restore_xdf import restore_xdf
+
+            return restore_xdf(archive, output)
         with Archive(archive) as arc:
             if arc.stored_edf is not None:
                 return _restore_edf(arc, output, progress)
@@ -92,6 +99,10 @@ def export(archive, output, *, overwrite: bool = False, allow_changes: bool = Fa
     output = Path(output)
     _check_output(output, overwrite, archive)
     with writing(output):
+        if output.suffix.lower() == ".xdf":
+            from .restore_xdf import restore_xdf
+
+            return restore_xdf(archive, output)
         return _export(Path(archive), output, "", allow_changes=allow_changes)
 
 

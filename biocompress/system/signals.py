@@ -47,6 +47,11 @@ def request_interrupt() -> None:
     _INTERRUPTED.set()
 
 
+def clear_interrupt() -> None:
+    """The interrupt was handled (the CLI reported it)."""
+    _INTERRUPTED.clear()
+
+
 def check_interrupted() -> None:
     """Raise KeyboardInterrupt if an interrupt was asked for (and perhaps swallowed on its way)."""
     if _INTERRUPTED.is_set():
