@@ -187,3 +187,80 @@ def check_lossy_codec(codec, values, *, max_error=None, max_prdn: float = 50.0) 
             problems.append(f"{what}: {type(exc).__name__}: {str(exc)[:80]}")
     assert not problems, f"{codec!r}: damaged payloads were mishandled:\n" + "\n".join(problems[:10])
     return payload
+
+
+# --- stateful codecs (live streams: key and continuation blocks) -----------------------------
+def encode_chain(codec, codes, block_sizes) -> list[bytes]:
+    """Payloads of ``codes`` cut into blocks of ``block_sizes`` (cycled) by one stream encoder."""
+    stream = codec.encode_stream()
+    payloads, t, i = [], 0, 0
+    while t < codes.shape[1]:
+        n = block_sizes[i % len(block_sizes)]
+        payloads.append(stream.encode(codes[:, t : t + n]))
+        t, i = t + n, i + 1
+    return payloads
+
+
+def decode_chain(codec, payloads, state=None) -> tuple[np.ndarray, object]:
+    parts = []
+    for p in payloads:
+        out, state = codec.decode_with(p, state)
+        parts.append(out)
+    return np.concatenate(parts, axis=1), state
+
+
+def check_stream_codec(codec, codes, block_sizes=(7, 50, 1, 33)) -> list[bytes]:
+    """The checks a stateful codec must pass on ``codes`` cut into blocks of ``block_sizes``:
+    the chain decodes exactly block by block (``decode_with``) from a rebuilt codec, the
+    first block is a key block, decoding never changes a state it was given (readers cache
+    them), every key block decodes on its own, a continuation block refuses to decode without
+    its state or after the wrong block, and damaged blocks raise CorruptArchiveError (or
+    ValueError) or decode to other values, never anything else."""
+    codes = np.asarray(codes)
+    payloads = encode_chain(codec, codes, block_sizes)
+    assert all(isinstance(p, bytes) for p in payloads)
+    rebuilt = get_codec(json.loads(json.dumps(codec.get_config())))
+    decoded, _ = decode_chain(rebuilt, payloads)
+    assert decoded.dtype == np.int64 and np.array_equal(decoded, codes.astype(np.int64)), \
+        f"{codec!r}: the chain does not decode to its codes"
+    assert codec.is_key(payloads[0]), f"{codec!r}: a stream starts with a key block"
+    assert encode_chain(codec, codes, block_sizes) == payloads, f"{codec!r}: encoding is not deterministic"
+    # states are values: decoding from one twice gives the same, and leaves it as it was
+    states, state = [], None
+    for p in payloads:
+        _, state = codec.decode_with(p, state)
+        states.append(state)
+    starts = np.cumsum([0] + [codec.decode_with(p, s)[0].shape[1] for p, s in zip(payloads, [None] + states[:-1])])
+    for k in range(1, len(payloads)):
+        again, _ = codec.decode_with(payloads[k], states[k - 1])
+        assert np.array_equal(again, codes[:, starts[k] : starts[k + 1]]), f"{codec!r}: a state changed when used"
+        if codec.is_key(payloads[k]):
+            alone = codec.decode(payloads[k])
+            assert np.array_equal(alone, codes[:, starts[k] : starts[k + 1]]), f"{codec!r}: key block {k}"
+        else:
+            try:
+                codec.decode(payloads[k])
+            except CorruptArchiveError:
+                pass
+            else:
+                raise AssertionError(f"{codec!r}: continuation block {k} decoded without its chain")
+            if k >= 2 and not codec.is_key(payloads[k - 1]):
+                try:
+                    out, _ = codec.decode_with(payloads[k], states[k - 2])
+                except CorruptArchiveError:
+                    pass
+                else:
+                    raise AssertionError(f"{codec!r}: block {k} decoded after block {k - 2}")
+    # damaged blocks, one at a time, anywhere in the chain
+    problems = []
+    for k in sorted({0, 1, len(payloads) // 2, len(payloads) - 1}):
+        for what, damaged in _corruptions(payloads[k], max_flips=24):
+            chain = payloads[:k] + [damaged] + payloads[k + 1 :]
+            try:
+                decode_chain(codec, chain)
+            except REJECTIONS:
+                continue
+            except Exception as exc:  # noqa: BLE001 - which type escaped is the point
+                problems.append(f"block {k}, {what}: {type(exc).__name__}: {str(exc)[:100]}")
+    assert not problems, f"{codec!r}: damaged blocks were mishandled:\n" + "\n".join(problems[:10])
+    return payloads

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from biocompress.codecs import get_codec, registered_codecs
 from biocompress.codecs.base import check_2d_int
-from biocompress.codecs.lossless import FloatLPCCodec, FloatXorCodec, LPCCodec, LPCV4Codec, LPCX3Codec, LPCXCodec
+from biocompress.codecs.lossless import (FloatLPCCodec, FloatXorCodec, LPCCodec, LPCStreamCodec, LPCV4Codec,
+                                         LPCX3Codec, LPCXCodec)
 from biocompress.codecs.times import TimesCodec
 from biocompress.errors import CorruptArchiveError
 from biocompress.io import scaling
@@ -155,6 +156,9 @@ CASES = [
     pytest.param(TimesCodec, lambda: scaling.f64_to_codes(512.25 + np.arange(3000) / 500.0)[np.newaxis],
                  id="times[regular]"),
     pytest.param(TimesCodec, lambda: f64_codes()[-1:], id="times[f64-specials]"),
+    pytest.param(lambda: LPCStreamCodec(), correlated_codes, id="lpc-s1[default,correlated]"),
+    pytest.param(lambda: LPCStreamCodec(update_interval=128, window=256),
+                 lambda: synthetic_codes(3, 9000, seed=4, bits=24), id="lpc-s1[24bit,updates]"),
 ]
 
 

@@ -76,6 +76,10 @@ def declared_shape(cid: str, codec, payload: bytes):
             return struct.unpack_from("<HI", payload, 8 + n_sketch)
         if cid == "lpc-v4":  # block type, reserved, then (n_ch, n)
             return struct.unpack_from("<HI", payload, 2)
+        if cid == "lpc-s1":  # varint headers; a continuation block declares no channels
+            from biocompress.codecs.lossless.stream_codec import declared_shape
+
+            return declared_shape(payload)
         return struct.unpack_from("<HI", payload)
     except struct.error:
         return None

@@ -51,6 +51,22 @@ class Codec(ABC):
     def decode_part(self, part):
         return self.decode_prefix(*part)
 
+    # --- stateful codecs (live streams): blocks that continue the block before them ---
+    stateful: ClassVar[bool] = False
+
+    def is_key(self, payload: bytes) -> bool:
+        """Whether the block decodes on its own (always, for a codec that is not stateful)."""
+        return True
+
+    def decode_with(self, payload: bytes, state):
+        """(codes, state after the block): ``state`` is what the previous block of the same
+        channel group left (None before a key block). Stateless codecs ignore it."""
+        return self.decode(payload), None
+
+    def encode_stream(self):
+        """An encoder for one channel group's consecutive blocks: ``encode(codes) -> bytes``."""
+        return _Blockwise(self)
+
     def get_config(self) -> dict:
         return {"id": self.codec_id, **{f: getattr(self, f) for f in self.config_fields}}
 
@@ -64,6 +80,16 @@ class Codec(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "id")
         return f"{type(self).__name__}({args})"
+
+
+class _Blockwise:
+    """A stateless codec's stream encoder: every block on its own."""
+
+    def __init__(self, codec: Codec):
+        self.codec = codec
+
+    def encode(self, codes, key: bool | None = None) -> bytes:
+        return self.codec.encode(codes)
 
 
 def register_codec(cls: type[Codec]) -> type[Codec]:

@@ -1,7 +1,8 @@
 """Finalize a journal: the archive of everything it holds, renamed over it.
 
-The archive has the layout ``compress`` writes (format version 4): the blocks are copied
-byte for byte from the journal (CRC checked, never re-encoded) into payload segments, the
+The archive has the layout ``compress`` writes: the blocks are copied byte for byte from the
+journal (CRC checked, never re-encoded; a live stream's chains of ``lpc-s1`` blocks joined
+into one self-contained block each) into payload segments, the
 metadata comes from the stream description and the marker, clock and note frames. When
 the journal did not end cleanly, the samples' digests are computed by decoding, and the
 provenance (``source.recovery``) records that it was recovered and what was lost. The
@@ -12,11 +13,13 @@ the journal, which is held locked throughout (a journal still being written is r
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BadInputError, VerificationError
 from ..system.outputs import is_archive, writing
 from . import journal_layout
+from .chains import iter_merged_chains
 from .journal import is_journal, lock
 from .layout import TIMES
 from .reader import Archive, sample_bytes
@@ -50,8 +53,10 @@ def finalize(path, *, verify: bool = True) -> dict:
         recovery = None if contents.complete else _recovery(contents)
         digests = _digests(live)
         with ArchiveWriter(path, mode=contents.description.mode) as writer:
-            for i, row in enumerate(live.index):
-                writer.add_block(*_place(row), live.codec_configs[int(row["codec"])], live.block_bytes(i))
+            rows = (_Block(*_place(row), live.codec_configs[int(row["codec"])], live.block_bytes(i))
+                    for i, row in enumerate(live.index))
+            for b in iter_merged_chains(rows):  # a live stream's chains: one self-contained block each
+                writer.add_block(b.t_start, b.t_stop, b.ch_start, b.ch_stop, b.config, b.payload)
             if live.has_timestamps:
                 configs = live.times_codec_configs
                 for i, row in enumerate(live.times_index):
@@ -68,6 +73,16 @@ def finalize(path, *, verify: bool = True) -> dict:
             writer.publish(overwrite=True)
     return {"path": path, "n_samples": contents.n_samples, "seconds": contents.seconds,
             "recovered": recovery is not None, "recovery": recovery}
+
+
+@dataclass(frozen=True)
+class _Block:
+    t_start: int
+    t_stop: int
+    ch_start: int
+    ch_stop: int
+    config: dict
+    payload: bytes
 
 
 def _place(row) -> tuple[int, int, int, int]:

@@ -477,6 +477,8 @@ class Archive:
 
     def _decode_uncached(self, i: int, stop: int | None = None, rows=None) -> np.ndarray:
         row = self.index[i]
+        if self._codecs[int(row["codec"])].stateful:  # decoded with the blocks before it (chains.py)
+            return self._chains.decode(i)
         payload = self.block_bytes(i)
         with damage_is_corruption(str(self.path), f"block {i}"):
             codes = self._codecs[int(row["codec"])].decode_prefix(payload, stop, rows)
@@ -501,7 +503,8 @@ class Archive:
         """Decode the uncached blocks of one request together, their parts (frames)
         spread over worker processes, when they all fit in the cache."""
         missing = [(i, stop, rows) for i, stop, rows in jobs
-                   if not (i in self._cache and _covers(self._cache[i], stop, rows))]
+                   if not (i in self._cache and _covers(self._cache[i], stop, rows))
+                   and not self._codecs[int(self.index[i]["codec"])].stateful]
         if not missing or len(jobs) > self._cache_size:
             return
         plans, work = [], []
@@ -520,6 +523,12 @@ class Archive:
             results = results[n_parts:]
             self._check_shape(i, codes, stop)
             self._remember(i, codes, stop, rows)
+
+    @cached_property
+    def _chains(self):
+        from .chains import ChainReader
+
+        return ChainReader(self)
 
     def stored_codes(self, ch: int) -> np.ndarray:
         """Every stored code of channel ``ch``, in its own sample clock."""

@@ -5,7 +5,9 @@
 * :class:`NativeLane` — EDF/BDF signals stored at their own rate, known whole up front;
 * :class:`StreamLane` — a stateful stream encoder (autoencoder, near-lossless) that emits
   blocks as soon as they are complete;
-* :class:`TimesLane` — the samples' timestamps (LSL, XDF), exactly, in their own blocks.
+* :class:`TimesLane` — the samples' timestamps (LSL, XDF), exactly, in their own blocks;
+* :class:`ChainLane` — integer codes through a stateful lossless codec (lpc-s1): short blocks
+  for live streams, each continuing the one before, a key block every few seconds.
 """
 
 from __future__ import annotations
@@ -187,6 +189,23 @@ class StreamLane(Lane):
 
     def _blocks(self, coded) -> list[Block]:
         return [Block(t0, t1, self.start, self.stop, self.config, payload) for t0, t1, payload in coded]
+
+
+class ChainLane(CodesLane):
+    """Channels of one value kind coded by a stateful codec (``lpc-s1``): blocks of at most
+    ``block`` samples, and whatever ``flush()`` finds held, each coded at once, in order,
+    as the next block of the lane's chain (a key block when one is due). The blocks are
+    ordinary :class:`Block` s: archives and network sinks carry them unchanged."""
+
+    def __init__(self, start: int, stop: int, kind: int, recipe: scaling.Recipe, block: int, codec,
+                 observe: Callable | None = None):
+        super().__init__(start, stop, kind, recipe, block, observe)
+        self.config = codec.get_config()
+        self.stream = codec.encode_stream()
+
+    def _take(self, n: int) -> Block:
+        job = super()._take(n)
+        return Block(job.t_start, job.t_stop, job.ch_start, job.ch_stop, job.config, self.stream.encode(job.codes))
 
 
 def group_runs(keys, size: int) -> list[tuple[int, int]]:

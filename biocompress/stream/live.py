@@ -31,7 +31,7 @@ from ..system.signals import stop_on_signals
 from .blocks import Block, Chunk
 from .description import StreamDescription, StreamHeader
 from .encoder import StreamEncoder
-from .plans import lossless_lanes, lossy_plan
+from .plans import live_lossless_lanes, lossy_plan
 from .sinks import Sink
 
 BLOCK_MS = 50.0  # lossless: samples wait at most this long for their block (well under 100 ms end to end)
@@ -185,7 +185,7 @@ def plan_lanes(description: StreamDescription, mode: str, first: np.ndarray, *, 
     their codecs to them)."""
     d = description
     if mode == "lossless":
-        lanes = lossless_lanes(d.kinds, d.recipe, block, GROUP_CHANNELS)
+        lanes = live_lossless_lanes(d.kinds, d.recipe, d.sfreq, block, GROUP_CHANNELS)
         return lanes, StreamHeader(d, mode, d.kinds, block)
     from ..codecs.lossy import model_file
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import BadInputError
 from ..io import scaling
-from .lanes import CodesLane, Lane, NativeLane, StreamLane, TimesLane, group_runs
+from .lanes import ChainLane, CodesLane, Lane, NativeLane, StreamLane, TimesLane, group_runs
 
 SKETCH_STEP_PER_DELTA = 20.0  # near-lossless: autoencoder step ≈ 20 error bounds / RMS (validation sweep)
 # Lossy qualities reached with a bounded residual (integer-coded recordings): |error| ≤ this × the RMS
@@ -31,6 +31,33 @@ def lossless_lanes(kinds: np.ndarray, recipe: scaling.Recipe, block: int, group_
             lanes.append(NativeLane(a, b, np.stack([native[ch] for ch in range(a, b)]), block, level))
         else:
             lanes.append(CodesLane(a, b, int(kinds[a]), recipe, block, observe, level))
+    return lanes
+
+
+KEY_SECONDS = 4.0  # live lossless streams: a key block at least this often...
+KEY_MIN_SAMPLES = 2048  # ...but no more often than every this many samples (slow streams)
+UPDATE_SECONDS, UPDATE_MIN_SAMPLES = 1.0, 512  # parameter re-fits
+
+
+def live_lossless_lanes(kinds: np.ndarray, recipe: scaling.Recipe, sfreq: float, block: int, group_channels: int,
+                        key_seconds: float = KEY_SECONDS, key_min_samples: int = KEY_MIN_SAMPLES,
+                        observe: Callable | None = None) -> list[Lane]:
+    """The lanes of a live lossless stream flushed every ``block`` samples or sooner: runs of
+    integer channels through ``lpc-s1`` chains (a key block every ``key_seconds``, but no more
+    often than every ``key_min_samples`` samples: what a reader decodes to reach a block, and
+    what a damaged block can take with it, against the cost of a key block), other value
+    kinds through their block codec."""
+    from ..codecs.lossless import LPCStreamCodec
+
+    key = max(int(round(key_seconds * sfreq)), int(key_min_samples), 1)
+    update = max(int(round(UPDATE_SECONDS * sfreq)), UPDATE_MIN_SAMPLES)
+    lanes: list[Lane] = []
+    for a, b in group_runs(np.asarray(kinds).tolist(), group_channels):
+        if int(kinds[a]) == 0:
+            codec = LPCStreamCodec(key_interval=key, update_interval=min(update, key))
+            lanes.append(ChainLane(a, b, 0, recipe, block, codec, observe))
+        else:
+            lanes.append(CodesLane(a, b, int(kinds[a]), recipe, block, observe))
     return lanes
 
 
