@@ -32,6 +32,7 @@ from biocompress.io import scaling
 from biocompress.stream.blocks import Chunk
 from biocompress.stream.encoder import StreamEncoder
 from biocompress.stream.lanes import ChainLane
+from biocompress.container.recode import archive_blocks
 from biocompress.stream.plans import live_lossless_lanes
 
 
@@ -459,25 +460,46 @@ def test_format_document_follows_a_chain_with_keys_and_extremes():
 
 
 def test_a_live_recording_in_lpc_s1_chains_survives_journal_and_finalize(tmp_path, monkeypatch):
-    """The journal sink carries lpc-s1 blocks unchanged: a recording of int16 chunks flushed every
-    50 ms, with chains, reads back exactly from the finalized archive, where each chain is one
-    self-contained block."""
+    """The journal sink carries lpc-s1 blocks unchanged (int16 chunks flushed every 50 ms, with
+    chains); finalizing codes them again as compress would (lpc-v4 blocks of up to 16384
+    samples) and the archive reads back exactly."""
+    import biocompress.container.journal_finalize as journal_finalize
     import biocompress.stream.live as live
     from biocompress.stream.record import compress_chunks
 
     sfreq = 250.0
     monkeypatch.setattr(live, "live_lossless_lanes", lambda kinds, recipe, rate, block, group: live_lossless_lanes(
         kinds, recipe, rate, block, group, key_seconds=2.0, key_min_samples=0))
+    journal_blocks = []
+
+    def spy(rows):
+        rows = list(rows)
+        journal_blocks.extend(rows)
+        return archive_blocks(rows)
+
+    monkeypatch.setattr(journal_finalize, "archive_blocks", spy)
     codes = correlated(6, 3000, seed=4)[1:].astype(np.int16)
     chunks = [codes[:, t : t + 13] for t in range(0, codes.shape[1], 13)]
     path = compress_chunks(chunks, tmp_path / "live.bc.h5", sfreq=sfreq, ch_names=[f"C{i}" for i in range(5)],
                            units="microvolts", block_ms=50)
+    codec = LPCStreamCodec()
+    assert {b.config["id"] for b in journal_blocks} == {"lpc-s1"}
+    assert sum(not codec.is_key(b.payload) for b in journal_blocks) > 10
     with Archive(path) as arc:
-        configs = {c["id"] for c in arc.codec_configs}
-        assert "lpc-s1" in configs
-        codec = LPCStreamCodec()
-        data_rows = [i for i in range(arc.index.size) if arc.codec_configs[int(arc.index[i]["codec"])]["id"] == "lpc-s1"]
-        assert all(codec.is_key(arc.block_bytes(i)) for i in data_rows)  # chains merged at finalize
-        assert len(data_rows) <= 8 < codes.shape[1] / (sfreq * 0.05)  # ~6 chains of 2 s, not 240 flushes
+        assert {c["id"] for c in arc.codec_configs} == {"lpc-v4"} and arc.index.size == 1
         assert arc.verify()["ok"]
         assert np.array_equal(np.rint(arc.read() * 1e6).astype(np.int64), codes.astype(np.int64))
+
+
+def test_archive_blocks_code_a_stream_as_compress_cuts_a_file(live):
+    """recode.archive_blocks: a lane's chains and flushes become blocks of block_samples (the
+    last shorter) in the codec compress uses, holding exactly the same codes."""
+    _, codes, blocks, _ = live
+    out = list(archive_blocks(blocks, block_samples=700))
+    assert {b.config["id"] for b in out} == {"lpc-v4"}
+    for group in {(b.ch_start, b.ch_stop) for b in blocks}:
+        mine = sorted((b for b in out if (b.ch_start, b.ch_stop) == group), key=lambda b: b.t_start)
+        assert [b.t_stop - b.t_start for b in mine[:-1]] == [700] * (len(mine) - 1)
+        assert mine[-1].t_stop == codes.shape[1]
+        back = np.concatenate([get_codec(b.config).decode(b.payload) for b in mine], axis=1)
+        assert np.array_equal(back, codes[group[0] : group[1]])

@@ -1,8 +1,8 @@
 """Finalize a journal: the archive of everything it holds, renamed over it.
 
-The archive has the layout ``compress`` writes: the blocks are copied byte for byte from the
-journal (CRC checked, never re-encoded; a live stream's chains of ``lpc-s1`` blocks joined
-into one self-contained block each) into payload segments, the
+The archive has the layout ``compress`` writes. A lossless stream's blocks are decoded (CRC
+checked) and coded again in blocks as ``compress`` cuts them (:mod:`.recode`: the short
+blocks a live stream flushes cost ratio); a lossy stream's are copied byte for byte. The
 metadata comes from the stream description and the marker, clock and note frames. When
 the journal did not end cleanly, the samples' digests are computed by decoding, and the
 provenance (``source.recovery``) records that it was recovered and what was lost. The
@@ -20,6 +20,7 @@ from ..errors import BadInputError, VerificationError
 from ..system.outputs import is_archive, writing
 from . import journal_layout
 from .chains import iter_merged_chains
+from .recode import archive_blocks
 from .journal import is_journal, lock
 from .layout import TIMES
 from .reader import Archive, sample_bytes
@@ -55,7 +56,8 @@ def finalize(path, *, verify: bool = True) -> dict:
         with ArchiveWriter(path, mode=contents.description.mode) as writer:
             rows = (_Block(*_place(row), live.codec_configs[int(row["codec"])], live.block_bytes(i))
                     for i, row in enumerate(live.index))
-            for b in iter_merged_chains(rows):  # a live stream's chains: one self-contained block each
+            lossless = contents.description.mode == "lossless"
+            for b in archive_blocks(rows) if lossless else iter_merged_chains(rows):
                 writer.add_block(b.t_start, b.t_stop, b.ch_start, b.ch_stop, b.config, b.payload)
             if live.has_timestamps:
                 configs = live.times_codec_configs
