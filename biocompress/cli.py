@@ -295,6 +295,80 @@ def recover(
 
 
 @app.command()
+def receive(
+    listen: str = typer.Option(..., "--listen", help="HOST:PORT to listen on; 127.0.0.1:PORT takes senders on this "
+                               "machine only (port 0: a free port, printed)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Archive to write: a live archive while the "
+                                          "stream runs, finalized when it ends."),
+    lsl_out: Optional[str] = typer.Option(None, "--lsl-out", help="Publish the received stream as an LSL outlet of "
+                                          "this name."),
+    secret_file: Optional[Path] = typer.Option(None, "--secret-file", help="Shared secret (at least 16 bytes) the "
+                                               "sender must prove it knows, and this receiver too."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output archive."),
+    allow_unauthenticated: bool = typer.Option(False, "--allow-unauthenticated", help="Listen on an address other "
+                                               "machines reach without a shared secret (anyone could send)."),
+):
+    """Receive a live stream sent over the network (`stream --send`): write it to an archive without
+    re-encoding it and/or publish it as an LSL outlet. One stream per run; it ends with the
+    stream, --duration, or Ctrl-C (the archive is finalized in every case)."""
+    from .stream.net_receive import receive as make_receiver
+
+    if duration is not None and not duration > 0:
+        _fail(f"--duration must be a positive number of seconds, got {duration}", 2)
+    receiver = make_receiver(listen, output=output, lsl_out=lsl_out, secret_file=secret_file, overwrite=force,
+                             allow_unauthenticated=allow_unauthenticated)
+    host, port = receiver.start()
+    out.print(f"listening on {host}:{port}", highlight=False, soft_wrap=True)
+    sys.stdout.flush()
+    _run_receiver(receiver, duration)
+    if receiver.error is not None:
+        raise receiver.error
+    r = receiver.result
+    if not r["received"]:
+        _fail(f"no stream arrived on {host}:{port} ({r['stopped']}); nothing written", 2)
+    how = "the stream ended cleanly" if r["complete"] else f"the receiver {r['stopped']}"
+    counts = (f"{r['n_samples']} samples ({r['seconds']:.1f} s), {r['frames']} frames, {r['bytes']:,} bytes received, "
+              f"{r['duplicates']} duplicates dropped, {r['reconnects']} reconnects; {how}")
+    if r["path"] is not None:
+        out.print(f"wrote {r['path']}: {counts}", highlight=False, soft_wrap=True)
+    else:
+        out.print(f"received {counts}", highlight=False, soft_wrap=True)
+    if lsl_out is not None:
+        out.print(f"published {r['published']} samples on the LSL outlet {lsl_out!r}", highlight=False, soft_wrap=True)
+    if r["relay_error"]:
+        err.print(f"[yellow]warning:[/] publishing on LSL stopped: {r['relay_error']}", highlight=False, soft_wrap=True)
+
+
+def _run_receiver(receiver, duration: float | None) -> None:
+    """Wait for the stream's end, --duration or a stop signal; then for the archive to be finalized
+    (further signals cannot cut that short)."""
+    import time
+
+    deadline = None if duration is None else time.monotonic() + duration
+    try:
+        while not receiver.wait(1.0):
+            if deadline is not None and time.monotonic() >= deadline:
+                receiver.stop(f"reached --duration {duration:g} s")
+                break
+            if err.is_terminal:
+                err.print(receiver.status_line(), end="\r", highlight=False)
+    except KeyboardInterrupt:
+        receiver.stop("was stopped (interrupted)")
+    held = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        try:
+            held[sig] = signal.signal(sig, signal.SIG_IGN)
+        except ValueError:  # not the main thread
+            pass
+    try:
+        receiver.wait()
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
+
+
+@app.command()
 def bench(
     corpus_dir: Path = typer.Argument(..., help="Folder searched recursively for recordings (or one file)."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write one row per (file, codec) here."),

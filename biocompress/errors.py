@@ -5,6 +5,8 @@
   denied, read-only file system, file size limit, an output refused as unsafe).
 * ``CorruptArchiveError`` (exit 1): an archive damaged or not following the format.
 * ``VerificationError`` (exit 1): decoded data differ from what was meant to be stored.
+* ``NetworkError`` (exit 2): a network peer that cannot be reached, refuses the connection
+  or breaks the protocol; ``BackpressureError`` when a sender's resend buffer is full.
 """
 
 from __future__ import annotations
@@ -39,3 +41,12 @@ class CorruptArchiveError(BiocompressError):
 
 class VerificationError(BiocompressError):
     """Decoded data differ from what was meant to be stored (CLI exit code 1)."""
+
+
+class NetworkError(BiocompressError):
+    """A network peer that cannot be reached, refuses us or breaks the protocol (CLI exit code 2)."""
+
+
+class BackpressureError(NetworkError):
+    """A network sender's buffer of unacknowledged frames is full: the receiver is gone or slower
+    than the stream, and the sender will not drop frames silently (CLI exit code 2)."""
