@@ -8,6 +8,8 @@ streams (files) go out as float32, voltages in microvolts, as ``biocompress repl
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from mne.io.constants import FIFF
 
@@ -16,6 +18,7 @@ from .blocks import Chunk
 
 LSL_FORMATS = {"float32": np.float32, "double64": np.float64, "int8": np.int8, "int16": np.int16,
                "int32": np.int32, "int64": np.int64}
+LINGER_S = 1.0  # how long an outlet with consumers stays after the last sample
 UNIT_NAMES = {FIFF.FIFF_UNIT_V: "volts", FIFF.FIFF_UNIT_T: "tesla", FIFF.FIFF_UNIT_T_M: "tesla/m",
               FIFF.FIFF_UNIT_CEL: "celsius"}
 
@@ -92,6 +95,9 @@ class LslOutlet:
         self.pushed += x.shape[0]
 
     def close(self) -> None:
+        """Remove the outlet, after giving connected inlets time to take the last samples (an
+        outlet that goes takes what they have not received with it)."""
         outlet, self.outlet = self.outlet, None
-        if outlet is not None:
-            del outlet
+        if outlet is not None and outlet.has_consumers:
+            time.sleep(LINGER_S)
+        del outlet

@@ -36,6 +36,7 @@ CONNECT_TIMEOUT = 10.0  # seconds the constructor waits for the first connection
 CLOSE_TIMEOUT = 10.0  # seconds close() waits for the receiver to acknowledge the end
 ACK_TIMEOUT = 10.0  # a connection whose sent frames stay unacknowledged this long is dropped and remade
 BACKOFF = (0.05, 2.0)  # first and longest wait between connection attempts, in seconds
+WRITE_BYTES = 1 << 20  # frames handed to the socket between two waits for it to drain
 
 SentHook = Callable[[int, int, int, float, float], None]
 
@@ -424,6 +425,7 @@ class _Link:
             self._wake.clear()
             batch, over = self._pending(position)
             if batch:
+                batch = _first_bytes(batch, WRITE_BYTES)
                 for q in batch:
                     writer.write(q.data)
                 await writer.drain()
@@ -479,6 +481,16 @@ class _Link:
             self._queued_bytes -= len(q.data)
         self._acked = max(self._acked, count)
         self._cond.notify_all()
+
+
+def _first_bytes(batch: list[_Queued], limit: int) -> list[_Queued]:
+    """The first frames of ``batch`` up to ``limit`` bytes (at least one)."""
+    total = 0
+    for i, q in enumerate(batch):
+        total += len(q.data)
+        if total > limit and i:
+            return batch[:i]
+    return batch
 
 
 async def _unless_stopped(work, stop: asyncio.Event) -> bool:

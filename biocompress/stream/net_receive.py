@@ -31,7 +31,7 @@ from .relay import Deliver, SampleRelay
 from .tee import TeeSink
 
 MAX_CONNECTIONS = 8  # peers at once (handshaking or streaming); more are refused
-END_LINGER_S = 5.0  # after END, how long the sender has to say BYE
+END_LINGER_S = 5.0  # after END, how long the sender has to say BYE, or to come back for its last ACK
 READ_BUFFER = 1 << 20
 FrameHook = Callable[[int, int, int, float], None]
 
@@ -81,6 +81,7 @@ class Receiver:
         self._out = ThreadPoolExecutor(1, thread_name_prefix="receive-output")  # fsync, close, finalize
         self._handlers: dict[asyncio.Task, asyncio.StreamWriter] = {}
         self.relay_error: BaseException | None = None
+        self._end_settled = False  # the stream ended and its sender said BYE (or went quiet)
         self._current: asyncio.Task | None = None
         self._session_lock: asyncio.Lock | None = None
         self._stop_event: asyncio.Event | None = None
@@ -228,8 +229,9 @@ class Receiver:
                 self._current = None
                 if self.next == 0:
                     self.session = None  # nothing was accepted: another sender may try
-                elif self._ended_cleanly:
-                    self._request_stop("end of stream")
+                elif self._ended_cleanly:  # done, unless the sender missed the last ACK: it comes back then
+                    delay = 0.0 if self._end_settled else END_LINGER_S
+                    self._loop.call_later(delay, self._request_stop, "end of stream")
 
     async def _refuse(self, writer, reason: str) -> None:
         self.counts["refused"] += 1
@@ -288,11 +290,13 @@ class Receiver:
             linger = END_LINGER_S if self._ended_cleanly else None
             try:
                 frame = await self._read(reader, self.max_payload, kinds, linger)
-            except (TimeoutError, proto.PeerClosed):
-                if self._ended_cleanly:
+            except TimeoutError:
+                if self._ended_cleanly:  # the sender holds its END's ACK and said nothing more
+                    self._end_settled = True
                     return
                 raise
             if frame.kind == NetType.BYE:
+                self._end_settled = self._ended_cleanly
                 return
             received_at = time.monotonic()
             if frame.seq < self.next:

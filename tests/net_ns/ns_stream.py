@@ -125,6 +125,32 @@ def test_forced_reconnections_lose_and_duplicate_nothing(tmp_path, rec):
     _check_archive(out, rec)
 
 
+def test_an_end_whose_acknowledgement_was_lost_still_closes_cleanly(tmp_path, rec):
+    """The receiver holds END but its ACK never arrives: the sender comes back, learns that
+    everything arrived, says BYE; the receiver waited for it before finalizing."""
+    out = tmp_path / "out.bc.h5"
+    with Receiver(output=out) as receiver:
+        link = FlakyLink(receiver.address[1])
+        try:
+            sink = NetSink("127.0.0.1", link.port, rec.description)
+            rec.push(sink, stop=2000)
+            assert sink.wait_acknowledged(30)
+            link.hold("replies")
+            closed = []
+            closer = threading.Thread(target=lambda: closed.append(sink.close(**rec.digests(2000)) or "closed"))
+            closer.start()
+            wait_until(lambda: receiver.stats["frames_held"] == sink.stats["frames_queued"], 30, "END arriving")
+            link.cut()
+            closer.join(60)
+            assert closed == ["closed"]
+            assert receiver.wait(WAIT_S)
+        finally:
+            link.close()
+    r = receiver.result
+    assert receiver.error is None and r["complete"] and r["reconnects"] == 1 and r["n_samples"] == 2000
+    _check_archive(out, rec, 2000)
+
+
 def test_decoded_samples_reach_a_program_exactly(tmp_path, rec):
     """on_samples: every sample decoded on arrival, in order, bit for bit, with its timestamp."""
     chunks = []
