@@ -277,12 +277,18 @@ class _Link:
                     "last_error": self.last_error}
 
     def _fail(self, exc: BaseException) -> None:
-        """Record the error that stops the sender (the first one wins); caller may hold the lock."""
+        """Record the error that stops the sender (the first one wins) and stop its thread; the
+        caller may hold the lock."""
         with self._cond:
             if self._failure is None:
                 self._failure = exc
             self._cond.notify_all()
-        self._poke()
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None:
+            try:
+                loop.call_soon_threadsafe(stop.set)
+            except RuntimeError:  # the loop is closed: the thread has ended
+                pass
 
     def _raise_failure(self) -> None:
         if self._failure is not None:

@@ -263,9 +263,9 @@ class Receiver:
             await self._refuse(writer, "authentication failed (wrong or missing shared secret)")
             return False
         async with self._session_lock:
-            if self.session is not None and session != self.session:
+            if self.session is not None and session != self.session and self.next > 0:
                 await self._refuse(writer, "the receiver is taking another stream")
-                return False
+                return False  # (a session that has sent nothing yet holds no one up: it is replaced)
             if self._stop_event.is_set():
                 await self._refuse(writer, "the receiver is stopping")
                 return False

@@ -176,8 +176,11 @@ def test_garbage_does_not_crash_the_receiver(tmp_path, rec, sent):
                                                           "mac": None}))
         assert "protocol 99" in _refusal(other_protocol)
 
+        idle = RawClient(port)  # a session that says nothing more holds no one up
+        assert idle.handshake()["next"] == 0
         assert not receiver.wait(0) and not out.exists()
         sink = NetSink("127.0.0.1", port, rec.description)  # a real sender still gets through
+        assert idle.read_frame() is None  # replaced
         rec.push(sink)
         sink.close()
         assert receiver.wait(WAIT_S)
