@@ -17,6 +17,7 @@ import random
 import socket
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,6 +82,7 @@ class NetSink(FrameSink):
         self.close_timeout = float(close_timeout)
         self.address = f"{host}:{port}"
         link.write(FrameType.HEADER, frames.json_payload(description.to_dict()))  # frame 0
+        weakref.finalize(self, link.abort)  # a sink dropped without close() stops reconnecting
         link.start(connect_timeout)
 
     def __enter__(self):
