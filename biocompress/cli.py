@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -18,30 +20,11 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from .system import os_errors
-from .errors import BiocompressError, CorruptArchiveError, VerificationError
+from .system import interrupts
+from .system.failures import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, exit_status  # noqa: F401
+from .system.signals import clear_interrupt, request_interrupt, stop_on_signals
 
-EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
-
-
-def exit_status(exc: BaseException) -> tuple[int, str]:
-    """The exit code and the one-line message for an exception that ended a command."""
-    if isinstance(exc, KeyboardInterrupt):
-        return EXIT_INTERRUPTED, "interrupted; no partial output left"
-    if isinstance(exc, (VerificationError, CorruptArchiveError)):
-        return EXIT_FAILED, str(exc)
-    if isinstance(exc, BiocompressError):
-        return EXIT_BAD_INPUT, str(exc)
-    described = os_errors.describe(exc)
-    if described is not None:
-        return EXIT_BAD_INPUT, described
-    if isinstance(exc, FileExistsError):  # raised without an errno by a last-moment check
-        return EXIT_BAD_INPUT, str(exc)
-    if isinstance(exc, MemoryError):
-        return EXIT_BAD_INPUT, "not enough memory for this operation"
-    first = (str(exc).strip().splitlines() or [""])[0][:300]
-    return EXIT_INTERNAL, (f"internal error: {type(exc).__name__}{': ' + first if first else ''}; "
-                           "rerun with --debug for the traceback")
+STATUS_EVERY_S = 5.0  # stream: the status line's period when stderr is not a terminal
 
 
 class _Handled(TyperGroup):
@@ -59,7 +42,17 @@ class _Handled(TyperGroup):
                 sys.stderr.write(traceback.format_exc())
             err.print(f"[bold red]error:[/] {message}" if code != EXIT_INTERRUPTED else message, highlight=False,
                       soft_wrap=True)
+            if code == EXIT_INTERRUPTED:
+                _forget_unhandled_interrupt()
+                clear_interrupt()  # handled (the CLI may run again in this process, as in tests)
             raise typer.Exit(code) from None
+
+
+def _forget_unhandled_interrupt() -> None:
+    """CPython marks the process as ended by an unhandled KeyboardInterrupt (and ends it by
+    SIGINT instead of with our exit code) when one escaped code run by ``exec`` of a string,
+    as some imports do, even once handled here; the next ``exec`` of a string clears the mark."""
+    exec("None")  # noqa: S102 - a constant string
 
 
 app = typer.Typer(cls=_Handled, add_completion=False, no_args_is_help=True, help=__doc__,
@@ -68,11 +61,24 @@ out = Console(width=None if Console().is_terminal else 120)
 err = Console(stderr=True)
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from ._version import __version__
+
+        out.print(f"biocompress {__version__}", highlight=False)
+        raise typer.Exit(0)
+
+
+_VERSION = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                        help="Print the version and exit.")
+
+
 _SETTINGS = {"debug": False}
 
 
 @app.callback()
-def _options(debug: bool = typer.Option(False, "--debug", help="On an error, print the traceback too.")):
+def _options(debug: bool = typer.Option(False, "--debug", help="On an error, print the traceback too."),
+             version: bool = _VERSION):
     _SETTINGS["debug"] = debug
 
 
@@ -83,33 +89,138 @@ def _fail(message: str, code: int) -> None:
 
 @app.command()
 def compress(
-    input: Path = typer.Argument(..., help="Recording in any format MNE reads."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Archive path (default: INPUT stem + .bc.h5)."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
+    inputs: list[Path] = typer.Argument(..., help="Recordings in any format MNE reads (with -r, folders too)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="One input: the archive's path (default: "
+                                          "INPUT stem + .bc.h5 beside it). Several inputs or -r: a folder."),
+    recursive: bool = typer.Option(False, "-r", "--recursive", help="Compress every recording in the folders given."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs (archives only)."),
     mode: str = typer.Option("lossless", "--mode", help="lossless, lossy or near-lossless."),
     quality: Optional[int] = typer.Option(None, "--quality", help="lossy: 1 (smallest) … 5 (best fidelity)."),
     max_error: Optional[float] = typer.Option(None, "--max-error", help="near-lossless: bound on |error| in µV."),
     model: Optional[Path] = typer.Option(None, "--model", help="lossy modes: a model from `biocompress train`."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: every core)."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="Print errors only."),
+    level: str = typer.Option("default", "--level", help="Lossless effort, as flac/zstd levels: fast (bulk "
+                              "conversion, live streams), default, max (much slower, the last percent)."),
+    stream: Optional[str] = typer.Option(None, "--stream", help="XDF files: the main stream (its number, name or "
+                                         "type; default the EEG stream with the most channels). Every stream is kept."),
+    version: bool = _VERSION,
 ):
-    """Compress a recording into a verified archive."""
-    from .files.compress import MODES
+    """Compress recordings into verified archives (an XDF file: every stream, in one archive)."""
     from .files.compress import compress as do_compress
+    from .files.compress import mode_problem
 
-    if mode not in MODES:
-        _fail(f"--mode must be one of {', '.join(MODES)}; got {mode!r}", 2)
-    if mode == "lossy" and quality is None:
-        _fail("--mode lossy needs --quality 1…5", 2)
-    if mode == "near-lossless" and max_error is None:
-        _fail("--mode near-lossless needs --max-error µV", 2)
-    if mode == "lossless" and (quality is not None or max_error is not None):
-        _fail("--quality and --max-error apply to --mode lossy / near-lossless", 2)
-    path = do_compress(input, output, mode=mode, overwrite=force, progress=err.is_terminal,
-                       quality=quality, max_error_uv=max_error, model=model)
-    _print_summary(path)
+    problem = mode_problem(mode, quality, max_error)
+    if problem:
+        _fail(problem, 2)
+    if workers is not None and workers < 1:
+        _fail(f"--workers must be at least 1; got {workers}", 2)
+    if _one_input(inputs, recursive, archives=False):
+        path = do_compress(inputs[0], output, mode=mode, overwrite=force, progress=err.is_terminal and not quiet,
+                           quality=quality, max_error_uv=max_error, model=model, workers=workers, level=level,
+                           stream=stream)
+        if not quiet:
+            _print_summary(path)
+        return
+    if stream is not None:
+        _fail("--stream picks the main stream of one XDF file; give one input", 2)
+    from .batch.many import compress_tasks
+
+    tasks = compress_tasks(inputs, output_dir=_output_folder(output), recursive=recursive, force=force, mode=mode,
+                           quality=quality, max_error_uv=max_error, model=model, level=level)
+    _run_many(tasks, workers, quiet, "compressed")
 
 
 @app.command()
 def decompress(
+    archives: list[Path] = typer.Argument(..., help="Archives (.bc.h5); with -r, folders too."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="One archive: the recording's path "
+                                          "(default: the archived file's name beside the archive). Several or -r: "
+                                          "a folder."),
+    recursive: bool = typer.Option(False, "-r", "--recursive", help="Decompress every archive in the folders given."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+    allow_changes: bool = typer.Option(False, "--allow-changes", help="Through MNE: write the file even where "
+                                       "the format changes trigger codes or clips values (the changes are listed)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: every core)."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="Print errors only."),
+):
+    """Give back the archived recordings: EDF/BDF byte for byte (SHA-256 checked), other
+    formats written through MNE with the samples checked. (`restore` is the same command.
+    Converting to another format is `export`; `decompress -o x.fif` of an archive of another
+    format still converts, with a note, as it did before.)"""
+    _decompress(archives, output, recursive, force, allow_changes, workers, quiet, convert_with_note=True)
+
+
+@app.command("restore")
+def restore(
+    archives: list[Path] = typer.Argument(..., help="Archives (.bc.h5); with -r, folders too."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="One archive: the recording's path "
+                                          "(default: the archived file's name beside the archive). Several or -r: "
+                                          "a folder."),
+    recursive: bool = typer.Option(False, "-r", "--recursive", help="Restore every archive in the folders given."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+    allow_changes: bool = typer.Option(False, "--allow-changes", help="Through MNE: write the file even where "
+                                       "the format changes trigger codes or clips values (the changes are listed)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: every core)."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="Print errors only."),
+):
+    """Same as `decompress`: give back the archived recordings (EDF/BDF byte for byte)."""
+    _decompress(archives, output, recursive, force, allow_changes, workers, quiet, convert_with_note=False)
+
+
+def _decompress(archives, output, recursive, force, allow_changes, workers, quiet, convert_with_note) -> None:
+    from .files.restore import export
+    from .files.restore import restore as do_restore
+
+    if workers is not None and workers < 1:
+        _fail(f"--workers must be at least 1; got {workers}", 2)
+    if _one_input(archives, recursive, archives=True):
+        archive = archives[0]
+        if output is None:
+            from .batch.plan import restored_name
+
+            output = archive.parent / restored_name(archive.parent, archive.name)
+        conversion = _conversion(archive, output) if convert_with_note else None
+        if conversion is not None:
+            err.print(f"note: {conversion}; this is `biocompress export` now (`decompress` gives the archived "
+                      "file back), and `decompress` will stop converting in a later version", highlight=False)
+            result = export(archive, output, overwrite=force, allow_changes=allow_changes)
+        else:
+            result = do_restore(archive, output, overwrite=force, allow_changes=allow_changes)
+        if quiet:
+            return
+        if result["method"] == "xdf":
+            _print_xdf(result)
+        elif result["method"] == "edf-bytes":
+            gaps = result["gaps"]
+            note = f"; {len(gaps)} gap(s) between records kept" if gaps else ""
+            out.print(f"wrote {output}: the archived {result['kind']} file byte for byte "
+                      f"(sha256 {result['sha256']} checked){note}", highlight=False)
+        else:
+            _print_export(result)
+        return
+    from .batch.many import decompress_tasks
+
+    tasks = decompress_tasks(archives, output_dir=_output_folder(output), recursive=recursive, force=force,
+                             allow_changes=allow_changes)
+    _run_many(tasks, workers, quiet, "restored")
+
+
+def _conversion(archive: Path, output: Path) -> str | None:
+    """How ``output`` converts the archived file to another format, or None when it does not."""
+    from .batch.plan import archived_format
+
+    if not archive.is_file():
+        return None
+    suffix, _ = archived_format(archive)
+    want = output.suffix.lower()
+    if not suffix or want == suffix.lower():
+        return None
+    return f"writing {want} converts the archived {suffix.lower()} file"
+
+
+@app.command()
+def export(
     archive: Path = typer.Argument(..., help="A .bc.h5 archive."),
     output: Path = typer.Option(..., "-o", "--output", help="Output file: .fif, .edf, .bdf, .vhdr or .set."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
@@ -118,32 +229,112 @@ def decompress(
 ):
     """Export the archive's recording through MNE (format from OUTPUT's extension); the file is
     read back and checked channel by channel."""
-    from .files.restore import export
+    from .files.restore import export as do_export
 
-    result = export(archive, output, overwrite=force, allow_changes=allow_changes)
-    _print_export(result)
+    result = do_export(archive, output, overwrite=force, allow_changes=allow_changes)
+    if result["method"] == "xdf":
+        _print_xdf(result)
+    else:
+        _print_export(result)
+
+
+def _one_input(inputs: list[Path], recursive: bool, archives: bool) -> bool:
+    """Whether the command line names one file (the single-file path, as before)."""
+    from .io.source import FOLDER_FORMATS
+
+    if len(inputs) != 1:
+        return False
+    p = inputs[0]
+    return not p.is_dir() or (not archives and p.suffix.lower() in FOLDER_FORMATS)
+
+
+def _output_folder(output: Optional[Path]) -> Optional[Path]:
+    if output is None:
+        return None
+    if output.exists() and not output.is_dir():
+        _fail(f"{output}: with several inputs or -r, -o names a folder; this is a file", 2)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from .system.os_errors import problem
+
+        _fail(f"{output}: cannot create the output folder: {problem(exc) or exc}", 2)
+    return output
+
+
+def _run_many(tasks, workers, quiet: bool, verb: str) -> None:
+    from .batch.console import ConsoleReporter
+    from .batch.many import exit_code, run_tasks
+
+    if not tasks:
+        _fail("no input found (folders are searched with -r)", 2)
+    reporter = ConsoleReporter(out, err, quiet=quiet)
+    try:
+        done = run_tasks(tasks, workers=workers, reporter=reporter)
+    finally:
+        reporter.close()
+    failed = [o for _, o in done if o["status"] == "failed"]
+    if not quiet:
+        n_in = sum(o["source_bytes"] or 0 for _, o in done if o["status"] != "failed")
+        n_out = sum(o["output_bytes"] or 0 for _, o in done if o["status"] != "failed")
+        out.print(f"{verb} {len(done) - len(failed)} of {len(done)} file(s): {n_in:,} → {n_out:,} bytes"
+                  + (f", {len(failed)} failed" if failed else ""), highlight=False)
+    code = exit_code(done)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
-def restore(
-    archive: Path = typer.Argument(..., help="A .bc.h5 archive."),
-    output: Path = typer.Option(..., "-o", "--output", help="Where the recording goes."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
-    allow_changes: bool = typer.Option(False, "--allow-changes", help="Through MNE: write the file even where "
-                                       "the format changes trigger codes or clips values (the changes are listed)."),
+def batch(
+    src: Path = typer.Argument(..., help="Folder of recordings (a BIDS dataset too), searched recursively; with "
+                               "--restore or --export, a folder of archives."),
+    dst: Path = typer.Argument(..., help="Destination folder: the tree mirrored, archives named <name>.bc.h5."),
+    mode: str = typer.Option("lossless", "--mode", help="lossless, lossy or near-lossless."),
+    quality: Optional[int] = typer.Option(None, "--quality", help="lossy: 1 (smallest) … 5 (best fidelity)."),
+    max_error: Optional[float] = typer.Option(None, "--max-error", help="near-lossless: bound on |error| in µV."),
+    model: Optional[Path] = typer.Option(None, "--model", help="lossy modes: a model from `biocompress train`."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: every core)."),
+    executor: str = typer.Option("local", "--executor", help="local (a process pool) or dask."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, tcp://host:port "
+                                            "(default: a LocalCluster on 127.0.0.1)."),
+    include: list[str] = typer.Option([], "--include", help="Only paths matching this glob (repeatable)."),
+    exclude: list[str] = typer.Option([], "--exclude", help="Leave out paths matching this glob (repeatable)."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write one CSV row per source here."),
+    restore_: bool = typer.Option(False, "--restore", help="SRC holds archives: give back the original files."),
+    export_format: Optional[str] = typer.Option(None, "--export", help="SRC holds archives: export them through "
+                                                "MNE (fif, edf, bdf, brainvision, eeglab)."),
+    allow_changes: bool = typer.Option(False, "--allow-changes", help="--restore/--export through MNE: write files "
+                                       "even where the format changes trigger codes or clips values."),
+    force: bool = typer.Option(False, "--force", help="Replace files in DST that this batch did not write."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="Print failures and nothing else."),
 ):
-    """Give back the archived file: EDF/BDF byte for byte (SHA-256 checked), other
-    formats written through MNE with the samples checked."""
-    from .files.restore import restore as do_restore
+    """Convert a whole dataset: every recording into an archive, other files copied, the tree
+    mirrored (BIDS datasets stay BIDS). Run it again to resume: done work is skipped, failed
+    or interrupted work retried, changed sources redone. Exit code 0 only if every file succeeded."""
+    from .batch import run_batch
+    from .batch.console import ConsoleReporter, failure_table, summary_table
 
-    result = do_restore(archive, output, overwrite=force, allow_changes=allow_changes)
-    if result["method"] == "edf-bytes":
-        gaps = result["gaps"]
-        note = f"; {len(gaps)} gap(s) between records kept" if gaps else ""
-        out.print(f"wrote {output}: the archived {result['kind']} file byte for byte "
-                  f"(sha256 {result['sha256']} checked){note}", highlight=False)
-    else:
-        _print_export(result)
+    if restore_ and export_format:
+        _fail("--restore and --export exclude each other", 2)
+    reporter = ConsoleReporter(out, err, quiet=quiet)
+    try:
+        summary = run_batch(src, dst, restore=restore_, export_format=export_format, mode=mode, quality=quality,
+                            max_error_uv=max_error, model=model, allow_changes=allow_changes, force=force,
+                            workers=workers, executor=executor, scheduler=scheduler, include=include,
+                            exclude=exclude, report=report, reporter=reporter)
+    finally:
+        reporter.close()
+    if not quiet:
+        out.print(summary_table(summary))
+    if summary.failed:
+        err.print(failure_table(summary))
+        raise typer.Exit(summary.exit_code)
+
+
+def _print_xdf(result: dict) -> None:
+    out.print(f"wrote {result['path']}: every stream ({result['n_streams']}) with its samples, timestamps, clock "
+              "offsets, markers and header XML, read back and checked against the archive (an equivalent XDF "
+              "file: its chunks are not the original's)", highlight=False)
 
 
 def _print_export(result: dict) -> None:
@@ -173,6 +364,8 @@ def info(
         return
     table = Table(show_header=False, box=None)
     for k, v in summary.items():
+        if k == "streams":
+            v = [_stream_line(e) for e in v]
         table.add_row(k, "\n".join(map(str, v)) if isinstance(v, list) else str(v))
     out.print(table)
 
@@ -192,7 +385,8 @@ def archive_summary(path) -> dict:
             "sfreq": arc.sfreq,
             "n_samples": arc.n_samples,
             "duration_s": arc.n_samples / arc.sfreq,
-            "source_file": src.get("file_name"),
+            "source_file": src.get("file_name") or (f"LSL stream {src.get('name')!r}" if src.get("kind") == "lsl"
+                                                    else None),
             "source_bytes": source_bytes,
             "archive_bytes": archive_bytes,
             "ratio": round(source_bytes / archive_bytes, 4) if source_bytes else None,
@@ -202,6 +396,8 @@ def archive_summary(path) -> dict:
             **_source_warnings(src),
             "samples_sha256": arc.attrs["samples_sha256"],
             **_stream_summary(arc),
+            **({"streams": [e.as_dict() for e in arc.streams]}
+               if len(arc.streams) > 1 or "xdf_header" in src else {}),  # an XDF file's, even of one stream
             "restore": _restore_summary(arc),
             **_fidelity_summary(arc),
         }
@@ -219,6 +415,14 @@ def _stream_summary(arc) -> dict:
     if isinstance(recovery, dict):
         out["recovered"] = str(recovery.get("reason", "yes"))
     return out
+
+
+def _stream_line(entry: dict) -> str:
+    """One stream of an XDF file's archive, for ``info``."""
+    rate = "irregular" if entry["rate"] == 0 else f"{entry['rate']:g} Hz"
+    what = "markers" if entry["kind"] == "markers" else f"{entry['samples']} samples"
+    return (f"{entry['index']}: {entry['name'] or '?'} ({entry['type'] or '?'}), {entry['channels']} ch, {rate}, "
+            f"{what}{', main' if entry['main'] else ''}")
 
 
 def _source_warnings(source: dict) -> dict:
@@ -249,6 +453,9 @@ def _fidelity_summary(arc) -> dict:
 def _restore_summary(arc) -> str:
     if arc.mode != "lossless":
         return "not exact (lossy archive)"
+    if "xdf_header" in arc.source:
+        return ("restore -o NAME.xdf: every stream as an XDF file (samples, timestamps, clock offsets, markers and "
+                "header XML exact; not the original's bytes); the main stream through MNE export (.fif, .edf, ...)")
     if arc.stored_edf is None:
         return "through MNE export (.fif, .edf, .bdf, .vhdr, .set); the file is read back and checked per channel"
     stored = arc.stored_edf
@@ -435,6 +642,111 @@ def demo(
     run_demo(samples, console=out)
 
 
+@app.command()
+def replay(
+    input: Path = typer.Argument(..., help="A recording MNE reads, or a .bc.h5 archive."),
+    name: str = typer.Option(..., "--name", help="Name of the LSL stream to publish."),
+    chunk_size: int = typer.Option(32, "--chunk-size", help="Samples pushed at a time."),
+    loop: bool = typer.Option(False, "--loop", help="Start again at the end, until stopped."),
+    counter: bool = typer.Option(False, "--counter", help="Add a channel 'counter' (0, 1, 2, … modulo 2^24) that "
+                                 "proves no sample is lost or duplicated."),
+    value_format: str = typer.Option("float32", "--format", help="float32 (voltages in µV) or double64 (MNE's "
+                                     "values in volts, bit for bit)."),
+    source_id: Optional[str] = typer.Option(None, "--source-id", help="The stream's source_id."),
+    stype: Optional[str] = typer.Option(None, "--type", help="The stream's type (default: EEG if it has EEG)."),
+    speed: float = typer.Option(1.0, "--speed", help="Times real time."),
+    wait: Optional[float] = typer.Option(None, "--wait", help="Wait up to this many seconds for a consumer before "
+                                         "the first sample."),
+):
+    """Publish a recording as a live LSL stream in real time (annotations on NAME-markers);
+    Ctrl-C stops."""
+    import threading
+
+    from .stream.replay import Replay, open_recording
+
+    player = Replay(open_recording(input), name, chunk_size=chunk_size, loop=loop, counter=counter,
+                    value_format=value_format, source_id=source_id, stype=stype, speed=speed)
+    markers = f"; markers on {name}-markers" if player.marker_info is not None else ""
+    err.print(f"publishing {name!r}: {player.info.n_channels} channels at {player.sfreq:g} Hz ({value_format}) "
+              f"from {input.name}{markers}; Ctrl-C stops", highlight=False)
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        pushed = player.run(stop, wait_for_consumer=wait)
+    out.print(f"published {pushed:,} samples ({pushed / player.sfreq:.1f} s of recording)", highlight=False)
+
+
+@app.command()
+def stream(
+    lsl: str = typer.Option(..., "--lsl", help="Name of the LSL stream to record."),
+    output: Path = typer.Option(..., "-o", "--output", help="Archive to write (.bc.h5)."),
+    markers: list[str] = typer.Option([], "--markers", help="A marker stream recorded as annotations (repeatable)."),
+    mode: str = typer.Option("lossless", "--mode", help="lossless, lossy or near-lossless."),
+    quality: Optional[int] = typer.Option(None, "--quality", help="lossy: 1 (smallest) … 5 (best fidelity)."),
+    max_error: Optional[float] = typer.Option(None, "--max-error", help="near-lossless: bound on |error| in µV."),
+    model: Optional[Path] = typer.Option(None, "--model", help="lossy modes: a model from `biocompress train`."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Seconds of samples to record (default: "
+                                             "until Ctrl-C or the stream ends)."),
+    block_ms: Optional[float] = typer.Option(None, "--block-ms", help="Longest wait of a sample for its block "
+                                             "(default 50 lossless, 200 lossy)."),
+    stype: Optional[str] = typer.Option(None, "--type", help="Only a stream of this type."),
+    source_id: Optional[str] = typer.Option(None, "--source-id", help="Only the stream of this source_id."),
+    timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for the streams to appear."),
+    reconnect: float = typer.Option(5.0, "--reconnect", help="Seconds to wait for a lost stream to come back."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing archive."),
+):
+    """Record a live LSL stream into an archive as it arrives; Ctrl-C (or SIGTERM) stops and finalizes."""
+    import threading
+
+    from .errors import StreamError
+    from .stream.record import record
+
+    stop = threading.Event()
+    with _status_line() as show:
+        try:
+            end = record(lsl, output, markers=markers, stype=stype, source_id=source_id, mode=mode, quality=quality,
+                         max_error_uv=max_error, model=model, block_ms=block_ms, duration=duration,
+                         overwrite=force, timeout=timeout, reconnect_s=reconnect, stop=stop, on_status=show)
+        except StreamError as exc:
+            end = getattr(exc, "end", None)
+            if end and end.get("path"):
+                _print_recording(end)
+            raise
+    _print_recording(end)
+
+
+def _print_recording(end: dict) -> None:
+    if not end.get("path"):
+        err.print("no sample was received; nothing written", highlight=False)
+        return
+    ratio = f", ratio {end['raw_bytes'] / end['coded_bytes']:.2f}" if end.get("coded_bytes") else ""
+    counted = (f", lost {end['lost']}, duplicated {end['duplicated']}" if end.get("lost") is not None else "")
+    latency = (f", latency p99 {1000 * end['latency_p99_s']:.0f} ms (max {1000 * end['latency_max_s']:.0f})"
+               if end.get("latency_p99_s") is not None else "")
+    out.print(f"wrote {end['path']}: {end['n_samples']:,} samples{ratio}, {end['markers']} markers{latency}{counted} "
+              f"(stopped: {end['stop']})", highlight=False)
+
+
+@contextmanager
+def _status_line():
+    """A callable that shows the live status: one line redrawn on a terminal, a line every
+    STATUS_EVERY_S seconds otherwise."""
+    if err.is_terminal:
+        from rich.live import Live
+        from rich.text import Text
+
+        with Live(console=err, refresh_per_second=4, transient=True) as live:
+            yield lambda status: live.update(Text(status.line()))
+        return
+    last = [0.0]
+
+    def show(status):
+        now = time.monotonic()
+        if now - last[0] >= STATUS_EVERY_S:
+            last[0] = now
+            err.print(status.line(), highlight=False)
+    yield show
+
+
 def _print_summary(path: Path) -> None:
     s = archive_summary(path)
     for warning in s.get("source_warnings", ()):
@@ -445,17 +757,30 @@ def _print_summary(path: Path) -> None:
     )
 
 
+def _interrupt_keyboard(signum, frame) -> None:
+    """Ctrl-C ends a run: cleanup runs, nothing is published, exit code 130. (SIGINT stays
+    handled: it also re-delivers an interrupt Python swallowed, see system/interrupts.py.)"""
+    request_interrupt()
+    interrupts.handler(signum, frame)
+
+
 def _interrupt(signum, frame) -> None:
-    """SIGTERM and SIGHUP end a run like Ctrl-C: cleanup runs, exit code 130."""
+    """SIGTERM and SIGHUP end a run like Ctrl-C."""
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)  # once: a second signal must not break the cleanup
-    raise KeyboardInterrupt
+    request_interrupt()  # should the KeyboardInterrupt be swallowed on its way, writers still see it
+    interrupts.handler(signum, frame)
 
 
-def _unraisable(info, settings=_SETTINGS, default=sys.__unraisablehook__) -> None:
+def _unraisable(info, settings=_SETTINGS, default=sys.__unraisablehook__,
+                 deliver_again=interrupts.deliver_again) -> None:
     """Errors Python can only report (an extension's object failing to free itself after a
-    failed write): the command reports its own error; --debug shows these too.
+    failed write): the command reports its own error; --debug shows these too. A signal's
+    KeyboardInterrupt reported this way (raised in a destructor or a callback) is sent again.
     (Bound as defaults: the hook also runs at interpreter exit, when globals are gone.)"""
+    if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
+        deliver_again()
+        return
     if settings["debug"]:
         default(info)
 
@@ -471,6 +796,7 @@ def _excepthook(kind, value, tb, settings=_SETTINGS, default=sys.__excepthook__)
 def main() -> None:  # pragma: no cover
     sys.unraisablehook = _unraisable
     sys.excepthook = _excepthook
+    signal.signal(signal.SIGINT, _interrupt_keyboard)
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
     if hasattr(signal, "SIGXFSZ"):  # over `ulimit -f`, a write fails with EFBIG instead of killing us

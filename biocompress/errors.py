@@ -5,6 +5,8 @@
   denied, read-only file system, file size limit, an output refused as unsafe).
 * ``CorruptArchiveError`` (exit 1): an archive damaged or not following the format.
 * ``VerificationError`` (exit 1): decoded data differ from what was meant to be stored.
+* ``StreamError`` (exit 2): a live stream that cannot be recorded further (lost, or
+  restarted with other channels or rate); what was recorded before is kept.
 * ``NetworkError`` (exit 2): a network peer that cannot be reached, refuses the connection
   or breaks the protocol; ``BackpressureError`` when a sender's resend buffer is full.
 """
@@ -41,6 +43,18 @@ class CorruptArchiveError(BiocompressError):
 
 class VerificationError(BiocompressError):
     """Decoded data differ from what was meant to be stored (CLI exit code 1)."""
+
+
+class StreamError(BiocompressError):
+    """A live stream that cannot be recorded further: lost, or restarted with another channel
+    count, rate or format. ``samples``: how many were recorded before (CLI exit code 2)."""
+
+    def __init__(self, message: str, samples: int = 0):
+        self.samples = samples
+        super().__init__(message)
+
+    def __reduce__(self):
+        return type(self), (str(self), self.samples)
 
 
 class NetworkError(BiocompressError):

@@ -48,7 +48,7 @@ from biocompress.codecs.lossy import model_file
 from biocompress.codecs.lossy.ae_codec import QUALITY_STEPS, AECodec
 from biocompress.codecs.lossy.near_lossless import dpcm_decode, dpcm_encode
 from biocompress.files.compress import BLOCK_SAMPLES
-from biocompress.files.compress_lossy import value_per_code
+from biocompress.io.scaling import value_per_code
 from biocompress.io import scaling
 from biocompress.io.source import open_raw
 from train_autoencoder import TEST, split_files  # noqa: E402

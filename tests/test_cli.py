@@ -179,7 +179,7 @@ def test_info_json(tmp_path):
     assert info["source_bytes"] == size
     assert info["archive_bytes"] == out.stat().st_size
     assert info["ratio"] == pytest.approx(size / out.stat().st_size, rel=1e-3)
-    assert "lpc-v3" in info["codec"].split(",")
+    assert "lpc-v4" in info["codec"].split(",")
     assert info["source_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
 
 
@@ -198,7 +198,7 @@ def test_info_json_console_script(tmp_path):
 def test_info_table_and_bad_archives(tmp_path):
     _, out = compressed(tmp_path)
     res = invoke("info", out)
-    assert res.exit_code == 0 and "n_channels" in res.output and "lpc-v3" in res.output
+    assert res.exit_code == 0 and "n_channels" in res.output and "lpc-v4" in res.output
     res = invoke("info", tmp_path / "missing.bc.h5")
     assert res.exit_code == 2 and "missing.bc.h5" in flat(res.output)
     res = invoke("info", tmp_path / "chtypes_edf.edf")  # not HDF5

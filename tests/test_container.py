@@ -267,7 +267,7 @@ class _ExplodingCodec(LPCCodec):
 def exploding(monkeypatch):
     """Blocks are encoded by codec id (possibly in worker processes): register the test codec."""
     monkeypatch.setitem(_REGISTRY, _ExplodingCodec.codec_id, _ExplodingCodec)
-    monkeypatch.setattr(lanes_mod, "lossless_codec_for", lambda kind: _ExplodingCodec())
+    monkeypatch.setattr(lanes_mod, "lossless_codec_for", lambda kind, level="default": _ExplodingCodec())
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -281,7 +281,7 @@ def test_failing_codec_keeps_existing_output(tmp_path, monkeypatch):
     dst = biocompress.compress(SAMPLES_DIR / "test_bdf_stim_channel.bdf", tmp_path / "out.bc.h5")
     before = dst.read_bytes()
     monkeypatch.setitem(_REGISTRY, _ExplodingCodec.codec_id, _ExplodingCodec)
-    monkeypatch.setattr(lanes_mod, "lossless_codec_for", lambda kind: _ExplodingCodec())
+    monkeypatch.setattr(lanes_mod, "lossless_codec_for", lambda kind, level="default": _ExplodingCodec())
     with pytest.raises(RuntimeError):
         biocompress.compress(SAMPLES_DIR / "chtypes_edf.edf", dst, overwrite=True)
     assert dst.read_bytes() == before
@@ -302,7 +302,7 @@ class _OffByOneCodec(Codec):
 
 def test_verify_after_write_catches_wrong_decoder(tmp_path, monkeypatch):
     monkeypatch.setitem(_REGISTRY, _OffByOneCodec.codec_id, _OffByOneCodec)
-    monkeypatch.setattr(lanes_mod, "lossless_codec_for", lambda kind: _OffByOneCodec())
+    monkeypatch.setattr(lanes_mod, "lossless_codec_for", lambda kind, level="default": _OffByOneCodec())
     with pytest.raises(VerificationError, match="differs"):
         biocompress.compress(SAMPLES_DIR / "chtypes_edf.edf", tmp_path / "out.bc.h5")
     assert folder_names(tmp_path) == []

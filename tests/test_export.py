@@ -49,7 +49,7 @@ def test_every_format_exports_and_reports_each_channel_truly(ext, tmp_path, samp
     assert result["exact"] == ("samples" if all(exact) else "no")
     if ext == ".fif":
         assert all(exact)
-    res = invoke("decompress", archive, "-o", tmp_path / f"cli{ext}")
+    res = invoke("export", archive, "-o", tmp_path / f"cli{ext}")
     assert res.exit_code == 0, res.output
     text = words(res.output)
     if all(exact):
@@ -63,7 +63,7 @@ def test_fif_export_is_exact_when_cal_is_not_a_float32(tmp_path):
     """FIF stores each channel's calibration as float32: a cal of 1e-7 would round every sample."""
     raw = synthetic_raw(synthetic_codes(n_channels=4, n_samples=3000), cal=1e-7, annotations=False)
     archive = biocompress.compress(raw, tmp_path / "cal.bc.h5")
-    res = invoke("decompress", archive, "-o", tmp_path / "x.fif")
+    res = invoke("export", archive, "-o", tmp_path / "x.fif")
     assert res.exit_code == 0, res.output
     text = words(res.output)
     assert "identical to the archive's, bit for bit" in text and ".fif keeps" not in text
@@ -84,12 +84,12 @@ def test_float_brainvision_exports_exactly_to_fif(tmp_path, sample_archive):
 def test_trigger_codes_the_format_changes_are_refused_without_consent(ext, tmp_path, sample_archive):
     archive = sample_archive(STIM_BDF)
     out = tmp_path / f"x{ext}"
-    res = invoke("decompress", archive, "-o", out)
+    res = invoke("export", archive, "-o", out)
     assert res.exit_code == 2, res.output
     text = words(res.output)
     assert "Status (stim): trigger codes changed" in text and "nothing written" in text and "--allow-changes" in text
     assert not out.exists() and leftovers(tmp_path) == []
-    res = invoke("decompress", archive, "-o", out, "--allow-changes")
+    res = invoke("export", archive, "-o", out, "--allow-changes")
     assert res.exit_code == 0, res.output
     assert "changed: Status (stim): trigger codes changed" in words(res.output)
     assert out.is_file() and leftovers(tmp_path) == []

@@ -190,3 +190,35 @@ def test_frozen_stream_archive_timestamps_markers_and_clock():
         assert [None if np.isnan(v) else float(v) for v in marks] == entry["annotation_timestamps"]
         assert arc.h5["times/clock_offsets"][()].tolist() == entry["clock_offsets"]
         assert arc.source["stream"]["name"] == "fixture" and "recovery" not in arc.source
+
+
+def test_frozen_xdf_archive_every_stream():
+    """Format 4 (§5.6): an XDF file's archive gives back every stream's samples (in the file's
+    format), timestamps, markers and header XML exactly; the EEG stream is the root's."""
+    entry = ARCHIVES["archive-v4_xdf_streams"]
+    path = FIXTURES_DIR / entry["archive"]
+    with biocompress.open(path) as arc:
+        assert [str(e.index) for e in arc.streams] == list(entry["streams"])
+        arc.check_metadata()  # every part of every stream against the manifest
+        assert {f"@/streams/{e.index}" for e in arc.streams[1:]} <= set(arc.parts.parts)
+        for key, want in entry["streams"].items():
+            if "strings" in want:
+                markers = arc.stream(int(key))
+                assert markers.strings == want["strings"]
+                assert _sha(markers.timestamps.tobytes()) == want["timestamps_sha256"]
+                assert _sha(markers.header["header_xml"].encode()) == want["header_xml_sha256"]
+                continue
+            with arc.stream(int(key)) as s:
+                values = s.source_values()
+                assert (values.dtype.str, list(values.shape)) == (want["dtype"], want["shape"])
+                assert _sha(values.tobytes()) == want["values_sha256"]
+                assert _sha(s.timestamps().tobytes()) == want["timestamps_sha256"]
+                assert _sha(s.stream_header["header_xml"].encode()) == want["header_xml_sha256"]
+                assert s.value_kind.tolist() == want["value_kinds"] and s.sfreq == want["sfreq"]
+                assert s.verify()["ok"]
+    raw = biocompress.read_raw(path, stream="Aux")
+    assert raw.get_data().shape == tuple(entry["streams"]["1"]["shape"][::-1])
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -207,4 +207,4 @@ def test_lossy_keeps_trigger_channels_exact(tmp_path):
         got = biocompress.read_raw(dst).get_data()
     assert_bitwise_equal(got[stim], ref.get_data()[stim])
     with biocompress.open(dst) as arc:
-        assert {c["id"] for c in arc.codec_configs} == {"ae-v1", "lpc-v3"}
+        assert {c["id"] for c in arc.codec_configs} == {"ae-v1", "lpc-v4"}

@@ -245,6 +245,28 @@ def test_keyboard_interrupt_exit_130(tmp_path, monkeypatch):
     assert res.exit_code == 130 and "interrupted" in res.output
 
 
+def _caused_by(cause: BaseException, exc: BaseException) -> BaseException:
+    try:
+        raise exc from cause
+    except BaseException as raised:  # noqa: BLE001
+        return raised
+
+
+def test_interrupt_inside_compiled_code_exit_130(tmp_path, monkeypatch):
+    """A signal handled while a numba function returns surfaces as a SystemError whose cause
+    is the KeyboardInterrupt (sometimes through a second SystemError): still an interrupt."""
+    dispatcher = "CPUDispatcher(<function _unpack_symbols>) returned a result with an exception set"
+    inner = _caused_by(KeyboardInterrupt(), SystemError(dispatcher))
+
+    def interrupted(path):
+        raise SystemError(dispatcher) from inner
+
+    monkeypatch.setattr(cli, "archive_summary", interrupted)
+    res = CliRunner().invoke(cli.app, ["info", str(tmp_path / "x.bc.h5")])
+    assert res.exit_code == 130 and "interrupted" in res.output and "internal error" not in res.output
+    assert cli.exit_status(_caused_by(ValueError("v"), SystemError(dispatcher)))[0] == 3
+
+
 @pytest.mark.parametrize("exc, code", [
     (biocompress.VerificationError("v"), 1), (biocompress.CorruptArchiveError("c"), 1),
     (BadInputError("p", "bad"), 2), (WriteError("p", "full"), 2),
@@ -259,13 +281,18 @@ def test_sigterm_handler_turns_into_keyboard_interrupt():
     """The handler main() installs: raises KeyboardInterrupt once, then ignores repeats."""
     import signal
 
+    from biocompress.system import signals
+
     saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
         with pytest.raises(KeyboardInterrupt):
             cli._interrupt(signal.SIGTERM, None)
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
         assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        with pytest.raises(KeyboardInterrupt):  # remembered: no writer publishes after it
+            signals.check_interrupted()
     finally:
+        signals.clear_interrupt()
         for s, h in saved.items():
             signal.signal(s, h)
 

@@ -192,7 +192,7 @@ def test_synthetic_roundtrip_counter(tmp_path, n_samples, block, first_samp):
     _counter_ok(got)
     with biocompress.open(dst) as arc:
         assert (arc.value_kind == 0).all(), "integer codes × cal must be stored as int codes"
-        assert {c["id"] for c in arc.codec_configs} == {"lpc-v3"}
+        assert {c["id"] for c in arc.codec_configs} == {"lpc-v4"}
         assert arc.index.size == -(-n_samples // block)  # 11 channels: one group
         assert arc.first_samp == first_samp
         assert arc.source["file_name"] is None
@@ -264,7 +264,7 @@ def test_synthetic_float_channels_keep_special_values(tmp_path):
     assert np.array_equal(got[0], np.arange(n))
     with biocompress.open(dst) as arc:
         assert list(arc.value_kind) == [0, 1, 2, 2]
-        assert {c["id"] for c in arc.codec_configs} == {"lpc-v3", "float-lpc-v1", "float-xor-zlib-v1"}
+        assert {c["id"] for c in arc.codec_configs} == {"lpc-v4", "float-lpc-v1", "float-xor-zlib-v1"}
 
 
 # --- mixed-rate EDF: signals stored at their own rates ----------------------------------

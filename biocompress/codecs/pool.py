@@ -18,6 +18,7 @@ import numpy as np
 
 from . import get_codec
 from .base import _LAZY, _REGISTRY
+from ..system.interrupts import deferred
 
 
 def default_workers() -> int:
@@ -53,9 +54,9 @@ def _start_worker(through_server: bool = False) -> None:
 def _warm_up() -> None:
     """One BLAS thread per worker (two workers each spinning two BLAS threads on two
     cores run 5× slower than one), and JIT kernels loaded once per worker."""
-    from threadpoolctl import threadpool_limits
+    from ..system.threads import one_thread_per_process
 
-    threadpool_limits(1)
+    one_thread_per_process()
     codes = np.cumsum(np.random.default_rng(0).integers(-9, 10, (2, 600)), axis=1)
     from .lossless import LosslessCodec
 
@@ -95,7 +96,8 @@ class BlockPool:
         if self.workers == 1:
             self._ex = _Inline()
         else:
-            self._ex = ProcessPoolExecutor(self.workers, mp_context=_context(), initializer=_start_worker)
+            with deferred():
+                self._ex = ProcessPoolExecutor(self.workers, mp_context=_context(), initializer=_start_worker)
 
     def __enter__(self):
         return self
@@ -109,7 +111,11 @@ class BlockPool:
     def _stream(self, fn, jobs):
         pending: deque = deque()
         for tag, config, data in jobs:
-            pending.append((tag, self._ex.submit(fn, config, data) if config is not None else _ready(data)))
+            if config is None:
+                pending.append((tag, _ready(data)))
+            else:
+                with deferred():  # the first submit starts the workers
+                    pending.append((tag, self._ex.submit(fn, config, data)))
             while len(pending) > self.window:
                 tag0, fut = pending.popleft()
                 yield tag0, fut.result()
@@ -130,6 +136,12 @@ class BlockPool:
 _READ_POOL: list = []
 
 
+def no_read_pool() -> None:
+    """Decode reads in this process from now on (no read pool): for worker processes that
+    each handle one file, where the cores are already busy with the other workers."""
+    _READ_POOL[:] = [None]
+
+
 def read_pool():
     """A process pool shared by every archive a process reads, or None on one core or
     where child processes cannot be made (e.g. inside a daemonic worker).
@@ -147,10 +159,12 @@ def read_pool():
             try:
                 ctx = multiprocessing.get_context("forkserver")
                 ctx.set_forkserver_preload(["biocompress.codecs.pool"])
-                pool = ProcessPoolExecutor(default_workers() - 1, mp_context=ctx, initializer=_start_worker,
-                                           initargs=(True,))
-                with _main_hidden():
-                    pool.submit(int).result()  # starts the worker now; fails here, not in a read
+                with deferred():
+                    pool = ProcessPoolExecutor(default_workers() - 1, mp_context=ctx, initializer=_start_worker,
+                                               initargs=(True,))
+                    with _main_hidden():
+                        started = pool.submit(int)  # starts the worker now; fails here, not in a read
+                started.result()
             except (OSError, RuntimeError, AssertionError, ValueError):
                 pool = None
         _READ_POOL.append(pool)
@@ -210,7 +224,8 @@ def decode_parts(jobs, cost=None):
         load[w] += cost[j]
     out = [None] * len(jobs)
     # the calling process decodes the first batch itself while the workers do the rest
-    futures = [pool.submit(_decode_parts, [jobs[j] for j in b]) for b in batches[1:]]
+    with deferred():  # a submit may start a worker
+        futures = [pool.submit(_decode_parts, [jobs[j] for j in b]) for b in batches[1:]]
     done = [_decode_parts([jobs[j] for j in batches[0]])] + [f.result() for f in futures]
     for batch, results in zip(batches, done):
         for j, r in zip(batch, results):

@@ -95,9 +95,10 @@ class FrameSink:
             return 0
         return min(ends)
 
-    def end(self, *, samples_sha256: str | None = None, times_sha256: str | None = None) -> None:
-        """The END frame: the counts, and the digests of the samples and timestamps when the caller
-        has them."""
+    def end(self, *, samples_sha256: str | None = None, times_sha256: str | None = None,
+            fidelity: dict | None = None) -> None:
+        """The END frame: the counts, the digests of the samples and timestamps when the caller has
+        them, and a lossy recording's fidelity figures measured as it went."""
         self.writer.write(FrameType.END, frames.json_payload({
             "n_samples": self.samples_written, "n_blocks": self.n_blocks,
-            "samples_sha256": samples_sha256, "times_sha256": times_sha256}))
+            "samples_sha256": samples_sha256, "times_sha256": times_sha256, "fidelity": fidelity}))

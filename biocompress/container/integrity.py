@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 from contextlib import contextmanager
 
@@ -28,6 +29,7 @@ from ..errors import BiocompressError, CorruptArchiveError
 MANIFEST_ATTR = "integrity"
 MANIFEST_DIGEST_ATTR = "integrity_sha256"
 PAYLOADS = ("/data/payload", "/times/payload")  # segments of coded blocks: their bytes carry block CRCs
+_STREAM_PAYLOAD = re.compile(r"^/streams/(0|[1-9][0-9]*)/(data|times)/payload$")  # an XDF file's other streams
 MAX_ATTR_BYTES = 64 << 20
 MAX_FILTERED_BYTES = 1 << 30
 INFLATE_LIMIT = 1100  # deflate expands at most ~1032×
@@ -109,7 +111,7 @@ def dataset_digest(ds: h5py.Dataset, sizes: Sizes, data: np.ndarray | None = Non
     """Digest of a dataset's type, shape and values (read in bounded chunks unless ``data``
     is given); payload segments are covered by block CRCs, so only their shape counts."""
     h = hashlib.sha256(_dataset_head(ds))
-    if ds.parent.name in PAYLOADS:
+    if is_payload_group(ds.parent.name):
         return h.hexdigest()
     if data is not None:
         h.update(np.ascontiguousarray(data).tobytes())
@@ -123,6 +125,12 @@ def dataset_digest(ds: h5py.Dataset, sizes: Sizes, data: np.ndarray | None = Non
     for i in range(0, ds.shape[0], step):
         h.update(np.ascontiguousarray(ds[i : i + step]).tobytes())
     return h.hexdigest()
+
+
+def is_payload_group(name: str) -> bool:
+    """Whether ``name`` is a group of payload segments (/data/payload, /times/payload, and those of
+    the streams of /streams/<k>)."""
+    return name in PAYLOADS or _STREAM_PAYLOAD.match(name) is not None
 
 
 def objects(h5: h5py.File) -> list[tuple[str, object]]:

@@ -226,12 +226,13 @@ class JournalSink(FrameSink):
         self.writer.sync()
 
     def close(self, *, samples_sha256: str | None = None, times_sha256: str | None = None,
-              finalize: bool = True) -> Path:
-        """End the journal (END: the counts, and the digests of the samples and timestamps when the
-        caller has them) and, unless told otherwise, finalize it into an archive; return its path."""
+              fidelity: dict | None = None, finalize: bool = True) -> Path:
+        """End the journal (END: the counts, the digests of the samples and timestamps when the
+        caller has them, and a lossy recording's fidelity figures measured as it went) and,
+        unless told otherwise, finalize it into an archive; return its path."""
         if not self.writer.closed:
             try:
-                self.end(samples_sha256=samples_sha256, times_sha256=times_sha256)
+                self.end(samples_sha256=samples_sha256, times_sha256=times_sha256, fidelity=fidelity)
             finally:
                 self.writer.close()
         if finalize and self.finalized is None:

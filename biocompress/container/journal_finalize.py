@@ -89,7 +89,7 @@ def _recovery(contents) -> dict:
 
 def _digests(live) -> dict:
     """The samples' and timestamps' SHA-256 (from END, or by decoding) and, for lossy streams,
-    the decoded samples' fingerprint (window = block_samples)."""
+    the decoded samples' fingerprint."""
     contents = live.contents
     samples, times = contents.end_digest("samples_sha256"), contents.end_digest("times_sha256")
     lossy = contents.description.mode != "lossless"
@@ -97,7 +97,7 @@ def _digests(live) -> dict:
     if samples is None or lossy:
         from . import fingerprint
 
-        window = max(1, int(contents.description.block_samples))
+        window = fingerprint.READ_SAMPLES  # as compress's: a live stream's blocks are far shorter
         sha, stats = hashlib.sha256(), []
         for w0 in range(0, contents.n_samples, window):
             y = live.read(w0, min(contents.n_samples, w0 + window))

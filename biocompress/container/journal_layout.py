@@ -96,8 +96,14 @@ def write_fidelity(h5: h5py.File, contents: JournalContents, stats: list[np.ndar
     from . import fingerprint
 
     group = h5.create_group("fidelity")
-    json_dataset(group, "json", {"overall": {}, "per_channel": {}, "ch_names": contents.description.info["ch_names"],
-                                 "measured": False, "why": "a live stream: no source to measure against"})
+    measured = contents.end.get("fidelity") if contents.complete else None
+    if isinstance(measured, dict) and {"overall", "per_channel"} <= set(measured):
+        # figures the recorder measured as it coded, against the samples it received
+        json_dataset(group, "json", {**measured, "ch_names": contents.description.info["ch_names"],
+                                     "measured": "live, against the samples received"})
+    else:
+        json_dataset(group, "json", {"overall": {}, "per_channel": {}, "ch_names": contents.description.info["ch_names"],
+                                     "measured": False, "why": "a live stream: no source to measure against"})
     fingerprint.write(group, stats, window)
 
 

@@ -52,8 +52,9 @@ class Archive:
                 return super().__new__(LiveArchive)
         return super().__new__(cls)
 
-    def __init__(self, path, *, cache_blocks: int = 16):
+    def __init__(self, path, *, cache_blocks: int = 16, stream=None):
         self.path = Path(path)
+        self._wanted_stream = stream
         try:
             st = os.stat(self.path)
         except OSError as exc:
@@ -91,7 +92,8 @@ class Archive:
         self.format_version = version = self._check_format()
         self.parts = integrity.Manifest.load(self.h5, self.sizes, required=version >= 3)
         self.root_attrs = self.parts.attrs("/")
-        self.attrs = self.parts.attrs("/data")
+        self.base = self._stream_group(self._wanted_stream)  # "" (the root) or "streams/<k>/"
+        self.attrs = self.parts.attrs(self._p(DATA))
         self.n_samples = _count(self.attrs, "n_samples", self.path)
         self.n_channels = _count(self.attrs, "n_channels", self.path)
         self.sfreq = float(self.attrs["sfreq"])
@@ -102,10 +104,10 @@ class Archive:
         if not isinstance(self.codec_configs, list) or not all(isinstance(c, dict) for c in self.codec_configs):
             raise CorruptArchiveError(f"{self.path}: codec list is malformed")
         per_channel = 16 * self.n_channels + 1024
-        ch_attrs = self.parts.attrs("/channels")
+        ch_attrs = self.parts.attrs(self._p("channels"))
         self.value_kind = self._channel_array("value_kind", per_channel).astype(np.int8)
         self.stored_samples = (self._channel_array("stored_samples", per_channel).astype(np.int64)
-                               if "stored_samples" in self.h5["channels"]
+                               if "stored_samples" in self.h5[self._p("channels")]
                                else np.full(self.n_channels, self.n_samples, np.int64))
         regular = self.value_kind != scaling.NATIVE
         if (self.stored_samples[regular] != self.n_samples).any() or (self.stored_samples > self.n_samples).any():
@@ -119,20 +121,36 @@ class Archive:
         self.recipe = scaling.Recipe(steps, params)
         self.index = self._read_index()
         self._codecs = self._make_codecs()
-        self.times_index = self._read_times() if TIMES in self.h5 else None
+        self.times_index = self._read_times() if self._p(TIMES) in self.h5 else None
+
+    def _p(self, path: str) -> str:
+        """``path`` within this archive's stream (the root, or /streams/<k>)."""
+        return self.base + path
+
+    def _stream_group(self, wanted) -> str:
+        """The group of the stream ``wanted`` names (None: the main stream, at the root)."""
+        if wanted is None:
+            return ""
+        from . import streams
+
+        entry = streams.select(self, wanted)
+        if entry.kind != streams.SIGNAL:
+            raise BadInputError(self.path, f"stream {entry.index} ({entry.name}, {entry.type}) is a marker stream: "
+                                f"biocompress.open(path).stream({entry.index}) gives its markers")
+        return entry.group
 
     def _channel_array(self, name: str, max_bytes: int) -> np.ndarray:
-        values = self.parts.dataset(f"channels/{name}", max_bytes)
+        values = self.parts.dataset(self._p(f"channels/{name}"), max_bytes)
         if values.shape != (self.n_channels,):
-            raise CorruptArchiveError(f"{self.path}: /channels/{name} has {values.shape}, "
+            raise CorruptArchiveError(f"{self.path}: /{self._p('channels')}/{name} has {values.shape}, "
                                       f"not one value per channel ({self.n_channels})")
         return values
 
     def _read_index(self) -> np.ndarray:
-        ds = self.h5["data/index"]
+        ds = self.h5[self._p("data/index")]
         if ds.ndim != 1 or ds.dtype.names != INDEX_DTYPE.names:
             raise CorruptArchiveError(f"{self.path}: block index has an unexpected layout")
-        index = self.parts.dataset("data/index").astype(INDEX_DTYPE)
+        index = self.parts.dataset(self._p("data/index")).astype(INDEX_DTYPE)
         self._segments = self._payload_sizes(DATA)
         check_index(index, self.n_channels, self.stored_samples, len(self.codec_configs), self._segments,
                     str(self.path))
@@ -140,17 +158,17 @@ class Archive:
 
     def _read_times(self) -> np.ndarray:
         """The index of the timestamp blocks (``/times``): one channel, tiling the archive's samples."""
-        self.times_attrs = attrs = self.parts.attrs(TIMES)
+        self.times_attrs = attrs = self.parts.attrs(self._p(TIMES))
         if _count(attrs, "n_samples", self.path) != self.n_samples:
             raise CorruptArchiveError(f"{self.path}: /times holds {attrs['n_samples']} timestamps for "
                                       f"{self.n_samples} samples")
         self.times_codec_configs = configs = json.loads(attrs["codecs"])
         if not isinstance(configs, list) or not all(isinstance(c, dict) for c in configs):
             raise CorruptArchiveError(f"{self.path}: /times codec list is malformed")
-        ds = self.h5[f"{TIMES}/index"]
+        ds = self.h5[self._p(f"{TIMES}/index")]
         if ds.ndim != 1 or ds.dtype.names != INDEX_DTYPE.names:
             raise CorruptArchiveError(f"{self.path}: /times block index has an unexpected layout")
-        index = self.parts.dataset(f"{TIMES}/index").astype(INDEX_DTYPE)
+        index = self.parts.dataset(self._p(f"{TIMES}/index")).astype(INDEX_DTYPE)
         self._times_segments = self._payload_sizes(TIMES)
         check_index(index, 1, np.array([self.n_samples]), len(configs), self._times_segments,
                     f"{self.path}: /times")
@@ -161,7 +179,7 @@ class Archive:
         return index
 
     def _payload_sizes(self, section: str) -> list[int]:
-        group = self.h5[f"{section}/payload"]
+        group = self.h5[self._p(f"{section}/payload")]
         sizes = []
         for i in range(len(group)):
             ds = group.get(SEGMENT_NAME.format(i))
@@ -173,10 +191,10 @@ class Archive:
         return sizes
 
     def _make_codecs(self) -> list:
-        if "lossy" in self.h5 and "model" in self.h5["lossy"]:  # a model trained by the user, stored here
+        if self._p("lossy") in self.h5 and "model" in self.h5[self._p("lossy")]:  # a model trained by the user, stored here
             from ..codecs.lossy import model_file
 
-            blob = self.parts.dataset("lossy/model", model_file.MAX_MODEL_BYTES)
+            blob = self.parts.dataset(self._p("lossy/model"), model_file.MAX_MODEL_BYTES)
             model_file.load_bytes(blob.tobytes(), where=str(self.path))
         try:
             return [get_codec(c) for c in self.codec_configs]
@@ -216,7 +234,7 @@ class Archive:
     @cached_property
     def info(self):
         with damage_is_corruption(str(self.path), "/info/json"):
-            info = metadata.info_from_dict(self._json("info/json"))
+            info = metadata.info_from_dict(self._json(self._p("info/json")))
         if info["nchan"] != self.n_channels:
             raise CorruptArchiveError(f"{self.path}: /info/json describes {info['nchan']} channels, "
                                       f"the archive holds {self.n_channels}")
@@ -226,10 +244,10 @@ class Archive:
     def annotations(self):
         where = str(self.path)
         with damage_is_corruption(where, "/annotations"):
-            attrs = self.parts.attrs("annotations")
-            onset = self.parts.dataset("annotations/onset").astype(np.float64)
-            duration = self.parts.dataset("annotations/duration").astype(np.float64)
-            description = [s.decode("utf-8") for s in self.parts.dataset("annotations/description")]
+            attrs = self.parts.attrs(self._p("annotations"))
+            onset = self.parts.dataset(self._p("annotations/onset")).astype(np.float64)
+            duration = self.parts.dataset(self._p("annotations/duration")).astype(np.float64)
+            description = [s.decode("utf-8") for s in self.parts.dataset(self._p("annotations/description"))]
             ch_names = json.loads(attrs["ch_names"])
             if not (onset.shape == duration.shape == (len(description),)) or onset.ndim != 1:
                 raise CorruptArchiveError(f"{where}: annotation arrays differ in length")
@@ -243,13 +261,13 @@ class Archive:
     @cached_property
     def fidelity(self) -> dict | None:
         """Lossy archives: the fidelity figures measured at compression (see biocompress.files.fidelity)."""
-        return self._json("fidelity/json") if "fidelity" in self.h5 else None
+        return self._json(self._p("fidelity/json")) if self._p("fidelity") in self.h5 else None
 
     @cached_property
     def lossy_attrs(self) -> dict:
         """Attributes of ``/lossy`` (lossy and near-lossless archives), or {}."""
         with damage_is_corruption(str(self.path), "/lossy"):
-            return self.parts.attrs("lossy") if "lossy" in self.h5 else {}
+            return self.parts.attrs(self._p("lossy")) if self._p("lossy") in self.h5 else {}
 
     @cached_property
     def source(self) -> dict:
@@ -264,7 +282,7 @@ class Archive:
         """The ``/edf`` group (EDF/BDF sources), checked; None when absent."""
         from . import edf_source
 
-        if edf_source.GROUP not in self.h5:
+        if self.base or edf_source.GROUP not in self.h5:  # an XDF file's other streams have none
             return None
         with damage_is_corruption(str(self.path), "/edf group"):
             return edf_source.StoredEdf(self)
@@ -272,10 +290,48 @@ class Archive:
     @cached_property
     def ch_names(self) -> list[str]:
         with damage_is_corruption(str(self.path), "/channels/names"):
-            names = [s.decode("utf-8") for s in self.parts.dataset("channels/names", 1024 * self.n_channels + 1024)]
+            names = [s.decode("utf-8") for s in self.parts.dataset(self._p("channels/names"),
+                                                                   1024 * self.n_channels + 1024)]
         if len(names) != self.n_channels:
             raise CorruptArchiveError(f"{self.path}: {len(names)} channel names for {self.n_channels} channels")
         return names
+
+    # --- the streams of an XDF file (docs/FORMAT.md §5.6) -------------------
+    @cached_property
+    def streams(self) -> list:
+        """Every stream the archive holds (:class:`~.streams.StreamEntry`: number, name, type,
+        kind, channels, rate, samples), the main one (the root) first; one entry for archives
+        of a single recording."""
+        from . import streams
+
+        with damage_is_corruption(str(self.path), "stream list"):
+            return streams.entries(self)
+
+    def stream(self, wanted):
+        """Another stream of the file (its number, name or type): an :class:`Archive` for a
+        numeric stream, a :class:`~.streams.MarkerStream` (timestamps, strings) for markers."""
+        from . import streams
+
+        entry = streams.select(self, wanted)
+        if entry.kind == streams.MARKERS:
+            return streams.markers(self, entry)
+        return Archive(self.path, stream=None if entry.main else entry.index)
+
+    @cached_property
+    def stream_header(self) -> dict:
+        """This stream's header where it came from an XDF file or an LSL stream (name, type,
+        source_id, channel_format, nominal_srate, header_xml, footer_xml, ...), else {}."""
+        from . import streams
+
+        with damage_is_corruption(str(self.path), "stream header"):
+            return streams.header(self)
+
+    def source_values(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """An XDF stream's samples [start, stop) as the file held them: (samples, channels) in
+        the stream's channel_format, bit for bit."""
+        from . import streams
+
+        return streams.source_values(self, start, stop)
 
     @property
     def archive_bytes(self) -> int:
@@ -302,16 +358,16 @@ class Archive:
         return block
 
     def _segment_bytes(self, section: str, seg: int, start: int, n: int) -> bytes:
-        return self.h5[f"{section}/payload"][SEGMENT_NAME.format(seg)][start : start + n].tobytes()
+        return self.h5[self._p(f"{section}/payload")][SEGMENT_NAME.format(seg)][start : start + n].tobytes()
 
     # --- timestamps -------------------------------------------------------
     @cached_property
     def clock_offsets(self) -> np.ndarray | None:
         """(time, offset) pairs measured while recording (``/times/clock_offsets``), or None."""
-        if self.times_index is None or "clock_offsets" not in self.h5[TIMES]:
+        if self.times_index is None or "clock_offsets" not in self.h5[self._p(TIMES)]:
             return None
         with damage_is_corruption(str(self.path), "/times/clock_offsets"):
-            values = self.parts.dataset(f"{TIMES}/clock_offsets")
+            values = self.parts.dataset(self._p(f"{TIMES}/clock_offsets"))
         if values.ndim != 2 or values.shape[1] != 2 or values.dtype != np.float64:
             raise CorruptArchiveError(f"{self.path}: /times/clock_offsets is {values.dtype}{values.shape}, "
                                       "not float64 (n, 2)")
@@ -320,10 +376,10 @@ class Archive:
     @cached_property
     def annotation_timestamps(self) -> np.ndarray | None:
         """Each annotation's marker timestamp (NaN for none), in ``annotations`` order, or None."""
-        if "timestamp" not in self.h5["annotations"]:
+        if "timestamp" not in self.h5[self._p("annotations")]:
             return None
         with damage_is_corruption(str(self.path), "/annotations/timestamp"):
-            values = self.parts.dataset("annotations/timestamp").astype(np.float64)
+            values = self.parts.dataset(self._p("annotations/timestamp")).astype(np.float64)
         if values.shape != (len(self.annotations),):
             raise CorruptArchiveError(f"{self.path}: {values.size} marker timestamps for "
                                       f"{len(self.annotations)} annotations")
@@ -509,6 +565,13 @@ class Archive:
             windows = [(t0, min(self.n_samples, t0 + step)) for t0 in range(0, self.n_samples, step)]
         for t0, t1 in windows:
             yield t0, t1, self.read(t0, t1)
+
+    def to_dask(self, chunk_samples: int | None = None):
+        """This archive's samples as a lazy (channels × samples) Dask array of MNE's float64
+        values, chunked on the blocks (see :mod:`biocompress.files.lazy`); needs dask."""
+        from ..files.lazy import archive_to_dask
+
+        return archive_to_dask(self.path, chunk_samples)
 
     def check_metadata(self) -> int:
         """Read and check every part that ``read_raw``, ``restore`` and ``info`` use besides the

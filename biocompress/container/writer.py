@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 from .._version import __version__
 from ..system.guarded_file import GuardedFile, hdf5_for_writing
 from ..system.outputs import temporary
+from ..system.signals import check_interrupted
 from . import integrity
 from .layout import DATA, FORMAT_NAME, FORMAT_VERSION, INDEX_DTYPE, SEGMENT_BYTES, SEGMENT_NAME, TIMES, put_text
 
@@ -26,6 +28,25 @@ def json_dataset(group: h5py.Group, name: str, obj) -> None:
 
 
 HDF5_OPTIONS = {"libver": ("v110", "latest"), "meta_block_size": 512}
+_SECTION = re.compile(r"^(data|times|streams/(0|[1-9][0-9]*)/(data|times))$")
+
+
+def minimize_dataset_headers(h5: h5py.File) -> bool:
+    """Create the file's datasets without the ~190 bytes HDF5 reserves in each one's header for
+    attributes (HDF5 ≥ 1.10.5; a file's layout and contents are unchanged). Archives of many
+    small streams (XDF files) hold dozens of tiny datasets, where this is a tenth of the file.
+    h5py does not wrap the call: it is made through ctypes, and skipped where that fails."""
+    import ctypes
+
+    import h5py.h5f
+
+    try:
+        hint = ctypes.CDLL(h5py.h5f.__file__).H5Fset_dset_no_attrs_hint  # resolved in h5py's HDF5
+    except (OSError, AttributeError):
+        return False
+    hint.argtypes, hint.restype = [ctypes.c_int64, ctypes.c_bool], ctypes.c_int
+    with h5py._objects.phil:  # h5py's lock around HDF5 calls
+        return hint(h5.id.id, True) >= 0
 
 
 def write_root(h5: h5py.File, mode: str) -> None:
@@ -93,11 +114,13 @@ class ArchiveWriter:
     ``dst`` is untouched; :meth:`publish` renames it into place.
     """
 
-    def __init__(self, dst, *, mode: str = "lossless"):
+    def __init__(self, dst, *, mode: str = "lossless", small_headers: bool = False):
         self.dst = Path(dst)
         self.tmp = temporary(self.dst)
         self._file = GuardedFile(self.tmp, "w")  # a failed write must not reach HDF5 (it cannot recover)
         self.h5 = h5py.File(self._file, "w", **HDF5_OPTIONS)
+        if small_headers:
+            minimize_dataset_headers(self.h5)
         write_root(self.h5, mode)
         self._sections = {DATA: _Section(self.h5.create_group(DATA))}
         self._published = False
@@ -117,26 +140,41 @@ class ArchiveWriter:
 
     def add_block(self, t_start, t_stop, ch_start, ch_stop, codec_config: dict, block: bytes, *,
                   section: str = DATA) -> None:
-        if section not in self._sections:
-            if section != TIMES:
-                raise ValueError(f"unknown archive section {section!r}")
-            self._sections[TIMES] = _Section(self.h5.create_group(TIMES))
-        self._sections[section].add(t_start, t_stop, ch_start, ch_stop, codec_config, block)
+        """``section``: DATA or TIMES, or those of another stream of the file (``streams/<k>/data``,
+        ``streams/<k>/times``, docs/FORMAT.md §5.6)."""
+        self.section(section).add(t_start, t_stop, ch_start, ch_stop, codec_config, block)
+
+    def section(self, name: str) -> _Section:
+        """The section ``name``, created (empty) on first use."""
+        if name not in self._sections:
+            if not _SECTION.match(name):
+                raise ValueError(f"unknown archive section {name!r}")
+            self._sections[name] = _Section(self.h5.require_group(name))
+        return self._sections[name]
 
     @property
     def has_times(self) -> bool:
         return TIMES in self._sections
 
-    def finish(self, data_attrs: dict, times_attrs: dict | None = None) -> None:
+    def finish(self, data_attrs: dict, times_attrs: dict | None = None, others: dict | None = None) -> None:
         """Write the block indexes and the stream attributes (``times_attrs``: those of
-        ``/times``, needed when timestamp blocks were added), then close the file."""
+        ``/times``, needed when timestamp blocks were added; ``others``: the attributes of every
+        other section, by name, e.g. ``{"streams/3/data": {...}}``), then close the file."""
         if self.has_times and times_attrs is None:
             raise ValueError("timestamp blocks were added: finish() needs the /times attributes")
         if times_attrs is not None and not self.has_times:  # a stream with timestamps but no samples yet
             self._sections[TIMES] = _Section(self.h5.create_group(TIMES))
+        others = dict(others or {})
+        for name in others:
+            self.section(name)  # an empty stream's sections too
+        missing = set(self._sections) - {DATA, TIMES} - set(others)
+        if missing:
+            raise ValueError(f"blocks were added to {sorted(missing)}: finish() needs their attributes")
         self._sections[DATA].finish(data_attrs)
         if self.has_times:
             self._sections[TIMES].finish(times_attrs)
+        for name, attrs in others.items():
+            self._sections[name].finish(attrs)
         self.h5.close()
         self._file.close()  # raises a write that failed
         self._seal()
@@ -153,6 +191,7 @@ class ArchiveWriter:
         self._seal()
 
     def publish(self, *, overwrite: bool = False) -> Path:
+        check_interrupted()  # the point of no return: an interrupted run publishes nothing
         if self.h5.id.valid:
             self.h5.close()
         self._file.close()
@@ -175,10 +214,12 @@ class ArchiveWriter:
             self.tmp.unlink(missing_ok=True)
 
 
-def write_description(h5: h5py.File, *, info, ch_types, recipe, kinds, stored, annotations, source: dict) -> None:
+def write_description(h5: h5py.Group, *, info, ch_types, recipe, kinds, stored, annotations,
+                      source: dict | None) -> None:
     """What an archive says about its recording besides the blocks: ``/info``, ``/channels``
     (names, value kinds, stored lengths, scaling recipe), ``/annotations`` and the root
-    ``source`` attribute (docs/FORMAT.md §3, §5)."""
+    ``source`` attribute (docs/FORMAT.md §3, §5). ``h5`` may be another stream's group
+    (``/streams/<k>``, §5.6), which has no ``source`` of its own (``source=None``)."""
     from ..io import metadata, scaling
 
     g = h5.create_group("info")
@@ -198,7 +239,8 @@ def write_description(h5: h5py.File, *, info, ch_types, recipe, kinds, stored, a
     g.create_dataset("description", data=fixed_utf8(ann["description"]))
     put_text(g.attrs, "ch_names", json.dumps(ann["ch_names"]))
     put_text(g.attrs, "orig_time", ann["orig_time"] or "")
-    put_text(h5.attrs, "source", json.dumps(source))
+    if source is not None:
+        put_text(h5.attrs, "source", json.dumps(source))
 
 
 def fixed_utf8(texts) -> np.ndarray:

@@ -17,10 +17,13 @@ from ..errors import BadInputError, VerificationError
 from . import edf_exact
 from ..io import edf_file, edf_native, metadata, scaling
 from ..io.source import file_sha256, needs_whole_read, open_source
+from ..io.xdf_chunks import is_xdf_path
 from ..system.outputs import check_output, writing
+from ..system.threads import one_blas_thread
 from ..codecs.pool import BlockPool
 from ..progress import progress_bar
 from ..stream.encoder import StreamEncoder
+from ..stream.lanes import LEVELS
 from ..stream.plans import lossless_lanes
 from ..stream.sources import raw_chunks
 
@@ -28,6 +31,19 @@ BLOCK_SAMPLES = 16384
 GROUP_CHANNELS = 32  # the cross-channel stage finds references within a lane's channels
 SMALL_RECORDING = 1_000_000  # samples; below this, worker processes cost more than they save
 MODES = ("lossless", "lossy", "near-lossless")
+
+
+def mode_problem(mode: str, quality, max_error_uv) -> str | None:
+    """What is wrong with a mode and its settings (as the command line names them); None if nothing."""
+    if mode not in MODES:
+        return f"--mode must be one of {', '.join(MODES)}; got {mode!r}"
+    if mode == "lossy" and quality is None:
+        return "--mode lossy needs --quality 1…5"
+    if mode == "near-lossless" and max_error_uv is None:
+        return "--mode near-lossless needs --max-error µV"
+    if mode == "lossless" and (quality is not None or max_error_uv is not None):
+        return "--quality and --max-error apply to --mode lossy / near-lossless"
+    return None
 
 
 def default_output(src: Path) -> Path:
@@ -92,11 +108,19 @@ def _stored_samples(raw, native: dict) -> np.ndarray:
 def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
              block_samples: int = BLOCK_SAMPLES, group_channels: int = GROUP_CHANNELS,
              workers: int | None = None, progress: bool = False, verify: bool = True,
-             quality: int | None = None, max_error_uv: float | None = None, model=None) -> Path:
-    """Compress a recording (a path MNE reads, or an ``mne.io.Raw``) into an archive.
+             quality: int | None = None, max_error_uv: float | None = None, model=None,
+             level: str = "default", stream=None) -> Path:
+    """Compress a recording (a path MNE reads, an XDF file, or an ``mne.io.Raw``) into an archive.
+
+    An XDF file (``.xdf``, ``.xdfz``) becomes one archive holding every stream, losslessly,
+    with its exact timestamps: the main stream (``stream``: its number, name or type; default
+    the EEG stream with the most channels) at the root, the others reachable with
+    ``Archive(path, stream=...)`` (docs/FORMAT.md §5.6).
 
     ``mode``: "lossless" (default), "lossy" (autoencoder, ``quality`` 1…5, 1 smallest)
     or "near-lossless" (every sample within ``max_error_uv`` µV; 0 = lossless).
+    ``level``: effort of the lossless integer coder, as flac and zstd users know it:
+    "fast" (bulk conversion, live streams), "default", "max" (much slower, the last percent).
     ``model``: a model file from ``biocompress train`` (default: the shipped model).
 
     The archive is written under a temporary name beside ``dst``, decoded and
@@ -131,7 +155,20 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
                             f"the format's {MAX_BLOCK_ELEMENTS} samples per block")
     if mode not in MODES:
         raise BadInputError(None, f"mode must be one of {MODES}, got {mode!r}")
+    if level not in LEVELS:
+        raise BadInputError(None, f"level must be one of {', '.join(LEVELS)}, got {level!r}")
     source_warnings: list[str] = []
+    if not isinstance(src, mne.io.BaseRaw) and is_xdf_path(src):
+        if mode != "lossless" and not (mode == "near-lossless" and max_error_uv == 0):
+            raise BadInputError(src, f"XDF files are compressed losslessly only (every stream, exact timestamps); "
+                                f"--mode {mode} is not available for them")
+        from .compress_xdf import compress_xdf
+
+        return compress_xdf(src, dst, stream=stream, overwrite=overwrite, block_samples=block_samples,
+                            group_channels=group_channels, workers=workers, progress=progress, verify=verify)
+    if stream is not None:
+        raise BadInputError(src if not isinstance(src, mne.io.BaseRaw) else None,
+                            "stream= picks one stream of an XDF file; this recording is not one")
     if isinstance(src, mne.io.BaseRaw):
         raw, src_path = src, Path(src.filenames[0]) if src.filenames and src.filenames[0] else None
         if dst is None:
@@ -144,15 +181,15 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
                        force=overwrite, kind="archive")
     exact_edf = src_path is not None and not isinstance(src, mne.io.BaseRaw) and edf_file.is_edf(src_path) \
         and edf_native.samples_per_record(raw) is not None
-    with writing(dst):
+    with writing(dst), one_blas_thread():
         return _compress_checked(raw, src_path, dst, mode, exact_edf, overwrite=overwrite,
                                  block_samples=block_samples, group_channels=group_channels, workers=workers,
                                  progress=progress, verify=verify, quality=quality, max_error_uv=max_error_uv,
-                                 model=model, write_metadata=write_metadata)
+                                 model=model, write_metadata=write_metadata, level=level)
 
 
 def _compress_checked(raw, src_path, dst, mode, exact_edf, *, overwrite, block_samples, group_channels, workers,
-                      progress, verify, quality, max_error_uv, model, write_metadata) -> Path:
+                      progress, verify, quality, max_error_uv, model, write_metadata, level) -> Path:
     if mode == "near-lossless" and max_error_uv == 0:
         mode = "lossless"
     if mode != "lossless":
@@ -177,7 +214,7 @@ def _compress_checked(raw, src_path, dst, mode, exact_edf, *, overwrite, block_s
             try:
                 matcher = edf_exact.SignalMatcher(src_path, raw, native) if exact_edf else None
                 lanes = lossless_lanes(kinds, recipe, block_samples, group_channels, native,
-                                       observe=matcher.observe if matcher else None)
+                                       observe=matcher.observe if matcher else None, level=level)
                 sha = _encode(raw, writer, lanes, block_samples, advance, whole, pool)
                 break
             except scaling.KindMismatch as exc:  # a later chunk broke a kind: demote, restart

@@ -26,15 +26,11 @@ from ..container.writer import ArchiveWriter, json_dataset
 from ..errors import BadInputError, VerificationError
 from .fidelity import FidelityMeter
 from ..io import scaling
-from ..io.scaling import value_per_code
 from ..io.source import iter_samples, needs_whole_read
 from ..progress import progress_bar
 from ..stream.encoder import StreamEncoder
-from ..stream.plans import lossy_lanes, near_lossless_lane
+from ..stream.plans import lossy_plan
 from ..stream.sources import raw_chunks
-
-# Lossy qualities reached with a bounded residual (integer-coded recordings): |error| ≤ this × the RMS
-QUALITY_BOUND = {5: 0.026}
 
 
 def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_error_uv: float | None,
@@ -53,30 +49,19 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         raise BadInputError(None, f"--max-error must be a non-negative number of µV, got {max_error_uv!r}")
     recipe = scaling.recipe_for(raw)
     kinds = scaling.detect_kinds(recipe, first)
-    if mode == "lossy" and quality in QUALITY_BOUND and (kinds == 0).all():
-        # the top quality is beyond the autoencoder alone: a bounded residual on the integer codes
-        centred = first - np.median(first, axis=1, keepdims=True)
-        max_error_uv = QUALITY_BOUND[quality] * float(np.sqrt(np.mean(centred**2))) * 1e6
     stim = np.array([t == "stim" for t in raw.get_channel_types()])
-    if mode == "lossy" and quality not in QUALITY_BOUND or mode == "lossy" and (kinds[~stim] != 0).any():
-        lanes, kinds = lossy_lanes(first, kinds, recipe, stim, units, quality, model_path, block_samples)
-        step, deltas_si = QUALITY_STEPS[quality], None
-    else:
-        if (kinds != 0).any():
-            bad = [raw.ch_names[i] for i in np.flatnonzero(kinds != 0)[:3]]
-            raise BadInputError(src_path, f"near-lossless needs integer-coded samples; {int((kinds != 0).sum())} "
-                                f"channel(s) are not (e.g. {bad}); use --mode lossless or lossy")
-        picks = np.arange(n_ch)
+    picks = np.arange(n_ch)
 
-        def to_codes(x):
-            try:
-                return scaling.to_codes(recipe, x, picks, 0)
-            except scaling.KindMismatch as exc:
-                raise BadInputError(src_path, f"channels {exc.channels.tolist()} stop being integer-coded "
-                                    "later in the recording; their error cannot be bounded") from None
-        lane, deltas, step = near_lossless_lane(first, recipe, stim, units, max_error_uv, meta["model_id"],
-                                                block_samples, to_codes)
-        lanes, deltas_si = [lane], deltas * value_per_code(recipe, n_ch)
+    def to_codes(x):
+        try:
+            return scaling.to_codes(recipe, x, picks, 0)
+        except scaling.KindMismatch as exc:
+            raise BadInputError(src_path, f"channels {exc.channels.tolist()} stop being integer-coded "
+                                "later in the recording; their error cannot be bounded") from None
+    plan = lossy_plan(mode, first, kinds, recipe, stim, units, raw.ch_names, quality=quality,
+                      max_error_uv=max_error_uv, model_path=model_path, model_id=meta["model_id"],
+                      block=block_samples, to_codes=to_codes, where=src_path)
+    lanes, kinds, step, max_error_uv, deltas_si = plan.lanes, plan.kinds, plan.step, plan.max_error_uv, plan.deltas_si
     writer = ArchiveWriter(dst, mode=mode)
     try:
         with progress_bar(f"compress {label} ({mode})", raw.n_times, enabled=progress) as advance:

@@ -17,15 +17,18 @@ import numpy as np
 from mne.io import BaseRaw
 
 from ..container.reader import Archive
-from ..errors import CorruptArchiveError
+from ..errors import BadInputError, CorruptArchiveError
 
 
 class RawArchive(BaseRaw):
     """An ``mne.io.Raw`` backed by a biocompress archive (use :func:`read_raw`)."""
 
-    def __init__(self, fname, preload=False, verbose=None):
+    def __init__(self, fname, preload=False, verbose=None, stream=None):
         fname = Path(fname)
-        with Archive(fname) as arc:
+        with Archive(fname, stream=stream) as arc:
+            if arc.n_samples == 0:
+                raise BadInputError(fname, f"stream {_which(arc)} holds no samples: there is nothing to read as a Raw")
+            key = None if not arc.base else arc.stream_header.get("index")
             info = arc.info
             annotations = arc.annotations
             first, n = arc.first_samp, arc.n_samples
@@ -34,7 +37,7 @@ class RawArchive(BaseRaw):
         super().__init__(
             info, preload=preload, first_samps=(first,), last_samps=(first + n - 1,),
             filenames=(str(fname.resolve()),), orig_format="double", verbose=verbose,
-            raw_extras=[{"n_channels": info["nchan"], "first_samp": first, "identity": identity,
+            raw_extras=[{"n_channels": info["nchan"], "first_samp": first, "identity": identity, "stream": key,
                          "cals": np.array([ch["range"] * ch["cal"] for ch in info["chs"]])}],
         )
         if annotations.orig_time is None:
@@ -47,7 +50,7 @@ class RawArchive(BaseRaw):
     def _read_segment_file(self, data, idx, fi, start, stop, cals, mult):
         extras = self._raw_extras[fi]
         every = np.arange(extras["n_channels"])
-        with Archive(self.filenames[fi]) as arc:  # start/stop count from the file's first_samp
+        with Archive(self.filenames[fi], stream=extras.get("stream")) as arc:  # start/stop count from first_samp
             if archive_identity(arc) != extras["identity"]:
                 raise CorruptArchiveError(f"{self.filenames[fi]}: the archive was replaced or modified since it was "
                                           "opened; open it again with read_raw")
@@ -82,6 +85,14 @@ def _warn_if_lossy(fname: Path, arc: Archive) -> None:
                   stacklevel=3)
 
 
-def read_raw(archive, preload=False, verbose=None) -> RawArchive:
-    """Open an archive as an ``mne.io.Raw`` (lazy unless ``preload``)."""
-    return RawArchive(archive, preload=preload, verbose=verbose)
+def read_raw(archive, preload=False, verbose=None, stream=None) -> RawArchive:
+    """Open an archive as an ``mne.io.Raw`` (lazy unless ``preload``).
+
+    ``stream``: in an archive of an XDF file, the stream to read (its number, name or type,
+    see ``biocompress.open(path).streams``); default the main stream."""
+    return RawArchive(archive, preload=preload, verbose=verbose, stream=stream)
+
+
+def _which(arc: Archive) -> str:
+    head = arc.stream_header
+    return f"{head.get('index', '')} ({head.get('name', '?')}, {head.get('type', '?')})" if head else "of the archive"

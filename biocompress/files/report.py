@@ -9,6 +9,7 @@ import numpy as np
 from ..container.reader import Archive
 from ..errors import BadInputError
 from ..system.outputs import check_output, temporary, writing
+from ..system.signals import check_interrupted
 from .fidelity import BANDS, FidelityMeter
 from ..io.source import open_raw
 
@@ -98,6 +99,7 @@ def make_report(archive, source, output, n_channels: int = 4, *, overwrite: bool
     try:
         with writing(output):
             fig.savefig(tmp, dpi=100, format="png")
+        check_interrupted()
         tmp.replace(output)
     finally:
         plt.close(fig)

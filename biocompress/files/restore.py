@@ -21,6 +21,7 @@ from ..system import os_errors
 from ..container.reader import Archive
 from ..errors import BadInputError, VerificationError
 from ..system.outputs import check_output, temporary, writing
+from ..system.signals import check_interrupted
 
 EXPORT_FORMATS = {".fif": "fif", ".edf": "edf", ".bdf": "bdf", ".vhdr": "brainvision", ".set": "eeglab"}
 
@@ -32,9 +33,12 @@ def _check_output(output: Path, overwrite: bool, archive) -> None:
 def restore(archive, output, *, overwrite: bool = False, progress=None, allow_changes: bool = False) -> dict:
     """Write the archived recording to ``output``; return what was written and how exact.
 
-    Returns a dict with ``path``, ``method`` ("edf-bytes" or "mne-export"), ``exact``
-    ("bytes", "samples" or "no") and, for EDF/BDF, the checked ``sha256``; for exports,
-    ``channels`` (per channel: bit-exact or its max |error|) and ``changes``.
+    Returns a dict with ``path``, ``method`` ("edf-bytes", "mne-export" or "xdf"), ``exact``
+    ("bytes", "samples", "streams" or "no") and, for EDF/BDF, the checked ``sha256``; for exports,
+    ``channels`` (per channel: bit-exact or its max |error|) and ``changes``. An archive of an
+    XDF file restored to ``.xdf`` gives every stream back (samples, timestamps, clock offsets,
+    markers, header XML exact; see :mod:`.restore_xdf`); to another format, its main stream
+    through MNE.
     ``allow_changes``: write an export that changes trigger codes or clips values.
 
     Raises ``BadInputError`` (an unusable archive, or an output refused before any work:
@@ -46,6 +50,10 @@ def restore(archive, output, *, overwrite: bool = False, progress=None, allow_ch
     output = Path(output)
     _check_output(output, overwrite, archive)
     with writing(output):
+        if output.suffix.lower() == ".xdf":  # an XDF file's archive: every stream back as an XDF file
+            from .restore_xdf import restore_xdf
+
+            return restore_xdf(archive, output)
         with Archive(archive) as arc:
             if arc.stored_edf is not None:
                 return _restore_edf(arc, output, progress)
@@ -67,6 +75,7 @@ def _restore_edf(arc: Archive, output: Path, progress) -> dict:
             raise VerificationError(f"{arc.path}: rebuilt {stored.kind} file has sha256 {sha}, "
                                     f"the source had {stored.sha256}; nothing written")
         os.chmod(tmp, 0o666 & ~_umask())
+        check_interrupted()
         os.replace(tmp, output)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -90,6 +99,10 @@ def export(archive, output, *, overwrite: bool = False, allow_changes: bool = Fa
     output = Path(output)
     _check_output(output, overwrite, archive)
     with writing(output):
+        if output.suffix.lower() == ".xdf":
+            from .restore_xdf import restore_xdf
+
+            return restore_xdf(archive, output)
         return _export(Path(archive), output, "", allow_changes=allow_changes)
 
 
@@ -140,6 +153,7 @@ def _export(archive: Path, output: Path, source_name: str, *, allow_changes: boo
         if recalibrated:
             notes.append(f"calibration factor set to 1 on {len(recalibrated)} channel(s) so that FIF stores their "
                          "float64 samples exactly")
+        check_interrupted()
         for produced in tmpdir.iterdir():
             os.replace(produced, output.parent / produced.name)
     finally:

@@ -51,3 +51,23 @@ class EncodeJob:
     config: dict
     codes: np.ndarray
     section: str = DATA
+
+
+@dataclass(frozen=True)
+class Marker:
+    """An event of a marker stream: its exact ``timestamp`` (the marker stream's clock) and text."""
+
+    stream: str
+    timestamp: float
+    description: str
+    duration: float = 0.0
+
+
+@dataclass(frozen=True)
+class ClockOffset:
+    """A stream clock's offset measured at ``local_time`` (this machine's LSL clock):
+    ``timestamp + offset`` maps the stream's timestamps onto this machine's clock."""
+
+    stream: str
+    local_time: float
+    offset: float

@@ -142,6 +142,7 @@ class IncomingStream:
             value = d.get(key)
             ok = isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
             end[key] = value if ok and n == self.samples else None
+        end["fidelity"] = d.get("fidelity") if isinstance(d.get("fidelity"), dict) else None  # lossy: as measured
         return end
 
 

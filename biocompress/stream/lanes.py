@@ -16,17 +16,20 @@ from collections.abc import Callable
 import numpy as np
 
 from ..codecs.float_codes import f64_to_codes
-from ..codecs.lossless import FloatLPCCodec, FloatXorCodec, LPCX3Codec
+from ..codecs.lossless import FloatLPCCodec, FloatXorCodec, LPCV4Codec
 from ..codecs.times import LINE, RATE, STEP, TimesCodec
 from ..container.layout import TIMES
 from ..io import scaling
 from .blocks import Block, Chunk, EncodeJob
 
 
-def lossless_codec_for(kind: int):
-    """The lossless codec of a value kind's codes."""
+LEVELS = ("fast", "default", "max")  # encoder effort of the integer codec (docs/FORMAT.md §8.9)
+
+
+def lossless_codec_for(kind: int, level: str = "default"):
+    """The lossless codec of a value kind's codes (``level``: the integer codec's effort)."""
     if kind in (0, scaling.NATIVE):
-        return LPCX3Codec()
+        return LPCV4Codec(level=level)
     if kind == 1:
         return FloatLPCCodec()
     return FloatXorCodec(width=8)
@@ -60,9 +63,9 @@ class CodesLane(Lane):
     """
 
     def __init__(self, start: int, stop: int, kind: int, recipe: scaling.Recipe, block: int,
-                 observe: Callable | None = None):
+                 observe: Callable | None = None, level: str = "default"):
         self.start, self.stop, self.kind, self.recipe, self.block = start, stop, kind, recipe, block
-        self.config = lossless_codec_for(kind).get_config()
+        self.config = lossless_codec_for(kind, level).get_config()
         self.observe = observe
         self._held: list[np.ndarray] = []
         self._held_n = 0
@@ -155,9 +158,9 @@ class NativeLane(Lane):
     """EDF/BDF signals stored at their own rate (value kind int-native): their codes are
     read whole before encoding starts, and blocked in their own sample clock at the end."""
 
-    def __init__(self, start: int, stop: int, codes: np.ndarray, block: int):
+    def __init__(self, start: int, stop: int, codes: np.ndarray, block: int, level: str = "default"):
         self.start, self.stop, self.codes, self.block = start, stop, codes, block
-        self.config = lossless_codec_for(scaling.NATIVE).get_config()
+        self.config = lossless_codec_for(scaling.NATIVE, level).get_config()
 
     def push(self, chunk: Chunk) -> list:
         return []

@@ -398,7 +398,8 @@ class Receiver:
 
 
 def _digests(end: dict) -> dict:
-    return {k: end.get(k) for k in ("samples_sha256", "times_sha256")}
+    """What END says that the journal's own END keeps: digests, a lossy stream's fidelity figures."""
+    return {k: end.get(k) for k in ("samples_sha256", "times_sha256", "fidelity")}
 
 
 def receive(listen: str, *, output: Path | None = None, secret_file=None, **options) -> Receiver:

@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import BadInputError
 from ..io import scaling
 from .lanes import CodesLane, Lane, NativeLane, StreamLane, TimesLane, group_runs
 
 SKETCH_STEP_PER_DELTA = 20.0  # near-lossless: autoencoder step ≈ 20 error bounds / RMS (validation sweep)
+# Lossy qualities reached with a bounded residual (integer-coded recordings): |error| ≤ this × the RMS
+QUALITY_BOUND = {5: 0.026}
 
 
 def lossless_lanes(kinds: np.ndarray, recipe: scaling.Recipe, block: int, group_channels: int,
-                   native: dict[int, np.ndarray] | None = None, observe: Callable | None = None) -> list[Lane]:
+                   native: dict[int, np.ndarray] | None = None, observe: Callable | None = None,
+                   level: str = "default") -> list[Lane]:
     """The lanes of a lossless archive: runs of channels of one value kind, ``group_channels``
     at most (the cross-channel stage finds references within a lane); int-native channels
-    (``native``: their codes, by channel) also by equal stored length."""
+    (``native``: their codes, by channel) also by equal stored length. ``level``: the integer
+    codec's effort (fast, default, max)."""
     native = native or {}
     lengths = [native[ch].size if ch in native else -1 for ch in range(len(kinds))]
     lanes: list[Lane] = []
     for a, b in group_runs(zip(np.asarray(kinds).tolist(), lengths), group_channels):
         if kinds[a] == scaling.NATIVE:
-            lanes.append(NativeLane(a, b, np.stack([native[ch] for ch in range(a, b)]), block))
+            lanes.append(NativeLane(a, b, np.stack([native[ch] for ch in range(a, b)]), block, level))
         else:
-            lanes.append(CodesLane(a, b, int(kinds[a]), recipe, block, observe))
+            lanes.append(CodesLane(a, b, int(kinds[a]), recipe, block, observe, level))
     return lanes
 
 
@@ -77,3 +83,38 @@ def times_lane(block: int, sfreq: float | None = None) -> TimesLane:
     """The lane of a stream's per-sample timestamps: blocks of ``block`` samples, as the
     lossless lanes cut theirs (``sfreq``: the nominal rate, a predictor worth trying)."""
     return TimesLane(block, sfreq)
+
+
+@dataclass
+class LossyPlan:
+    """The lanes of a lossy or near-lossless archive and what its ``/lossy`` group records."""
+
+    lanes: list[Lane]
+    kinds: np.ndarray  # the value kinds the archive records (``lossy`` where the autoencoder codes a channel)
+    step: float
+    max_error_uv: float | None
+    deltas_si: np.ndarray | None  # near-lossless: each channel's bound in its unit (V, T…)
+
+
+def lossy_plan(mode: str, first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units,
+               ch_names, *, quality: int | None, max_error_uv: float | None, model_path, model_id: str, block: int,
+               to_codes: Callable, where=None) -> LossyPlan:
+    """Lanes for ``mode`` "lossy" (the autoencoder at ``quality``; quality 5 of integer-coded
+    channels: a bounded residual of 2.6 % of the RMS) or "near-lossless" (every sample within
+    ``max_error_uv``; integer-coded channels only: BadInputError naming ``where`` otherwise).
+    ``first``: the stream's first block of values, which the codecs are fitted to."""
+    from ..codecs.lossy.ae_codec import QUALITY_STEPS
+
+    if mode == "lossy" and quality in QUALITY_BOUND and (kinds == 0).all():
+        # the top quality is beyond the autoencoder alone: a bounded residual on the integer codes
+        centred = first - np.median(first, axis=1, keepdims=True)
+        max_error_uv = QUALITY_BOUND[quality] * float(np.sqrt(np.mean(centred**2))) * 1e6
+    if mode == "lossy" and quality not in QUALITY_BOUND or mode == "lossy" and (kinds[~stim] != 0).any():
+        lanes, kinds = lossy_lanes(first, kinds, recipe, stim, units, quality, model_path, block)
+        return LossyPlan(lanes, kinds, QUALITY_STEPS[quality], max_error_uv, None)
+    if (kinds != 0).any():
+        bad = [ch_names[i] for i in np.flatnonzero(kinds != 0)[:3]]
+        raise BadInputError(where, f"near-lossless needs integer-coded samples; {int((kinds != 0).sum())} "
+                            f"channel(s) are not (e.g. {bad}); use --mode lossless or lossy")
+    lane, deltas, step = near_lossless_lane(first, recipe, stim, units, max_error_uv, model_id, block, to_codes)
+    return LossyPlan([lane], kinds, step, max_error_uv, deltas * scaling.value_per_code(recipe, first.shape[0]))

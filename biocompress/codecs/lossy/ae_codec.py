@@ -33,7 +33,7 @@ _HEADER = struct.Struct("<IIHHHH")  # n samples, block latents, context before, 
 LATENT_SEGMENT = 32
 # Quality 1…5 → latent step relative to the channels' RMS. Calibrated with the shipped model on the
 # validation subjects (eegmat 12-14): PRDN ≈ 21, 12, 7, 4.4, 3.3 % (quality 5 of integer-coded
-# recordings takes a bounded residual instead: compress_lossy.QUALITY_BOUND).
+# recordings takes a bounded residual instead: stream.plans.QUALITY_BOUND).
 QUALITY_STEPS = {1: 15.0, 2: 6.5, 3: 3.0, 4: 1.3, 5: 0.3}
 
 

@@ -37,12 +37,14 @@ def model_id(model: ConvAutoencoder) -> str:
 def save(path, model: ConvAutoencoder, prior: FactorizedPrior, meta: dict) -> str:
     """Write a model file (the archive layout of :func:`to_bytes`) through a temporary name."""
     from ...system.outputs import temporary
+    from ...system.signals import check_interrupted
 
     path = Path(path)
     mid = model_id(model)
     tmp = temporary(path)
     try:
         tmp.write_bytes(to_bytes(model, prior, {**meta, "model_id": mid}))
+        check_interrupted()
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
