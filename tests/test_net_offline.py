@@ -185,7 +185,7 @@ def test_digests_of_other_samples_are_not_passed_on(sent):
     end = json.loads(sent[-1][1])
     end["n_samples"] -= 1
     got = stream.apply(Frame(FrameType.END, len(sent), json.dumps(end).encode()), Calls())
-    assert got == {"n_samples": end["n_samples"], "samples_sha256": None, "times_sha256": None}
+    assert got == {"n_samples": end["n_samples"], "samples_sha256": None, "times_sha256": None, "fidelity": None}
 
 
 # --- decoding as blocks arrive ----------------------------------------------------------
@@ -233,6 +233,19 @@ def test_an_optional_copy_that_fails_is_dropped_with_a_note():
     assert [c[0] for c in main.calls] == ["add", "note", "add"]
     assert "buffer is full" in main.calls[1][1][0]
     assert ("abort", (), {}) in copy.calls
+
+
+def test_an_optional_copy_that_cannot_start_stops_the_recording():
+    """A receiver that is not there when the stream starts is a mistake to report, not a copy to drop."""
+    class NoStart(Calls):
+        def start(self, header):
+            raise NetworkError("no receiver answered")
+
+    main, copy = Calls(), NoStart()
+    tee = TeeSink(main, copy, optional=[copy])
+    with pytest.raises(NetworkError, match="no receiver"):
+        tee.start("header")
+    assert tee.sinks == [main, copy] and tee.dropped == []
 
 
 def test_a_required_sink_that_fails_stops_the_stream_after_the_others_had_the_call():

@@ -29,6 +29,7 @@ from ..container.frames import FrameError, FrameType
 from ..errors import BackpressureError, NetworkError
 from . import net_protocol as proto
 from .net_protocol import NetType
+from .sinks import FramesSink
 
 BUFFER_BYTES = 64 << 20  # default bound of the resend buffer: about a minute of 256 ch at 2 kHz
 BUFFER_FRAMES = 65536
@@ -118,13 +119,15 @@ class NetSink(FrameSink):
         """Wait until the receiver holds every frame added so far; whether it does."""
         return self.writer.wait_acknowledged(timeout)
 
-    def close(self, *, samples_sha256: str | None = None, times_sha256: str | None = None) -> None:
-        """Send END (counts, and digests when the caller has them), wait until the receiver holds
-        everything (``close_timeout``), say BYE and stop. Raises NetworkError if it does not."""
+    def close(self, *, samples_sha256: str | None = None, times_sha256: str | None = None,
+              fidelity: dict | None = None) -> None:
+        """Send END (counts, digests when the caller has them, a lossy stream's fidelity figures),
+        wait until the receiver holds everything (``close_timeout``), say BYE and stop. Raises
+        NetworkError if it does not."""
         if self.writer.closed:
             return
         try:
-            self.end(samples_sha256=samples_sha256, times_sha256=times_sha256)
+            self.end(samples_sha256=samples_sha256, times_sha256=times_sha256, fidelity=fidelity)
         except BaseException:
             self.writer.abort()
             raise
@@ -526,7 +529,43 @@ def _describe(exc: BaseException) -> str:
 
 
 def send_stream(address: str, description: StreamDescription, *, secret_file=None, **options) -> NetSink:
-    """The sink a command line's ``--send HOST:PORT [--secret-file F]`` asks for (connected)."""
+    """A connected :class:`NetSink` to ``HOST:PORT`` (``secret_file``: the shared secret)."""
     host, port = proto.parse_address(address, what="--send")
     secret = proto.read_secret(secret_file) if secret_file is not None else None
     return NetSink(host, port, description, secret=secret, **options)
+
+
+class NetworkSink(FramesSink):
+    """The live pipeline's sink (:class:`~.sinks.Sink`) that sends the stream to a receiver:
+    the frames an :class:`~.sinks.ArchiveSink` writes to its journal go through a
+    :class:`NetSink` instead, which connects when the stream starts (a receiver that cannot be
+    reached or refuses stops the recording there). ``options``: NetSink's (buffer, timeouts,
+    ``on_sent``). Beside an archive: ``TeeSink(archive, network, optional=[network])`` keeps
+    recording if the network copy fails later (a note in the archive says so)."""
+
+    def __init__(self, host: str, port: int, *, secret: bytes | None = None, **options):
+        super().__init__()
+        self.host, self.port, self.secret, self.options = host, int(port), secret, options
+
+    def _open(self, description: StreamDescription) -> NetSink:
+        return NetSink(self.host, self.port, description, secret=self.secret, **self.options)
+
+    @property
+    def stats(self) -> dict:
+        return self.frames.stats if self.frames is not None else {}
+
+    def close(self, end: dict) -> None:
+        if self.frames is not None:
+            self.frames.close(**self._end(end))
+
+    def discard(self) -> None:
+        if self.frames is not None:
+            self.frames.abort()
+
+
+def network_sink(address: str, *, secret_file=None, **options) -> NetworkSink:
+    """The sink ``stream --send HOST:PORT [--secret-file F]`` asks for: the address and the
+    secret are checked now, the connection made when the stream starts."""
+    host, port = proto.parse_address(address, what="--send")
+    secret = proto.read_secret(secret_file) if secret_file is not None else None
+    return NetworkSink(host, port, secret=secret, **options)

@@ -6,30 +6,32 @@ from ..errors import BiocompressError
 
 
 class TeeSink:
-    """Hands every call to each of ``sinks``, in order.
+    """Hands every call to each of ``sinks``, in order (any sink interface: the live pipeline's
+    :class:`~.sinks.Sink`, or the frame sinks' ``add``/``add_markers``/``close(**digests)``).
 
     ``optional``: sinks whose own failure (a BiocompressError, e.g. the network gone for
-    longer than the sender's buffer lasts) must not stop the others: such a sink is dropped,
-    the others get a note saying why (kept in the archive's provenance), and ``dropped``
-    lists it with its error. Any other failure propagates once every sink has had the call.
+    longer than the sender's buffer lasts) must not stop the others: such a sink is dropped
+    (``abort()`` or ``discard()`` where it has one), the others get a note saying why (kept in
+    the archive's provenance), and ``dropped`` lists it with its error. A failure in
+    :meth:`start`, or of any other sink, propagates once every sink has had the call.
     """
 
     def __init__(self, *sinks, optional=()):
         self.sinks = list(sinks)
-        self.optional = [s for s in optional if s in self.sinks]
+        self.optional = [s for s in optional if any(s is t for t in self.sinks)]
         self.dropped: list[tuple[object, BaseException]] = []
 
-    def _each(self, method: str, *args, **kwargs) -> list:
+    def _each(self, method: str, *args, droppable: bool = True, **kwargs) -> list:
         results, error = [], None
         for sink in list(self.sinks):
             try:
                 results.append(getattr(sink, method)(*args, **kwargs))
             except BiocompressError as exc:
-                if sink in self.optional:
+                if droppable and any(sink is s for s in self.optional):
                     self._drop(sink, exc)
                 elif error is None:
                     error = exc
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - raised once the others had the call
                 if error is None:
                     error = exc
         if error is not None:
@@ -37,28 +39,34 @@ class TeeSink:
         return results
 
     def _drop(self, sink, exc: BaseException) -> None:
-        self.sinks.remove(sink)
+        self.sinks = [s for s in self.sinks if s is not sink]
         self.dropped.append((sink, exc))
         for other in self.sinks:
             try:
                 other.note(f"a copy of this stream stopped: {exc}")
             except BaseException:  # noqa: BLE001 - its own failure shows on the next call
                 pass
-        abort = getattr(sink, "abort", None)
-        if abort is not None:
-            abort()
+        stop = getattr(sink, "abort", None) or getattr(sink, "discard", None)
+        if stop is not None:
+            try:
+                stop()
+            except BaseException:  # noqa: BLE001 - it is gone either way
+                pass
 
-    def add(self, block) -> None:
-        self._each("add", block)
+    def start(self, *args, **kwargs) -> None:
+        self._each("start", *args, droppable=False, **kwargs)
 
-    def add_times(self, block) -> None:
-        self._each("add_times", block)
+    def add(self, *args, **kwargs) -> None:
+        self._each("add", *args, **kwargs)
+
+    def add_times(self, *args, **kwargs) -> None:
+        self._each("add_times", *args, **kwargs)
 
     def add_markers(self, *args, **kwargs) -> None:
         self._each("add_markers", *args, **kwargs)
 
-    def add_clock(self, time_s: float, offset_s: float) -> None:
-        self._each("add_clock", time_s, offset_s)
+    def add_clock(self, *args, **kwargs) -> None:
+        self._each("add_clock", *args, **kwargs)
 
     def note(self, text: str) -> None:
         self._each("note", text)
@@ -66,9 +74,13 @@ class TeeSink:
     def flush(self) -> None:
         self._each("flush")
 
-    def close(self, **kwargs):
-        """Close every sink (each with ``kwargs``, e.g. the samples' digests); the first path any returns."""
-        return next((r for r in self._each("close", **kwargs) if r is not None), None)
+    def close(self, *args, **kwargs):
+        """Close every sink (each with the same arguments: the pipeline's ``end``, or a frame sink's
+        digests); the first path any returns."""
+        return next((r for r in self._each("close", *args, **kwargs) if r is not None), None)
+
+    def discard(self) -> None:
+        self._each("discard", droppable=False)
 
     def __enter__(self):
         return self
@@ -79,7 +91,8 @@ class TeeSink:
             try:
                 sink.__exit__(exc_type, exc, tb)
             except BaseException as failure:  # noqa: BLE001 - every sink gets its exit first
-                if error is None and not (sink in self.optional and isinstance(failure, BiocompressError)):
+                optional = any(sink is s for s in self.optional)
+                if error is None and not (optional and isinstance(failure, BiocompressError)):
                     error = failure
         if error is not None and exc is None:
             raise error
