@@ -213,16 +213,16 @@ class Receiver:
         except asyncio.CancelledError:
             pass
         except FrameError as exc:  # the peer broke the protocol: it goes, the stream stays
+            await _stopped(acker)  # REFUSE is the last frame the peer gets: no ACK after it
             await self._refuse(writer, str(exc))
         except (OSError, TimeoutError, asyncio.IncompleteReadError):
             pass
         except Exception as exc:  # noqa: BLE001 - the receiver's own failure (its output)
+            await _stopped(acker)
             await self._refuse(writer, f"the receiver cannot go on: {exc}")
             self._fatal(exc)
         finally:
-            if acker is not None:
-                acker.cancel()
-                await asyncio.gather(acker, return_exceptions=True)
+            await _stopped(acker)
             writer.close()
             self._handlers.pop(task, None)
             if self._current is task:
@@ -407,3 +407,11 @@ def receive(listen: str, *, output: Path | None = None, secret_file=None, **opti
     host, port = proto.parse_address(listen, what="--listen")
     secret = proto.read_secret(secret_file) if secret_file is not None else None
     return Receiver(host, port, output=output, secret=secret, **options)
+
+
+async def _stopped(task: asyncio.Task | None) -> None:
+    """Cancel ``task`` (if any) and wait until it has ended."""
+    if task is not None and not task.done():
+        task.cancel()
+    if task is not None:
+        await asyncio.gather(task, return_exceptions=True)
