@@ -105,13 +105,20 @@ def assert_same_annotations(a: mne.Annotations, b: mne.Annotations) -> None:
 # --- crafted archives -------------------------------------------------------------
 @contextmanager
 def crafted(path):
-    """Open an archive for changes and seal it again afterwards, as a forger would: the
-    integrity manifest then agrees with the changes, and only the reader's own checks
-    of sizes and consistency stand between them and the user."""
+    """Open an archive's metadata for changes and seal it again afterwards, as a forger would:
+    its integrity data then agree with the changes, and only the reader's own checks of sizes
+    and consistency stand between them and the user. Format 5: the packed metadata (payload
+    segments are not in it: change those with h5py on the file itself)."""
     import h5py
 
-    from biocompress.container import integrity
+    from biocompress.container import integrity, packed
 
+    with h5py.File(path, "r") as f:
+        is_packed = "meta" in f and "meta_sha256" in f.attrs
+    if is_packed:
+        with packed.editing(path) as image:
+            yield image
+        return
     with h5py.File(path, "r+") as f:
         yield f
     with h5py.File(path, "r+") as f:

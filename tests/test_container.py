@@ -66,7 +66,7 @@ def test_index_of_multi_block_archive(small_archive):
         assert arc.index.size == 8
         # blocks lie inside their payload segment, back to back, and pass their CRC
         for i, row in enumerate(arc.index):
-            seg = arc.h5["data/payload"][SEGMENT_NAME.format(int(row["segment"]))]
+            seg = arc.file["data/payload"][SEGMENT_NAME.format(int(row["segment"]))]
             assert row["offset"] + row["length"] <= seg.shape[0]
             assert len(arc.block_bytes(i)) == row["length"]
         assert arc.attrs["block_samples"] == 700
@@ -93,9 +93,14 @@ def test_samples_sha256_matches_layout(small_archive):
 
 def test_archive_attributes(small_archive):
     path, raw = small_archive
-    with h5py.File(path, "r") as f:
+    with h5py.File(path, "r") as outer:  # format 5: the file holds the payload and the packed metadata
+        assert get_text(outer.attrs, "format") == "biocompress"
+        assert int(outer.attrs["format_version"]) == FORMAT_VERSION == 5
+        assert sorted(outer) == ["data", "meta"] and sorted(outer["data"]) == ["payload"]
+    with biocompress.open(path) as arc:
+        f = arc.h5  # the metadata tree, unpacked
         assert get_text(f.attrs, "format") == "biocompress"
-        assert int(f.attrs["format_version"]) == FORMAT_VERSION == 4
+        assert int(f.attrs["format_version"]) == FORMAT_VERSION
         assert get_text(f.attrs, "mode") == "lossless"
         assert get_text(f.attrs, "created_by").startswith("biocompress ")
         assert all(not isinstance(v, str) for v in f.attrs.values()), "no variable-length (global heap) strings"
@@ -104,6 +109,22 @@ def test_archive_attributes(small_archive):
         json.loads(bytes(f["info/json"][()]).decode("utf-8"))  # strict JSON
         assert json.loads(get_text(f["channels"].attrs, "value_kinds")) == ["int", "f32", "f64", "int-native", "lossy"]
         assert (f["channels/stored_samples"][()] == 2500).all()
+
+
+def test_packed_metadata_is_checked_before_it_is_read(tmp_path, small_archive):
+    """Any byte of /meta changed: the archive is refused (its SHA-256), never misread."""
+    path, _ = small_archive
+    with h5py.File(path, "r") as f:
+        n = f["meta"].shape[0]
+    for k in (0, n // 3, n - 1):
+        damaged = tmp_path / f"m{k}.bc.h5"
+        damaged.write_bytes(path.read_bytes())
+        with h5py.File(damaged, "r+") as f:
+            blob = f["meta"][()]
+            blob[k] ^= 0x10
+            f["meta"][...] = blob
+        with pytest.raises(CorruptArchiveError, match="packed metadata is damaged"):
+            biocompress.open(damaged)
 
 
 # --- damaged and foreign files -------------------------------------------------------------------
@@ -155,8 +176,10 @@ def test_index_gap_is_corrupt(small_archive):
         biocompress.open(path)
 
 
-def test_changed_index_fails_the_manifest(small_archive):
-    path, _ = small_archive
+def test_changed_index_fails_the_manifest(tmp_path, fixtures_dir):
+    """Formats 3-4 (a manifest per part): a changed index fails its digest."""
+    path = tmp_path / "v3.bc.h5"
+    path.write_bytes((fixtures_dir / "archive-v3_edf_integrity.bc.h5").read_bytes())
     with h5py.File(path, "r+") as f:
         index = f["data/index"][()]
         index[1]["t_stop"] += 1
@@ -214,7 +237,7 @@ def test_unknown_codec_id_in_archive_is_corrupt(small_archive):
 
 def test_missing_part_is_corrupt(small_archive):
     path, _ = small_archive
-    with h5py.File(path, "r+") as f:
+    with crafted(path) as f:
         del f["channels/value_kind"]
     with pytest.raises(CorruptArchiveError, match="missing"):
         biocompress.open(path)

@@ -192,15 +192,34 @@ def test_frozen_stream_archive_timestamps_markers_and_clock():
         assert arc.source["stream"]["name"] == "fixture" and "recovery" not in arc.source
 
 
-def test_frozen_xdf_archive_every_stream():
+def test_frozen_v5_archive_packed_metadata_restores(tmp_path):
+    """Format 5 (§2.1): the metadata packed in /meta, sealed by its SHA-256; the EDF+ file
+    comes back byte for byte."""
+    entry = ARCHIVES["archive-v5_edf_packed"]
+    path = FIXTURES_DIR / entry["archive"]
+    from biocompress.files.restore import restore
+    from biocompress.files.verify import verify_archive
+
+    with biocompress.open(path) as arc:
+        assert arc.format_version == 5 and arc.check_metadata() > 20
+        assert set(arc.file) <= {"meta", "data"} and "channels" in arc.h5
+    assert verify_archive(path)["ok"]
+    out = tmp_path / entry["source_sample"]
+    assert restore(path, out)["exact"] == "bytes"
+    assert out.read_bytes() == (SAMPLES_DIR / entry["source_sample"]).read_bytes()
+
+
+@pytest.mark.parametrize("name", ["archive-v4_xdf_streams", "archive-v5_xdf_streams"])
+def test_frozen_xdf_archive_every_stream(name):
     """Format 4 (§5.6): an XDF file's archive gives back every stream's samples (in the file's
     format), timestamps, markers and header XML exactly; the EEG stream is the root's."""
-    entry = ARCHIVES["archive-v4_xdf_streams"]
+    entry = ARCHIVES[name]
     path = FIXTURES_DIR / entry["archive"]
     with biocompress.open(path) as arc:
         assert [str(e.index) for e in arc.streams] == list(entry["streams"])
-        arc.check_metadata()  # every part of every stream against the manifest
-        assert {f"@/streams/{e.index}" for e in arc.streams[1:]} <= set(arc.parts.parts)
+        arc.check_metadata()  # every part of every stream against the manifest or the packed seal
+        if arc.format_version < 5:
+            assert {f"@/streams/{e.index}" for e in arc.streams[1:]} <= set(arc.parts.parts)
         for key, want in entry["streams"].items():
             if "strings" in want:
                 markers = arc.stream(int(key))

@@ -1,5 +1,9 @@
-"""The integrity manifest: every part a reader uses is checked, and damage to any one of
-them raises CorruptArchiveError (naming the part) instead of returning wrong values."""
+"""Integrity: every part a reader uses is checked, and damage to any one of them raises
+CorruptArchiveError instead of returning wrong values.
+
+Format 5 packs the metadata into one blob under one SHA-256 (damage anywhere in it is
+caught on opening); formats 3-4, still read, carry a manifest of one digest per part,
+checked part by part (the frozen v3 fixture)."""
 
 from __future__ import annotations
 
@@ -30,6 +34,14 @@ def any_archive(request, tmp_path_factory, edf_archive):
     folder = tmp_path_factory.mktemp("integrity_lossy")
     return biocompress.compress(SAMPLES_DIR / "test_utf8_annotations.edf", folder / "q.bc.h5",
                                 mode="lossy", quality=3)
+
+
+@pytest.fixture
+def v3_archive(tmp_path, fixtures_dir):
+    """A format-3 archive (a manifest per part): a copy of the frozen fixture."""
+    path = tmp_path / "v3.bc.h5"
+    shutil.copyfile(fixtures_dir / "archive-v3_edf_integrity.bc.h5", path)
+    return path
 
 
 def _parts(path) -> list[str]:
@@ -63,9 +75,9 @@ def _damage(h5: h5py.File, part: str) -> bool:
     return True
 
 
-def test_manifest_covers_every_object(edf_archive):
-    parts = set(_parts(edf_archive))
-    with h5py.File(edf_archive, "r") as f:
+def test_manifest_covers_every_object(v3_archive):
+    parts = set(_parts(v3_archive))
+    with h5py.File(v3_archive, "r") as f:
         for path, obj in integrity.objects(f):
             if isinstance(obj, h5py.Dataset):
                 assert path in parts, path
@@ -83,17 +95,16 @@ def _read_all(path, out):
     return raw.get_data(), raw.annotations, raw.ch_names, out.read_bytes() if exact else b""
 
 
-@pytest.mark.filterwarnings("ignore:.*archive.*approximate")
-def test_damage_to_any_part_is_caught(tmp_path, any_archive):
+def test_damage_to_any_part_of_a_manifest_archive_is_caught(tmp_path, v3_archive):
     """One part at a time: verify fails, and what read_raw and restore give is either an
     error or exactly what the undamaged archive gives (a reader may not use every part)."""
-    clean = _read_all(any_archive, tmp_path / "clean.edf")
+    clean = _read_all(v3_archive, tmp_path / "clean.edf")
     missed = []
-    for part in _parts(any_archive):
+    for part in _parts(v3_archive):
         if part.startswith("/data/payload/"):
             continue  # payload bytes are covered by the block CRCs (tests/test_container.py)
         path = tmp_path / "d.bc.h5"
-        shutil.copyfile(any_archive, path)
+        shutil.copyfile(v3_archive, path)
         with h5py.File(path, "r+") as f:
             if not _damage(f, part):
                 continue
@@ -117,6 +128,25 @@ def test_damage_to_any_part_is_caught(tmp_path, any_archive):
     assert not missed, missed
 
 
+@pytest.mark.filterwarnings("ignore:.*archive.*approximate")
+def test_damage_anywhere_in_packed_metadata_is_caught(tmp_path, any_archive):
+    """Format 5: a changed byte anywhere in /meta, and every reader refuses the archive."""
+    with h5py.File(any_archive, "r") as f:
+        n = f["meta"].shape[0]
+    for k in np.linspace(0, n - 1, 12).astype(int):
+        path = tmp_path / "d.bc.h5"
+        shutil.copyfile(any_archive, path)
+        with h5py.File(path, "r+") as f:
+            blob = f["meta"][()]
+            blob[k] ^= 0x01
+            f["meta"][...] = blob
+        with pytest.raises(CorruptArchiveError, match="packed metadata"):
+            verify_archive(path)
+        with pytest.raises(CorruptArchiveError, match="packed metadata"):
+            _read_all(path, tmp_path / "r.edf")
+        assert not (tmp_path / "r.edf").exists()
+
+
 def test_resealed_archive_still_reads(tmp_path, edf_archive):
     """Sealing again without changes keeps the archive valid (the forger's tool in conftest)."""
     path = tmp_path / "s.bc.h5"
@@ -126,13 +156,69 @@ def test_resealed_archive_still_reads(tmp_path, edf_archive):
     assert verify_archive(path)["ok"]
 
 
-def test_oversized_declared_dataset_is_refused_before_reading(tmp_path, edf_archive):
+def test_oversized_declared_dataset_is_refused_before_reading(tmp_path, v3_archive):
     """A dataset whose header declares far more than the file stores is never read."""
-    path = tmp_path / "big.bc.h5"
-    shutil.copyfile(edf_archive, path)
-    with h5py.File(path, "r+") as f:
+    with h5py.File(v3_archive, "r+") as f:
         del f["info/json"]
         f["info"].create_dataset("json", shape=(1 << 33,), dtype=np.uint8, chunks=(1 << 20,),
                                  compression="gzip")
     with pytest.raises(CorruptArchiveError, match="declares"):
-        biocompress.read_raw(path)
+        biocompress.read_raw(v3_archive)
+
+
+def test_packed_value_declaring_more_than_its_bytes_is_refused(tmp_path, edf_archive):
+    """Format 5, forged: a packed value claiming 8 GiB in a few bytes is refused before any
+    allocation; so is /meta claiming to inflate past the format's limit."""
+    import hashlib
+    import json
+    import struct
+    import zlib
+
+    from biocompress.container import packed
+
+    path = tmp_path / "f.bc.h5"
+    shutil.copyfile(edf_archive, path)
+    with h5py.File(path, "r") as f:
+        raw = packed.inflate(f["meta"][()].tobytes(), int(f.attrs["meta_bytes"]), str(path))
+    n_head = struct.unpack_from("<I", raw, 8)[0]
+    head = json.loads(raw[12 : 12 + n_head])
+    entry = next(e for e in head["objects"] if e[0] == "/info/json")
+    entry[3][1] = [1 << 33]  # shape
+    entry[3][3] = 1 << 33  # nbytes
+    text = json.dumps(head).encode("ascii")
+    forged = packed.MAGIC + struct.pack("<I", len(text)) + text + raw[12 + n_head :]
+    blob = zlib.compress(forged)
+    with h5py.File(path, "r+") as f:
+        del f["meta"]
+        f.create_dataset("meta", data=np.frombuffer(blob, np.uint8))
+        f.attrs["meta_bytes"] = np.int64(len(forged))
+        f.attrs["meta_sha256"] = np.bytes_(hashlib.sha256(blob).hexdigest().encode())
+    with pytest.raises(CorruptArchiveError, match="outside its bytes"):
+        biocompress.open(path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["meta_bytes"] = np.int64(1 << 40)
+    with pytest.raises(CorruptArchiveError, match="declares"):
+        biocompress.open(path)
+
+
+def test_packed_metadata_bomb_is_refused_before_inflating(tmp_path, edf_archive):
+    """Format 5, forged: /meta sealed correctly but inflating to far more than a file of its
+    size can honestly hold (a zlib bomb) is refused on its declared size."""
+    import hashlib
+    import zlib
+
+    from biocompress.container import packed
+
+    path = tmp_path / "bomb.bc.h5"
+    shutil.copyfile(edf_archive, path)
+    declared = packed.meta_bound(path.stat().st_size) + (8 << 20)  # the file grows by the blob: margin
+    z = zlib.compressobj(9)
+    blob = z.compress(packed.MAGIC) + z.compress(bytes(declared - len(packed.MAGIC))) + z.flush()
+    with h5py.File(path, "r+") as f:
+        del f["meta"]
+        f.create_dataset("meta", data=np.frombuffer(blob, np.uint8))
+        f.attrs["meta_bytes"] = np.int64(declared)
+        f.attrs["meta_sha256"] = np.bytes_(hashlib.sha256(blob).hexdigest().encode())
+    assert packed.meta_bound(path.stat().st_size) < declared
+    with pytest.raises(CorruptArchiveError, match="declares"):
+        biocompress.open(path)

@@ -23,6 +23,7 @@ import biocompress
 import journal_child
 from biocompress.container.description import StreamDescription
 from biocompress.container.journal import JournalSink, JournalWriter, finalize, is_journal
+from biocompress.container.layout import FORMAT_VERSION
 from biocompress.container.live import LiveArchive
 from biocompress.container.reader import sample_bytes, times_bytes
 from biocompress.errors import BadInputError, CorruptArchiveError
@@ -101,7 +102,7 @@ def test_journal_finalizes_to_the_recording(tmp_path, rec, timestamps):
     assert sink.finalized == path and not is_journal(path) and h5py.is_hdf5(path)
     assert leftovers(tmp_path) == []
     with biocompress.open(path) as arc:
-        assert type(arc) is biocompress.Archive and arc.format_version == 4
+        assert type(arc) is biocompress.Archive and arc.format_version == FORMAT_VERSION
         _check_prefix(arc, rec, rec[1].shape[1])
         assert arc.verify()["ok"] and arc.check_metadata() > 0
         assert "recovery" not in arc.source and arc.source["stream"]["name"] == "child"

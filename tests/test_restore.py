@@ -135,21 +135,27 @@ def test_discontinuous_edf_keeps_gaps_and_restores(tmp_path):
 
 @pytest.mark.parametrize("reseal", [False, True], ids=["damaged", "crafted"])
 def test_damaged_edf_bytes_fail_restore_and_leave_nothing(tmp_path, reseal):
-    """A damaged annotation signal fails its manifest checksum; one changed by a forger who
-    sealed the archive again still fails the rebuilt file's SHA-256."""
+    """Damage to the metadata (the annotation signal's bytes live there) fails its SHA-256; a
+    change made by a forger who sealed the archive again still fails the rebuilt file's SHA-256."""
     src = copy_sample("test_utf8_annotations.edf", tmp_path)
     archive = biocompress.compress(src, tmp_path / "a.bc.h5")
-    with (crafted(archive) if reseal else h5py.File(archive, "r+")) as h5:
-        tal = int(np.flatnonzero(h5["edf/channel_of_signal"][()] == -1)[0])
-        ds = h5[f"edf/signal_{tal}"]
-        row = ds[0]
-        row[0] ^= 0x20
-        ds[0] = row
+    if reseal:
+        with crafted(archive) as h5:
+            tal = int(np.flatnonzero(h5["edf/channel_of_signal"][()] == -1)[0])
+            ds = h5[f"edf/signal_{tal}"]
+            row = ds[0]
+            row[0] ^= 0x20
+            ds[0] = row
+    else:
+        with h5py.File(archive, "r+") as h5:
+            blob = h5["meta"][()]
+            blob[len(blob) // 2] ^= 0x20
+            h5["meta"][...] = blob
     out = tmp_path / "out" / "a.edf"
     out.parent.mkdir()
     res = invoke("restore", archive, "-o", out)
     assert res.exit_code == 1
-    assert ("sha256" if reseal else f"/edf/signal_{tal} is damaged") in flat(res.output)
+    assert ("sha256" if reseal else "packed metadata is damaged") in flat(res.output)
     assert not out.exists() and leftovers(out.parent) == []
 
 

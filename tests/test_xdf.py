@@ -309,8 +309,9 @@ def test_verify_checks_every_stream(tmp_path, made):
     assert report["ok"]
     assert any(line.startswith("stream 6 (Count, Counter): 1300 samples × 2 channels") for line in report["lines"])
     # damage one block of another stream: verify fails and names it; reading it raises
-    with h5py.File(archive, "r+") as h5:
-        row = h5["streams/6/data/index"][0]
+    with Archive(archive, stream=6) as arc:
+        row = arc.index[0]
+    with h5py.File(archive, "r+") as h5:  # the payload segments are in the file itself
         seg = h5["streams/6/data/payload/000000"]
         seg[int(row["offset"]) + 3] ^= 0xFF
     report = verify_archive(archive)
@@ -325,9 +326,11 @@ def test_verify_checks_every_stream(tmp_path, made):
 def test_stream_attributes_are_covered_by_the_manifest(tmp_path, made):
     archive = tmp_path / "rec.bc.h5"
     shutil.copy(made[2], archive)
-    with h5py.File(archive, "r+") as h5:
-        h5["streams/1"].attrs["header_xml"] = np.bytes_(b"<info>forged</info>")
-    with pytest.raises(CorruptArchiveError, match="streams/1"), biocompress.open(archive) as arc:
+    with h5py.File(archive, "r+") as h5:  # a changed byte in the packed metadata (it holds the stream headers)
+        blob = h5["meta"][()]
+        blob[len(blob) // 3] ^= 0x04
+        h5["meta"][...] = blob
+    with pytest.raises(CorruptArchiveError, match="packed metadata"), biocompress.open(archive) as arc:
         _ = arc.streams
     assert invoke("verify", archive).exit_code == 1
 

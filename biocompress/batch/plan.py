@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 from collections import Counter
@@ -64,18 +63,14 @@ def exported_name(rel: str, fmt: str) -> str:
 
 def archived_format(path: Path) -> tuple[str, bool]:
     """(extension of the archived file, whether its bytes are kept): read from the archive's
-    root attributes only. Anything unreadable gives (".fif", False): the task that restores
-    the archive reports what is wrong with it."""
-    import h5py
+    provenance (its metadata checked, no sample read). Anything unreadable gives (".fif", False):
+    the task that restores the archive reports what is wrong with it."""
+    from ..container.reader import Archive
 
     try:
-        with h5py.File(path, "r") as f:
-            raw = f.attrs.get("source")
-            exact = "edf" in f
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
-        if len(text) > 1 << 20:
-            return ".fif", False
-        name = json.loads(text).get("file_name") or ""
+        with Archive(path) as arc:
+            name = arc.source.get("file_name") or ""
+            exact = "edf" in arc.h5
     except Exception:  # noqa: BLE001 - an untrusted file: the restore task reports its problem
         return ".fif", False
     suffix = Path(str(name)).suffix  # as the file had it (MB0400FU.EDF)

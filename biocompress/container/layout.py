@@ -7,9 +7,11 @@ import numpy as np
 from ..codecs.base import MAX_DECODED_ELEMENTS as MAX_BLOCK_ELEMENTS
 
 FORMAT_NAME = "biocompress"
-FORMAT_VERSION = 4  # 2 added value kind int-native and /channels/stored_samples; 3 the integrity manifest;
-#                     4 the stream's timestamps (/times) and marker timestamps (/annotations/timestamp)
-READABLE_VERSIONS = (1, 2, 3, 4)
+FORMAT_VERSION = 5  # 2 added value kind int-native and /channels/stored_samples; 3 the integrity manifest;
+#                     4 the stream's timestamps (/times) and marker timestamps (/annotations/timestamp);
+#                     5 the metadata packed into /meta (container/packed.py)
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
+PACKED_VERSION = 5  # from this version on, the metadata tree is packed
 DATA, TIMES = "data", "times"  # groups of coded blocks: the samples, and their timestamps (one channel)
 SEGMENT_NAME = "{:06d}"  # /data/payload/000000, 000001, ...
 SEGMENT_BYTES = 8 << 20  # blocks are buffered and written as contiguous segments of ~8 MiB

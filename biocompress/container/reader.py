@@ -20,10 +20,10 @@ from ..system import os_errors
 from ..errors import BadInputError, CorruptArchiveError
 from ..io import edf_native, metadata, scaling
 from ..codecs.pool import decode_parts
-from . import integrity
+from . import integrity, packed
 from .integrity import damage_is_corruption
 from ..codecs.float_codes import codes_to_f64
-from .layout import DATA, FORMAT_NAME, INDEX_DTYPE, MAX_BLOCK_ELEMENTS, READABLE_VERSIONS, SEGMENT_NAME, TIMES
+from .layout import DATA, FORMAT_NAME, INDEX_DTYPE, MAX_BLOCK_ELEMENTS, PACKED_VERSION, READABLE_VERSIONS, SEGMENT_NAME, TIMES
 
 
 MAX_JSON_BYTES = 256 << 20
@@ -76,21 +76,56 @@ class Archive:
         self.native = self.value_kind == scaling.NATIVE
 
     def _open_hdf5(self) -> h5py.File:
+        """The archive's metadata tree: the file itself, or (format 5) its packed metadata
+        unpacked in memory, the file kept for the payload segments."""
         if not _is_hdf5(self.path):
             raise BadInputError(self.path, "not a biocompress archive (not an HDF5 file)")
         try:
-            return h5py.File(self.path, "r")
+            self._outer = h5py.File(self.path, "r")
         except OSError as exc:
             raise CorruptArchiveError(f"{self.path}: damaged HDF5 file ({str(exc).splitlines()[0]})") from exc
+        try:
+            with damage_is_corruption(str(self.path), "packed metadata"):
+                self._check_format(self._outer)
+                image = self._unpacked()
+        except BaseException:
+            self._outer.close()
+            raise
+        return self._outer if image is None else image
+
+    def _unpacked(self) -> h5py.File | None:
+        """Format 5: the metadata tree, once its SHA-256 and declared size hold; None before."""
+        outer, where = self._outer, str(self.path)
+        sizes = integrity.Sizes(self.path.stat().st_size, where)
+        if "meta_sha256" not in outer.attrs or "meta" not in outer:
+            return None
+        blob_ds = outer["meta"]
+        if not isinstance(blob_ds, h5py.Dataset) or blob_ds.dtype != np.uint8 or blob_ds.ndim != 1:
+            raise CorruptArchiveError(f"{where}: packed metadata is malformed")
+        sizes.dataset(blob_ds)
+        blob = blob_ds[()].tobytes()
+        if hashlib.sha256(blob).hexdigest() != integrity._plain(sizes.attr(outer, "meta_sha256")):
+            raise CorruptArchiveError(f"{where}: packed metadata is damaged (checksum mismatch)")
+        raw = packed.inflate(blob, int(sizes.attr(outer, "meta_bytes")), where,
+                             packed.meta_bound(self.path.stat().st_size))
+        self._image_size = len(raw)
+        return h5py.File(packed.unpack(raw, where), "r")
+
+    @property
+    def file(self) -> h5py.File:
+        """The HDF5 file on disk. Format 5: it holds the payload segments and ``/meta``; the
+        metadata tree (``h5``) is unpacked in memory. Before: the same as ``h5``."""
+        return self._outer
 
     def _file_size(self) -> int:
         """The size the archive's declared sizes are checked against."""
-        return self.path.stat().st_size
+        return getattr(self, "_image_size", None) or self.path.stat().st_size
 
     def _open(self) -> None:
         self.sizes = integrity.Sizes(self._file_size(), str(self.path))
         self.format_version = version = self._check_format()
-        self.parts = integrity.Manifest.load(self.h5, self.sizes, required=version >= 3)
+        # format 5: the packed metadata's SHA-256 covers it all; formats 3-4: a manifest per part
+        self.parts = integrity.Manifest.load(self.h5, self.sizes, required=3 <= version < PACKED_VERSION)
         self.root_attrs = self.parts.attrs("/")
         self.base = self._stream_group(self._wanted_stream)  # "" (the root) or "streams/<k>/"
         self.attrs = self.parts.attrs(self._p(DATA))
@@ -179,14 +214,16 @@ class Archive:
         return index
 
     def _payload_sizes(self, section: str) -> list[int]:
-        group = self.h5[self._p(f"{section}/payload")]
+        group = self._outer[self._p(f"{section}/payload")] if self._p(f"{section}/payload") in self._outer \
+            else self.h5[self._p(f"{section}/payload")]
         sizes = []
         for i in range(len(group)):
             ds = group.get(SEGMENT_NAME.format(i))
             if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.dtype != np.uint8:
                 raise CorruptArchiveError(f"{self.path}: payload segment {i} is missing or malformed")
-            self.sizes.dataset(ds)
-            self.parts.check(ds.name)
+            integrity.Sizes(self.path.stat().st_size, str(self.path)).dataset(ds)
+            if ds.file == self.h5:
+                self.parts.check(ds.name)
             sizes.append(int(ds.shape[0]))
         return sizes
 
@@ -201,11 +238,14 @@ class Archive:
         except (CorruptArchiveError, TypeError, ValueError) as exc:
             raise CorruptArchiveError(f"{self.path}: {exc}") from exc
 
-    def _check_format(self) -> int:
-        a = self.h5.attrs
-        if "format" not in a or integrity._plain(self.sizes.attr(self.h5, "format")) != FORMAT_NAME:
+    def _check_format(self, h5: h5py.File | None = None) -> int:
+        """The format version the file (or, format 5, its packed metadata) says it is in."""
+        h5 = self.h5 if h5 is None else h5
+        sizes = getattr(self, "sizes", None) or integrity.Sizes(self.path.stat().st_size, str(self.path))
+        a = h5.attrs
+        if "format" not in a or integrity._plain(sizes.attr(h5, "format")) != FORMAT_NAME:
             raise BadInputError(self.path, "HDF5 file is not a biocompress archive")
-        version = int(self.sizes.attr(self.h5, "format_version")) if "format_version" in a else -1
+        version = int(sizes.attr(h5, "format_version")) if "format_version" in a else -1
         if version not in READABLE_VERSIONS:
             raise BadInputError(
                 self.path, f"archive format version {version} is not supported "
@@ -220,8 +260,9 @@ class Archive:
         self.close()
 
     def close(self):
-        if self.h5.id.valid:
-            self.h5.close()
+        for h5 in {id(f): f for f in (getattr(self, "h5", None), getattr(self, "_outer", None)) if f is not None}.values():
+            if h5.id.valid:
+                h5.close()
 
     @property
     def mode(self) -> str:
@@ -338,8 +379,12 @@ class Archive:
         return self.path.stat().st_size
 
     def check_all(self) -> int:
-        """Check every part of the archive against its manifest (0 for archives without one)."""
+        """Check every part of the archive against its integrity data; return how many parts
+        that covered (format 5: every object of the packed metadata, whose SHA-256 was checked
+        on opening; formats 3-4: the manifest's parts; before: 0)."""
         with damage_is_corruption(str(self.path), "archive structure"):
+            if self.format_version >= PACKED_VERSION and not self.parts.enabled:
+                return len(integrity.objects(self.h5))
             return self.parts.check_all()
 
     # --- blocks -----------------------------------------------------------
@@ -358,7 +403,7 @@ class Archive:
         return block
 
     def _segment_bytes(self, section: str, seg: int, start: int, n: int) -> bytes:
-        return self.h5[self._p(f"{section}/payload")][SEGMENT_NAME.format(seg)][start : start + n].tobytes()
+        return self._outer[self._p(f"{section}/payload")][SEGMENT_NAME.format(seg)][start : start + n].tobytes()
 
     # --- timestamps -------------------------------------------------------
     @cached_property
@@ -613,7 +658,7 @@ class Archive:
         """What tells this archive file from any other at its path: (device, inode, size, mtime in
         ns, samples SHA-256) of the file held open (see biocompress.files.read)."""
         try:
-            st = os.fstat(self.h5.id.get_vfd_handle())  # the open file itself, whatever its path holds now
+            st = os.fstat(self._outer.id.get_vfd_handle())  # the open file itself, whatever its path holds now
         except (AttributeError, TypeError, ValueError, OSError):  # a driver without a file descriptor
             st = os.stat(self.path)
         return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, self.attrs.get("samples_sha256"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import re
@@ -16,7 +18,7 @@ from .._version import __version__
 from ..system.guarded_file import GuardedFile, hdf5_for_writing
 from ..system.outputs import temporary
 from ..system.signals import check_interrupted
-from . import integrity
+from . import packed
 from .layout import DATA, FORMAT_NAME, FORMAT_VERSION, INDEX_DTYPE, SEGMENT_BYTES, SEGMENT_NAME, TIMES, put_text
 
 
@@ -58,12 +60,14 @@ def write_root(h5: h5py.File, mode: str) -> None:
 
 
 class _Section:
-    """One group of coded blocks (``/data``, or ``/times`` for timestamps): its index rows,
-    codec list and payload segments, written as contiguous datasets of ~SEGMENT_BYTES."""
+    """One group of coded blocks (``/data``, or ``/times`` for timestamps): its index rows and
+    codec list (in the metadata, ``group``), and its payload segments, written to the file
+    (``payload``) as contiguous datasets of ~SEGMENT_BYTES."""
 
-    def __init__(self, group: h5py.Group):
+    def __init__(self, group: h5py.Group, payload: h5py.Group):
         self.group = group
-        self.payload = group.create_group("payload")
+        self.group.create_group("payload")  # where readers look for the segments' names
+        self.payload = payload
         self.index: list[tuple] = []
         self.codecs: list[str] = []
         self._pending: list[bytes] = []
@@ -91,7 +95,7 @@ class _Section:
         if not self._pending:
             return
         data = np.frombuffer(b"".join(self._pending), np.uint8)
-        self.payload.create_dataset(SEGMENT_NAME.format(self._segment), data=data)
+        self.payload.create_dataset(SEGMENT_NAME.format(self._segment), data=data, track_times=False)
         self._segment += 1
         self._pending, self._pending_bytes = [], 0
 
@@ -110,20 +114,27 @@ class _Section:
 class ArchiveWriter:
     """Creates ``<dst>`` through a temporary file in the same folder.
 
-    Use as a context manager: on an exception the temporary file is removed and
-    ``dst`` is untouched; :meth:`publish` renames it into place.
+    Payload segments go to the file as the blocks come; everything else (``h5``: the
+    archive's groups, datasets and attributes) is built in memory and packed into ``/meta``
+    when the archive is finished (format 5, :mod:`.packed`). Use as a context manager: on an
+    exception the temporary file is removed and ``dst`` is untouched; :meth:`publish` renames
+    it into place.
     """
 
-    def __init__(self, dst, *, mode: str = "lossless", small_headers: bool = False):
+    def __init__(self, dst, *, mode: str = "lossless"):
         self.dst = Path(dst)
         self.tmp = temporary(self.dst)
         self._file = GuardedFile(self.tmp, "w")  # a failed write must not reach HDF5 (it cannot recover)
-        self.h5 = h5py.File(self._file, "w", **HDF5_OPTIONS)
-        if small_headers:
-            minimize_dataset_headers(self.h5)
+        self._out = h5py.File(self._file, "w", **HDF5_OPTIONS)
+        minimize_dataset_headers(self._out)
+        self.h5 = h5py.File(io.BytesIO(), "w", libver=HDF5_OPTIONS["libver"])  # the metadata, in memory
         write_root(self.h5, mode)
-        self._sections = {DATA: _Section(self.h5.create_group(DATA))}
+        self._sections = {DATA: self._new_section(DATA)}
+        self._image: bytes | None = None
         self._published = False
+
+    def _new_section(self, name: str) -> _Section:
+        return _Section(self.h5.require_group(name), self._out.require_group(f"{name}/payload"))
 
     def __enter__(self):
         return self
@@ -149,7 +160,7 @@ class ArchiveWriter:
         if name not in self._sections:
             if not _SECTION.match(name):
                 raise ValueError(f"unknown archive section {name!r}")
-            self._sections[name] = _Section(self.h5.require_group(name))
+            self._sections[name] = self._new_section(name)
         return self._sections[name]
 
     @property
@@ -159,11 +170,12 @@ class ArchiveWriter:
     def finish(self, data_attrs: dict, times_attrs: dict | None = None, others: dict | None = None) -> None:
         """Write the block indexes and the stream attributes (``times_attrs``: those of
         ``/times``, needed when timestamp blocks were added; ``others``: the attributes of every
-        other section, by name, e.g. ``{"streams/3/data": {...}}``), then close the file."""
+        other section, by name, e.g. ``{"streams/3/data": {...}}``), pack the metadata into the
+        file and close it: from here on ``tmp`` reads as an archive."""
         if self.has_times and times_attrs is None:
             raise ValueError("timestamp blocks were added: finish() needs the /times attributes")
         if times_attrs is not None and not self.has_times:  # a stream with timestamps but no samples yet
-            self._sections[TIMES] = _Section(self.h5.create_group(TIMES))
+            self._sections[TIMES] = self._new_section(TIMES)
         others = dict(others or {})
         for name in others:
             self.section(name)  # an empty stream's sections too
@@ -175,20 +187,41 @@ class ArchiveWriter:
             self._sections[TIMES].finish(times_attrs)
         for name, attrs in others.items():
             self._sections[name].finish(attrs)
-        self.h5.close()
+        self._image = self._close_image()
+        write_meta(self._out, self._image)
+        self._out.close()
         self._file.close()  # raises a write that failed
-        self._seal()
 
-    def _seal(self) -> None:
-        with hdf5_for_writing(self.tmp, "r+") as h5:
-            integrity.seal(h5, self.tmp.stat().st_size)
+    def _close_image(self) -> bytes:
+        """The metadata tree, packed; the in-memory file is closed."""
+        self.h5.flush()
+        blob = packed.pack(self.h5)
+        self.h5.close()
+        return blob
 
     @contextmanager
     def amend(self):
-        """The finished (unpublished) archive opened for changes; sealed again afterwards."""
-        with hdf5_for_writing(self.tmp, "r+") as h5:
+        """The finished (unpublished) archive's metadata opened for changes, packed again
+        afterwards (the file is written anew: its payload segments copied, no hole left)."""
+        h5 = h5py.File(packed.unpack(zlib.decompress(self._image), str(self.tmp)), "r+")
+        try:
             yield h5
-        self._seal()
+            h5.flush()
+            self._image = packed.pack(h5)
+        finally:
+            h5.close()
+        self._rewrite()
+
+    def _rewrite(self) -> None:
+        fresh = temporary(self.dst)
+        try:
+            with hdf5_for_writing(fresh, "w", **HDF5_OPTIONS) as out, h5py.File(self.tmp, "r") as old:
+                minimize_dataset_headers(out)
+                old.visititems(lambda name, obj: _copy_segment(out, name, obj))
+                write_meta(out, self._image)
+            os.replace(fresh, self.tmp)
+        finally:
+            fresh.unlink(missing_ok=True)
 
     def publish(self, *, overwrite: bool = False) -> Path:
         check_interrupted()  # the point of no return: an interrupted run publishes nothing
@@ -207,11 +240,38 @@ class ArchiveWriter:
 
     def discard(self) -> None:
         try:
-            if self.h5.id.valid:
-                self.h5.close()
+            for h5 in (self.h5, self._out):
+                if h5.id.valid:
+                    h5.close()
         finally:
             self._file.close(check=False)
             self.tmp.unlink(missing_ok=True)
+
+
+def _copy_segment(out: h5py.File, name: str, obj) -> None:
+    if isinstance(obj, h5py.Dataset) and packed.is_payload(name):
+        out.require_group(name.rsplit("/", 1)[0]).create_dataset(name.rsplit("/", 1)[1], data=obj[()],
+                                                                 track_times=False)
+
+
+def write_meta(out: h5py.File, blob: bytes) -> None:
+    """The packed metadata and what a reader needs to find and check it (docs/FORMAT.md §2.1)."""
+    put_text(out.attrs, "format", FORMAT_NAME)
+    out.attrs["format_version"] = FORMAT_VERSION
+    raw_size = len(zlib.decompress(blob))
+    out.attrs["meta_bytes"] = np.int64(raw_size)
+    put_text(out.attrs, "meta_sha256", hashlib.sha256(blob).hexdigest())
+    data = np.frombuffer(blob, np.uint8)
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_obj_track_times(False)
+    if data.size <= COMPACT_LIMIT:  # small: inside its header, no separate allocation
+        dcpl.set_layout(h5py.h5d.COMPACT)
+    space = h5py.h5s.create_simple(data.shape)
+    ds = h5py.h5d.create(out.id, b"meta", h5py.h5t.NATIVE_UINT8, space, dcpl=dcpl)
+    ds.write(h5py.h5s.ALL, h5py.h5s.ALL, data)
+
+
+COMPACT_LIMIT = 60000  # HDF5 keeps a compact dataset in its object header (at most 64 KiB)
 
 
 def write_description(h5: h5py.Group, *, info, ch_types, recipe, kinds, stored, annotations,

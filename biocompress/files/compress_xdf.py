@@ -76,7 +76,7 @@ def compress_xdf(src, dst=None, *, stream=None, overwrite: bool = False, block_s
     n_samples = sum(p.stream.n_samples for p in plans)
     with writing(dst), BlockPool(workers) as pool, \
             progress_bar(f"compress {src.name}", n_samples, enabled=progress) as advance, \
-            ArchiveWriter(dst, small_headers=True) as writer:
+            ArchiveWriter(dst) as writer:
         others = {}
         for plan in plans:
             prefix = "" if plan.stream is main else group_of(plan.stream.index)

@@ -38,8 +38,7 @@ def _verify(archive, source, progress: bool) -> dict:
             lines.append(arc.state_line())
         try:
             n_parts = arc.check_metadata()
-            lines.append(f"metadata: {n_parts} parts match the integrity manifest" if n_parts else
-                         "metadata: readable (no integrity manifest: archive format before version 3)")
+            lines.append(_metadata_line(arc, n_parts))
             with progress_bar(f"verify {Path(archive).name}", arc.n_samples, enabled=progress) as adv:
                 if lossy:
                     decoded_ok, decoded_lines = lossy_verify.check_decoded(arc, progress=adv)
@@ -159,3 +158,11 @@ def _compare_source(arc: Archive, source: Path, progress: bool):
         ok = False
         lines.append("channel names differ")
     return ok, lines
+
+
+def _metadata_line(arc, n_parts: int) -> str:
+    if not n_parts:
+        return "metadata: readable (no integrity data: archive format before version 3)"
+    if arc.format_version >= 5 and not getattr(arc, "live", False):
+        return f"metadata: {n_parts} parts, packed, match their SHA-256"
+    return f"metadata: {n_parts} parts match the integrity manifest"

@@ -20,6 +20,7 @@ import json
 import shutil
 import struct
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -29,6 +30,28 @@ BOMB_BYTES = 512 << 20
 MODEL_CONFIG = {"levels": 10, "width": 4700, "latent": 4, "kernel": 6, "lookahead": 4}
 
 
+def is_packed(path: Path) -> bool:
+    """Format 5 and later: the metadata is packed in ``/meta`` (sealed by its SHA-256)."""
+    with h5py.File(path, "r") as f:
+        return "meta" in f and "meta_sha256" in f.attrs
+
+
+@contextmanager
+def metadata(path: Path):
+    """The archive's metadata open for changes: the packed tree (format 5, resealed on exit
+    with :func:`biocompress.container.packed.editing`) or the file itself (older formats,
+    resealed by :func:`forge_seal`). Payload segments of format 5 live in the file, not here."""
+    from biocompress.container import packed
+
+    if is_packed(path):
+        with packed.editing(path) as image:
+            yield image
+        return
+    with h5py.File(path, "r+") as f:
+        yield f
+    forge_seal(path)
+
+
 def forge_seal(path: Path) -> Path:
     """Rewrite the integrity manifest to match the file. Parts too large to read get a
     made-up digest: a reader must refuse them on their declared size before comparing."""
@@ -36,6 +59,8 @@ def forge_seal(path: Path) -> Path:
 
     from biocompress.container import integrity
 
+    if is_packed(path):  # sealed by packed.editing already
+        return path
     with h5py.File(path, "r+") as f:
         sizes = integrity.Sizes(path.stat().st_size, str(path))
         parts = {}
@@ -63,6 +88,8 @@ def big_index(clean: Path, dst: Path, rows: int) -> Path:
     from biocompress.container.layout import INDEX_DTYPE
 
     _copy(clean, dst)
+    if is_packed(dst):
+        return _packed_big_index(dst, rows)
     with h5py.File(dst, "r+") as f:
         real = f["data/index"][()]
         del f["data/index"]
@@ -72,11 +99,54 @@ def big_index(clean: Path, dst: Path, rows: int) -> Path:
     return forge_seal(dst)
 
 
+def _packed_big_index(dst: Path, rows: int) -> Path:
+    """Format 5: the packed tree re-written with an index of ``rows`` rows (the real ones, then
+    zeros streamed through zlib, so the forger never holds them), its size and SHA-256 declared
+    to match. Past 2^28 rows the zeros are left out and only the declared sizes lie."""
+    import hashlib
+
+    from biocompress.container import packed
+
+    with h5py.File(dst, "r") as outer:
+        blob = outer["meta"][()].tobytes()
+    raw = zlib.decompress(blob)
+    (n_head,) = struct.unpack_from("<I", raw, 8)
+    header = json.loads(raw[12 : 12 + n_head])
+    values = raw[12 + n_head :]
+    real = None
+    for entry in header["objects"]:
+        if entry[0] == "/data/index":
+            dtype, shape, offset, nbytes = entry[3]
+            real = values[offset : offset + nbytes]
+            itemsize = nbytes // max(int(shape[0]), 1)
+            entry[3] = [dtype, [rows], len(values), rows * itemsize]
+    assert real is not None, "no /data/index in the packed tree"
+    head = json.dumps(header, separators=(",", ":")).encode("ascii")
+    z = zlib.compressobj(1)
+    parts = [z.compress(packed.MAGIC + struct.pack("<I", len(head)) + head + values + real)]
+    zeros_total = rows * itemsize - len(real)
+    declared = 12 + len(head) + len(values) + rows * itemsize
+    if rows <= 1 << 28:
+        zero = bytes(64 << 20)
+        left = zeros_total
+        while left > 0:
+            parts.append(z.compress(zero[: min(left, len(zero))]))
+            left -= len(zero)
+    parts.append(z.flush())
+    new_blob = b"".join(parts)
+    with h5py.File(dst, "r+") as outer:
+        del outer["meta"]
+        outer.create_dataset("meta", data=np.frombuffer(new_blob, np.uint8))
+        outer.attrs["meta_bytes"] = np.int64(declared)
+        outer.attrs["meta_sha256"] = np.bytes_(hashlib.sha256(new_blob).hexdigest().encode("ascii"))
+    return dst
+
+
 def huge_n_samples(clean: Path, dst: Path, n: int = 10**10) -> Path:
     _copy(clean, dst)
-    with h5py.File(dst, "r+") as f:
+    with metadata(dst) as f:
         f["data"].attrs["n_samples"] = np.int64(n)
-    return forge_seal(dst)
+    return dst
 
 
 def zlib_bomb(clean: Path, dst: Path, inflated: int = BOMB_BYTES) -> Path:
@@ -86,21 +156,24 @@ def zlib_bomb(clean: Path, dst: Path, inflated: int = BOMB_BYTES) -> Path:
     z = zlib.compressobj(9)
     zero = bytes(1 << 20)
     body = b"".join(z.compress(zero) for _ in range(inflated // len(zero))) + z.flush()
-    with h5py.File(dst, "r+") as f:
+    with metadata(dst) as f:
+        row = f["data/index"][0]
+    block = struct.pack("<HI", int(row["ch_stop"] - row["ch_start"]), int(row["t_stop"] - row["t_start"])) + body
+    with h5py.File(dst, "r+") as f:  # payload segments are in the file itself, whatever the format
+        segment = max(int(s) for s in f["data/payload"]) + 1
+        f["data/payload"].create_dataset(f"{segment:06d}", data=np.frombuffer(block, np.uint8))
+    with metadata(dst) as f:
         data = f["data"]
         index = data["index"][()]
-        row = index[0]
-        block = struct.pack("<HI", int(row["ch_stop"] - row["ch_start"]), int(row["t_stop"] - row["t_start"])) + body
         codecs = json.loads(get_text(data.attrs, "codecs"))
         codecs.append({"id": "float-xor-zlib-v1", "level": 9, "width": 8})
         put_text(data.attrs, "codecs", json.dumps(codecs))
-        segment = max(int(s) for s in data["payload"]) + 1
-        data["payload"].create_dataset(f"{segment:06d}", data=np.frombuffer(block, np.uint8))
+        row = index[0]
         row["segment"], row["offset"], row["length"] = segment, 0, len(block)
         row["codec"], row["crc32"] = len(codecs) - 1, zlib.crc32(block)
         index[0] = row
         data["index"][...] = index
-    return forge_seal(dst)
+    return dst
 
 
 def wide_model(clean: Path, dst: Path, config: dict = MODEL_CONFIG) -> Path:
@@ -109,9 +182,9 @@ def wide_model(clean: Path, dst: Path, config: dict = MODEL_CONFIG) -> Path:
     _copy(clean, dst)
     header = json.dumps({"config": config, "meta": {"model_id": "0" * 16}, "tensors": []}).encode("utf-8")
     blob = b"BCMODEL1" + struct.pack("<I", len(header)) + header
-    with h5py.File(dst, "r+") as f:
+    with metadata(dst) as f:
         f.require_group("lossy").create_dataset("model", data=np.frombuffer(blob, np.uint8))
-    return forge_seal(dst)
+    return dst
 
 
 def build_crafted(clean: dict[str, Path], folder) -> dict[str, Path]:

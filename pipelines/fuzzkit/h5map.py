@@ -104,8 +104,14 @@ def _dataset_regions(ds: h5py.Dataset, name: str) -> list[Region]:
 def _block_regions(f: h5py.File) -> list[Region]:
     """The payload blocks, named by their row in the index (when the index reads)."""
     try:
-        index = f["data/index"][()]
         payload = f["data/payload"]
+        if "meta" in f:  # format 5: the index is in the packed metadata
+            from biocompress.container.reader import Archive
+
+            with Archive(f.filename) as arc:
+                index = arc.h5["data/index"][()]
+        else:
+            index = f["data/index"][()]
     except Exception:  # noqa: BLE001 - a map of a damaged file does without blocks
         return []
     out = []
