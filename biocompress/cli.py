@@ -12,6 +12,7 @@ import time
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Optional
 
 import click
@@ -24,7 +25,7 @@ from .system import interrupts
 from .system.failures import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, exit_status  # noqa: F401
 from .system.signals import clear_interrupt, request_interrupt, stop_on_signals
 
-STATUS_EVERY_S = 5.0  # stream: the status line's period when stderr is not a terminal
+STATUS_EVERY_S = 5.0  # stream, receive: the status line's period when stderr is not a terminal
 
 
 class _Handled(TyperGroup):
@@ -502,6 +503,75 @@ def recover(
 
 
 @app.command()
+def receive(
+    listen: str = typer.Option(..., "--listen", help="HOST:PORT to listen on; 127.0.0.1:PORT takes senders on this "
+                               "machine only (port 0: a free port, printed)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Archive to write: a live archive while the "
+                                          "stream runs, finalized when it ends."),
+    lsl_out: Optional[str] = typer.Option(None, "--lsl-out", help="Publish the received stream as an LSL outlet of "
+                                          "this name."),
+    secret_file: Optional[Path] = typer.Option(None, "--secret-file", help="Shared secret (at least 16 bytes) the "
+                                               "sender must prove it knows, and this receiver too."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output archive."),
+    allow_unauthenticated: bool = typer.Option(False, "--allow-unauthenticated", help="Listen on an address other "
+                                               "machines reach without a shared secret (anyone could send)."),
+):
+    """Receive a live stream sent over the network (`stream --send`): write it to an archive without
+    re-encoding it and/or publish it as an LSL outlet. One stream per run; it ends with the
+    stream, --duration, or Ctrl-C (the archive is finalized in every case)."""
+    from .stream.net_receive import receive as make_receiver
+
+    if duration is not None and not duration > 0:
+        _fail(f"--duration must be a positive number of seconds, got {duration}", 2)
+    receiver = make_receiver(listen, output=output, lsl_out=lsl_out, secret_file=secret_file, overwrite=force,
+                             allow_unauthenticated=allow_unauthenticated)
+    host, port = receiver.start()
+    out.print(f"listening on {host}:{port}", highlight=False, soft_wrap=True)
+    sys.stdout.flush()
+    _run_receiver(receiver, duration)
+    if receiver.error is not None:
+        raise receiver.error
+    r = receiver.result
+    if not r["received"]:
+        _fail(f"no stream arrived on {host}:{port} ({r['stopped']}); nothing written", 2)
+    how = "the stream ended cleanly" if r["complete"] else f"the receiver {r['stopped']}"
+    counts = (f"{r['n_samples']} samples ({r['seconds']:.1f} s), {r['frames']} frames, {r['bytes']:,} bytes received, "
+              f"{r['duplicates']} duplicates dropped, {r['reconnects']} reconnects; {how}")
+    if r["path"] is not None:
+        out.print(f"wrote {r['path']}: {counts}", highlight=False, soft_wrap=True)
+    else:
+        out.print(f"received {counts}", highlight=False, soft_wrap=True)
+    if lsl_out is not None:
+        out.print(f"published {r['published']} samples on the LSL outlet {lsl_out!r}", highlight=False, soft_wrap=True)
+    if r["relay_error"]:
+        err.print(f"[yellow]warning:[/] publishing on LSL stopped: {r['relay_error']}", highlight=False, soft_wrap=True)
+
+
+def _run_receiver(receiver, duration: float | None) -> None:
+    """Wait for the stream's end, --duration or a stop signal (Ctrl-C, SIGTERM, SIGHUP: the archive
+    is finalized with what arrived; a second signal interrupts that too)."""
+    import threading
+
+    stop = threading.Event()
+    deadline = None if duration is None else time.monotonic() + duration
+    asked = False
+    status = SimpleNamespace(line=receiver.status_line)  # what _status_line shows
+    with stop_on_signals(stop), _status_line() as show:
+        while not receiver.wait(0.2):
+            if asked:
+                continue
+            if stop.is_set():
+                receiver.stop("was stopped (interrupted)")
+                asked = True
+            elif deadline is not None and time.monotonic() >= deadline:
+                receiver.stop(f"reached --duration {duration:g} s")
+                asked = True
+            else:
+                show(status)
+
+
+@app.command()
 def bench(
     corpus_dir: Path = typer.Argument(..., help="Folder searched recursively for recordings (or one file)."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write one row per (file, codec) here."),
@@ -604,7 +674,11 @@ def replay(
 @app.command()
 def stream(
     lsl: str = typer.Option(..., "--lsl", help="Name of the LSL stream to record."),
-    output: Path = typer.Option(..., "-o", "--output", help="Archive to write (.bc.h5)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Archive to write (.bc.h5)."),
+    send: Optional[str] = typer.Option(None, "--send", help="Also (or only) send the stream to `biocompress "
+                                       "receive` at HOST:PORT."),
+    secret_file: Optional[Path] = typer.Option(None, "--secret-file", help="--send: shared secret (at least 16 "
+                                               "bytes) the receiver must know too."),
     markers: list[str] = typer.Option([], "--markers", help="A marker stream recorded as annotations (repeatable)."),
     mode: str = typer.Option("lossless", "--mode", help="lossless, lossy or near-lossless."),
     quality: Optional[int] = typer.Option(None, "--quality", help="lossy: 1 (smallest) … 5 (best fidelity)."),
@@ -620,24 +694,53 @@ def stream(
     reconnect: float = typer.Option(5.0, "--reconnect", help="Seconds to wait for a lost stream to come back."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing archive."),
 ):
-    """Record a live LSL stream into an archive as it arrives; Ctrl-C (or SIGTERM) stops and finalizes."""
+    """Record a live LSL stream into an archive as it arrives, and/or send it to a receiver
+    (`biocompress receive`); Ctrl-C (or SIGTERM) stops and finalizes."""
     import threading
 
     from .errors import StreamError
     from .stream.record import record
 
+    if output is None and send is None:
+        _fail("give an archive to write (-o) and/or a receiver to send to (--send HOST:PORT)", 2)
+    if secret_file is not None and send is None:
+        _fail("--secret-file goes with --send", 2)
+    sink = net = None
+    if send is not None:
+        from .stream.net import network_sink
+        from .stream.sinks import ArchiveSink, TeeSink
+
+        net = network_sink(send, secret_file=secret_file)
+        # the archive here goes on if the network copy fails mid-way (a note in it says so)
+        sink = net if output is None else TeeSink(ArchiveSink(output, overwrite=force), net, optional=[net])
     stop = threading.Event()
     with _status_line() as show:
         try:
-            end = record(lsl, output, markers=markers, stype=stype, source_id=source_id, mode=mode, quality=quality,
-                         max_error_uv=max_error, model=model, block_ms=block_ms, duration=duration,
-                         overwrite=force, timeout=timeout, reconnect_s=reconnect, stop=stop, on_status=show)
+            end = record(lsl, None if sink is not None else output, sink=sink, markers=markers, stype=stype,
+                         source_id=source_id, mode=mode, quality=quality, max_error_uv=max_error, model=model,
+                         block_ms=block_ms, duration=duration, overwrite=force, timeout=timeout,
+                         reconnect_s=reconnect, stop=stop, on_status=show)
         except StreamError as exc:
             end = getattr(exc, "end", None)
             if end and end.get("path"):
                 _print_recording(end)
             raise
-    _print_recording(end)
+    if output is not None or not end.get("n_samples"):
+        _print_recording(end)
+    if net is not None:
+        _print_sent(send, net, sink)
+
+
+def _print_sent(address: str, net, sink) -> None:
+    dropped = [exc for s, exc in getattr(sink, "dropped", ()) if s is net]
+    if dropped:
+        err.print(f"[yellow]warning:[/] the stream to {address} stopped: {dropped[0]}", highlight=False,
+                  soft_wrap=True)
+        return
+    s = net.stats
+    out.print(f"sent to {address}: {s.get('frames_sent', 0)} frames, {s.get('bytes_sent', 0):,} bytes on the wire, "
+              f"{s.get('frames_resent', 0)} resent, {s.get('reconnects', 0)} reconnects; everything acknowledged",
+              highlight=False, soft_wrap=True)
 
 
 def _print_recording(end: dict) -> None:

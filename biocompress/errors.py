@@ -7,6 +7,8 @@
 * ``VerificationError`` (exit 1): decoded data differ from what was meant to be stored.
 * ``StreamError`` (exit 2): a live stream that cannot be recorded further (lost, or
   restarted with other channels or rate); what was recorded before is kept.
+* ``NetworkError`` (exit 2): a network peer that cannot be reached, refuses the connection
+  or breaks the protocol; ``BackpressureError`` when a sender's resend buffer is full.
 """
 
 from __future__ import annotations
@@ -53,3 +55,12 @@ class StreamError(BiocompressError):
 
     def __reduce__(self):
         return type(self), (str(self), self.samples)
+
+
+class NetworkError(BiocompressError):
+    """A network peer that cannot be reached, refuses us or breaks the protocol (CLI exit code 2)."""
+
+
+class BackpressureError(NetworkError):
+    """A network sender's buffer of unacknowledged frames is full: the receiver is gone or slower
+    than the stream, and the sender will not drop frames silently (CLI exit code 2)."""

@@ -10,11 +10,13 @@ SHA-256, how it stopped). A sink that was never started holds nothing and writes
   themselves);
 * :class:`ArchiveSink` writes an archive that survives a crash: a journal while the stream
   runs, finalized into a normal archive when it ends;
+* :class:`~.net.NetworkSink` sends it to a receiver (``biocompress receive``) over TCP;
 * :class:`TeeSink` hands everything to several sinks (an archive and a network sender).
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,7 @@ from ..system.outputs import check_output, writing
 from .blocks import Block, Chunk, ClockOffset, Marker
 from .description import StreamHeader
 from .lanes import TimesLane
+from .tee import TeeSink  # noqa: F401 - one of the sinks (several at once)
 
 class Sink:
     """Takes a live stream's blocks (see the module's docstring for the order of calls)."""
@@ -109,24 +112,24 @@ class MemorySink(Sink):
         return np.concatenate([ts for _, ts in self.times]) if self.times else np.zeros(0)
 
 
-class ArchiveSink(Sink):
-    """An archive at ``dst``, crash-safe while the stream runs: a journal at ``dst``
-    (:mod:`biocompress.container.journal`), durable at every :meth:`flush`, finalized into a
-    normal archive when the stream ends — or by ``biocompress recover`` after a crash. The
-    output is checked when the sink is made, before any sample is recorded.
+class FramesSink(Sink):
+    """A live stream as frames (docs/FORMAT.md §11), handed to a frame sink that subclasses open
+    in :meth:`_open` (a journal, a network sender): blocks as they come, the samples' timestamps
+    coded here (``times-v1``, cut at every flush), the data stream's clock offsets, the markers
+    (with their own timestamps) and the notes."""
 
-    Blocks go to the journal as they come; the samples' timestamps are coded here
-    (``times-v1``, cut at every flush); the data stream's clock offsets, the markers (with
-    their own timestamps) and the notes are kept with them.
-    """
-
-    def __init__(self, dst, *, overwrite: bool = False):
-        self.dst = check_output(dst, force=overwrite, kind="archive")
-        self.overwrite = overwrite
+    def __init__(self):
         self.header: StreamHeader | None = None
-        self.journal: JournalSink | None = None
+        self.frames = None  # the frame sink, once started
         self._times: TimesLane | None = None
         self.n_blocks = 0
+
+    def _open(self, description: ArchiveDescription):
+        raise NotImplementedError
+
+    def _io(self):
+        """Where errors of the frame sink's own writing are turned into messages."""
+        return nullcontext()
 
     def start(self, header: StreamHeader) -> None:
         self.header = header
@@ -136,14 +139,14 @@ class ArchiveSink(Sink):
             block_samples=int(header.block_samples), source=dict(d.source),
             lossy=dict(header.lossy) if header.mode != "lossless" else None, lossy_model=header.model,
             clock=header.clock, stream={k: v for k, v in d.source.items() if k != "xml"} or None)
-        with writing(self.dst):
-            self.journal = JournalSink(self.dst, description, overwrite=self.overwrite)
+        with self._io():
+            self.frames = self._open(description)
         if header.clock is not None:
             self._times = TimesLane(int(header.block_samples), d.sfreq)
 
     def add(self, block: Block) -> None:
-        with writing(self.dst):
-            self.journal.add(block)
+        with self._io():
+            self.frames.add(block)
         self.n_blocks += 1
 
     def add_times(self, t_start: int, timestamps: np.ndarray) -> None:
@@ -153,84 +156,69 @@ class ArchiveSink(Sink):
         self._add_times(self._times.push(Chunk(t_start, np.empty((0, stamps.size)), stamps)))
 
     def _add_times(self, blocks: list[Block]) -> None:
-        with writing(self.dst):
+        with self._io():
             for block in blocks:
-                self.journal.add_times(block)
+                self.frames.add_times(block)
 
     def add_markers(self, markers: list[Marker], onsets: np.ndarray) -> None:
-        with writing(self.dst):
-            self.journal.add_markers(onsets, [m.duration for m in markers], [m.description for m in markers],
-                                     timestamps=[m.timestamp for m in markers])
+        with self._io():
+            self.frames.add_markers(onsets, [m.duration for m in markers], [m.description for m in markers],
+                                    timestamps=[m.timestamp for m in markers])
 
     def add_clock(self, clock: ClockOffset) -> None:
         if self.header.clock is not None and clock.stream == self.header.description.source.get("name"):
-            with writing(self.dst):
-                self.journal.add_clock(clock.local_time, clock.offset)
+            with self._io():
+                self.frames.add_clock(clock.local_time, clock.offset)
 
     def note(self, text: str) -> None:
-        with writing(self.dst):
-            self.journal.note(text)
+        with self._io():
+            self.frames.note(text)
 
     def flush(self) -> None:
         if self._times is not None:
             self._add_times(self._times.flush())
-        with writing(self.dst):
-            self.journal.flush()
+        with self._io():
+            self.frames.flush()
 
-    def close(self, end: dict) -> Path | None:
-        if self.journal is None:
-            return None
+    def _end(self, end: dict) -> dict:
+        """What the END frame says: the samples' digest (lossless) or the fidelity figures (lossy)."""
         if self._times is not None:
             self._add_times(self._times.finish())
         lossless = self.header.mode == "lossless"
+        return {"samples_sha256": end.get("samples_sha256") if lossless else None,
+                "fidelity": None if lossless else end.get("fidelity")}
+
+
+class ArchiveSink(FramesSink):
+    """An archive at ``dst``, crash-safe while the stream runs: a journal at ``dst``
+    (:mod:`biocompress.container.journal`), durable at every :meth:`flush`, finalized into a
+    normal archive when the stream ends — or by ``biocompress recover`` after a crash. The
+    output is checked when the sink is made, before any sample is recorded.
+    """
+
+    def __init__(self, dst, *, overwrite: bool = False):
+        super().__init__()
+        self.dst = check_output(dst, force=overwrite, kind="archive")
+        self.overwrite = overwrite
+
+    @property
+    def journal(self) -> JournalSink | None:
+        return self.frames
+
+    def _open(self, description: ArchiveDescription) -> JournalSink:
+        return JournalSink(self.dst, description, overwrite=self.overwrite)
+
+    def _io(self):
+        return writing(self.dst)
+
+    def close(self, end: dict) -> Path | None:
+        if self.frames is None:
+            return None
+        said = self._end(end)
         with writing(self.dst):
-            return self.journal.close(samples_sha256=end.get("samples_sha256") if lossless else None,
-                                      fidelity=None if lossless else end.get("fidelity"))
+            return self.frames.close(**said)
 
     def discard(self) -> None:
         """What was made durable stays in the journal, for ``biocompress recover``."""
-        if self.journal is not None and not self.journal.writer.closed:
-            self.journal.writer.close()
-
-
-class TeeSink(Sink):
-    """Every call to each of ``sinks``, in order; :meth:`close` returns the first path."""
-
-    def __init__(self, *sinks: Sink):
-        self.sinks = sinks
-
-    def start(self, header: StreamHeader) -> None:
-        for sink in self.sinks:
-            sink.start(header)
-
-    def add(self, block: Block) -> None:
-        for sink in self.sinks:
-            sink.add(block)
-
-    def add_times(self, t_start: int, timestamps: np.ndarray) -> None:
-        for sink in self.sinks:
-            sink.add_times(t_start, timestamps)
-
-    def add_markers(self, markers: list[Marker], onsets: np.ndarray) -> None:
-        for sink in self.sinks:
-            sink.add_markers(markers, onsets)
-
-    def add_clock(self, clock: ClockOffset) -> None:
-        for sink in self.sinks:
-            sink.add_clock(clock)
-
-    def note(self, text: str) -> None:
-        for sink in self.sinks:
-            sink.note(text)
-
-    def flush(self) -> None:
-        for sink in self.sinks:
-            sink.flush()
-
-    def close(self, end: dict) -> Path | None:
-        paths = [sink.close(end) for sink in self.sinks]
-        return next((p for p in paths if p is not None), None)
-
-    def discard(self) -> None:
-        for sink in self.sinks:
-            sink.discard()
+        if self.frames is not None and not self.frames.writer.closed:
+            self.frames.writer.close()
