@@ -45,7 +45,7 @@ from biocompress.bench import write_rows_csv  # noqa: E402
 from biocompress.bench.external import Flac8, WavPackHHx6, _call, _tmp_root, pack, unpack  # noqa: E402
 from biocompress.bench.lossless import find_anchors, find_recordings, geomean, load_anchors  # noqa: E402
 from biocompress.codecs.lossless import LPCV4Codec, LPCX3Codec  # noqa: E402
-from biocompress.compress import BLOCK_SAMPLES, GROUP_CHANNELS  # noqa: E402
+from biocompress.files.compress import BLOCK_SAMPLES, GROUP_CHANNELS  # noqa: E402
 from biocompress.io import read_codes  # noqa: E402
 
 SYNTHETIC = {"test_generator_2.edf", "test_generator_2.bdf", "ArtificalSignalData_Yokogawa_1khz.con"}

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from biocompress.codecs import get_codec, registered_codecs
 from biocompress.codecs.base import check_2d_int
-from biocompress.codecs.lossless import (FloatLPCCodec, FloatXorCodec, LPCCodec, LPCStreamCodec, LPCV4Codec,
+from biocompress.codecs.lossless import (FloatLPCCodec, FloatXorCodec, LPCCodec, LPCStreamCodec, LPCV4Codec, LZMACodec,
                                          LPCX3Codec, LPCXCodec)
 from biocompress.codecs.times import TimesCodec
 from biocompress.errors import CorruptArchiveError
@@ -129,6 +129,16 @@ def test_cross_channel_stage_engages_and_pays():
     assert np.array_equal(LPCXCodec().decode(with_xc), codes)
 
 
+def periodic_codes() -> np.ndarray:
+    """What a signal generator records (a sine, a square wave, a ramp: exact repeats), a flat
+    channel, and the int64 extremes (width 8)."""
+    t = np.arange(5000)
+    signals = np.vstack([np.round(3000 * np.sin(2 * np.pi * t / 50)), np.where(t % 40 < 20, 800, -800),
+                         (t % 100) * 7, np.zeros(5000)]).astype(np.int64)
+    extremes = np.tile(np.array([-(2**63), 2**63 - 1, 0, 1], np.int64), 1250)
+    return np.vstack([signals, extremes[np.newaxis]])
+
+
 CASES = [
     *_lpc_cases(),
     pytest.param(lambda: LPCXCodec(), correlated_codes, id="lpc-v2[default,correlated]"),
@@ -157,6 +167,8 @@ CASES = [
                  id="times[regular]"),
     pytest.param(TimesCodec, lambda: f64_codes()[-1:], id="times[f64-specials]"),
     pytest.param(lambda: LPCStreamCodec(), correlated_codes, id="lpc-s1[default,correlated]"),
+    pytest.param(lambda: LZMACodec(), lambda: synthetic_codes(3, 4000, seed=6, bits=24), id="lzma-v1[24bit]"),
+    pytest.param(lambda: LZMACodec(), periodic_codes, id="lzma-v1[periodic,extremes]"),
     pytest.param(lambda: LPCStreamCodec(update_interval=128, window=256),
                  lambda: synthetic_codes(3, 9000, seed=4, bits=24), id="lpc-s1[24bit,updates]"),
 ]
@@ -482,3 +494,17 @@ def test_archive_partial_then_full_reads(tmp_path):
         assert np.array_equal(arc.read(100, 900, picks=[3]), ref[[3], 100:900])
         assert np.array_equal(arc.read(100, 16000, picks=[3, 4]), ref[[3, 4], 100:16000])
         assert np.array_equal(arc.read(0, 31000), ref)
+
+
+def test_blocks_that_repeat_take_the_smaller_coding():
+    """codecs.fallback: a generator's periodic block the predictor codes in few bits per sample
+    is also tried with lzma-v1, and the smaller kept; recorded-like noise never is."""
+    from biocompress.codecs.fallback import smaller_of
+
+    periodic = periodic_codes()[:4]
+    config, payload = smaller_of(LPCV4Codec().get_config(), periodic, LPCV4Codec().encode(periodic))
+    assert config == {"id": "lzma-v1"} and len(payload) < len(LPCV4Codec().encode(periodic))
+    assert np.array_equal(get_codec(config).decode(payload), periodic)
+    noisy = synthetic_codes(4, 5000, seed=2)
+    lpc = LPCV4Codec().encode(noisy)
+    assert smaller_of(LPCV4Codec().get_config(), noisy, lpc) == (LPCV4Codec().get_config(), lpc)

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from ..codecs import get_codec
+from ..codecs.fallback import smaller_of
 from .chains import iter_merged_chains
 from .layout import DATA
 
@@ -73,5 +74,6 @@ class _Pending:
             self.parts, self.held = ([rest] if rest.shape[1] else []), self.held - n
             t0 = self.t_start
             self.t_start += n
-            yield dataclasses.replace(self.first, t_start=t0, t_stop=t0 + n, config=self.config,
-                                      payload=self.codec.encode(np.ascontiguousarray(x[:, :n])))
+            codes = np.ascontiguousarray(x[:, :n])
+            config, payload = smaller_of(self.config, codes, self.codec.encode(codes))
+            yield dataclasses.replace(self.first, t_start=t0, t_stop=t0 + n, config=config, payload=payload)

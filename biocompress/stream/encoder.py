@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from ..codecs.fallback import smaller_of
 from ..codecs.pool import BlockPool
 from .blocks import Block, Chunk, EncodeJob
 from .lanes import Lane
@@ -57,7 +58,8 @@ def _work(item: Block | EncodeJob):
 
 
 def _block(job: EncodeJob, payload: bytes) -> Block:
-    return Block(job.t_start, job.t_stop, job.ch_start, job.ch_stop, job.config, payload, job.section)
+    config, payload = smaller_of(job.config, job.codes, payload)
+    return Block(job.t_start, job.t_stop, job.ch_start, job.ch_stop, config, payload, job.section)
 
 
 def _done(item: Block | EncodeJob) -> Block:
