@@ -508,3 +508,17 @@ def test_blocks_that_repeat_take_the_smaller_coding():
     noisy = synthetic_codes(4, 5000, seed=2)
     lpc = LPCV4Codec().encode(noisy)
     assert smaller_of(LPCV4Codec().get_config(), noisy, lpc) == (LPCV4Codec().get_config(), lpc)
+
+
+def test_float32_blocks_take_the_smaller_float_coding():
+    """codecs.fallback: a float32 block is coded by float-lpc-v1 and float-xor-zlib-v1 and the
+    smaller kept, exactly decodable either way."""
+    from biocompress.codecs.fallback import smaller_of
+
+    rng = np.random.default_rng(4)
+    off_grid = np.cumsum(rng.normal(0, 3.7, (3, 3000)), axis=1).astype(np.float32)  # µV in floating point
+    codes = scaling.f32_to_codes(off_grid)
+    lpc = FloatLPCCodec().encode(codes)
+    config, payload = smaller_of(FloatLPCCodec().get_config(), codes, lpc)
+    assert len(payload) == min(len(lpc), len(FloatXorCodec(4).encode(codes)))
+    assert np.array_equal(get_codec(config).decode(payload), codes)

@@ -1,9 +1,12 @@
-"""The smaller of a predictive codec's payload and a dictionary coder's, for blocks that repeat.
+"""The smaller of a block's codings, where a second attempt may pay.
 
-A block the predictive codec codes in :data:`TRY_BELOW_BITS` bits per sample or fewer is
-unusually predictable: a flat or synthetic signal, where exact repeats are likely. Only
-then is it also coded with ``lzma-v1``, and the smaller payload kept; recorded EEG (4–8 bits
-per sample) never pays for the second attempt.
+- Integer codes: a block the predictive codec codes in :data:`TRY_BELOW_BITS` bits per
+  sample or fewer is unusually predictable (a flat or synthetic signal, where exact repeats
+  are likely); only then is it also coded with ``lzma-v1``. Recorded EEG (4–8 bits per
+  sample) never pays for the second attempt.
+- float32 samples: ``float-lpc-v1`` predicts values on a grid well, but float32 values off any
+  grid (µV computed in floating point by an acquisition program) often come out smaller
+  through ``float-xor-zlib-v1``: both are tried.
 """
 
 from __future__ import annotations
@@ -15,12 +18,19 @@ _INTEGER_CODECS = {"lpc-v1", "lpc-v2", "lpc-v3", "lpc-v4"}
 
 
 def smaller_of(config: dict, codes: np.ndarray, payload: bytes) -> tuple[dict, bytes]:
-    """(config, payload) of the smaller coding of ``codes``: the one given, or lzma-v1's."""
-    if config.get("id") not in _INTEGER_CODECS or codes.size == 0 or 8 * len(payload) > TRY_BELOW_BITS * codes.size:
+    """(config, payload) of the smaller coding of ``codes``: the one given, or the alternative's."""
+    if codes.size == 0:
         return config, payload
-    from .lossless.lzma_codec import LZMACodec
+    if config.get("id") == "float-lpc-v1":
+        from .lossless.float_codec import FloatXorCodec
 
-    other = LZMACodec()
+        other = FloatXorCodec(4)
+    elif config.get("id") in _INTEGER_CODECS and 8 * len(payload) <= TRY_BELOW_BITS * codes.size:
+        from .lossless.lzma_codec import LZMACodec
+
+        other = LZMACodec()
+    else:
+        return config, payload
     alternative = other.encode(codes)
     if len(alternative) < len(payload):
         return other.get_config(), alternative

@@ -29,15 +29,13 @@ def archive_blocks(blocks: Iterable, block_samples: int = ARCHIVE_BLOCK_SAMPLES,
     """``blocks`` (in the order a stream wrote them; objects with t_start, t_stop, ch_start,
     ch_stop, config, payload and optionally section) as archive blocks of ``block_samples``
     samples per lane (the last of each lane shorter). Timestamp blocks pass unchanged."""
-    from ..codecs.lossless import LPCV4Codec
-
     pending: dict[tuple[int, int], _Pending] = {}
     for block in iter_merged_chains(blocks):
         if getattr(block, "section", DATA) != DATA:
             yield block
             continue
         codec = get_codec(block.config)
-        target = LPCV4Codec(level=level) if codec.stateful else codec
+        target = _archive_codec(codec, level)
         lane = (block.ch_start, block.ch_stop)
         held = pending.get(lane)
         if held is not None and (held.t_stop != block.t_start or held.config != target.get_config()):
@@ -49,6 +47,20 @@ def archive_blocks(blocks: Iterable, block_samples: int = ARCHIVE_BLOCK_SAMPLES,
         yield from held.flush()
     for held in pending.values():
         yield from held.flush(all_of_it=True)
+
+
+def _archive_codec(codec, level: str):
+    """The codec ``compress`` uses for what ``codec`` codes live: lpc-v4 for lpc-s1's integer
+    codes, float-lpc-v1 for float32 and float-xor-zlib-v1 at level 9 for float64 samples
+    (live streams code floats with float-xor-zlib-v1 at level 1); any other codec itself."""
+    from ..codecs.lossless import FloatLPCCodec, FloatXorCodec, LPCV4Codec
+
+    config = codec.get_config()
+    if codec.stateful:
+        return LPCV4Codec(level=level)
+    if config["id"] == "float-xor-zlib-v1":
+        return FloatLPCCodec() if config["width"] == 4 else FloatXorCodec(8)
+    return codec
 
 
 class _Pending:

@@ -65,9 +65,9 @@ class CodesLane(Lane):
     """
 
     def __init__(self, start: int, stop: int, kind: int, recipe: scaling.Recipe, block: int,
-                 observe: Callable | None = None, level: str = "default"):
+                 observe: Callable | None = None, level: str = "default", codec=None):
         self.start, self.stop, self.kind, self.recipe, self.block = start, stop, kind, recipe, block
-        self.config = lossless_codec_for(kind, level).get_config()
+        self.config = (codec or lossless_codec_for(kind, level)).get_config()
         self.observe = observe
         self._held: list[np.ndarray] = []
         self._held_n = 0
