@@ -522,3 +522,11 @@ def test_float32_blocks_take_the_smaller_float_coding():
     config, payload = smaller_of(FloatLPCCodec().get_config(), codes, lpc)
     assert len(payload) == min(len(lpc), len(FloatXorCodec(4).encode(codes)))
     assert np.array_equal(get_codec(config).decode(payload), codes)
+
+
+def test_shipped_codec_ids_are_the_registered_ones():
+    """codecs.base.SHIPPED_IDS (what a reader accepts before loading any codec module) lists
+    exactly the codecs biocompress registers."""
+    from biocompress.codecs.base import SHIPPED_IDS
+
+    assert set(registered_codecs()) == SHIPPED_IDS

@@ -207,4 +207,5 @@ def test_lossy_keeps_trigger_channels_exact(tmp_path):
         got = biocompress.read_raw(dst).get_data()
     assert_bitwise_equal(got[stim], ref.get_data()[stim])
     with biocompress.open(dst) as arc:
-        assert {c["id"] for c in arc.codec_configs} == {"ae-v1", "lpc-v4"}
+        ids = {c["id"] for c in arc.codec_configs}
+        assert "ae-v1" in ids and ids - {"ae-v1"} and ids - {"ae-v1"} <= {"lpc-v4", "lzma-v1"}  # stim: lossless

@@ -101,11 +101,32 @@ def register_codec(cls: type[Codec]) -> type[Codec]:
 
 # Codecs whose modules import torch: loaded on first use, so that lossless work never pays for it.
 _LAZY = {"ae-v1": "biocompress.codecs.lossy.ae_codec", "nl-v1": "biocompress.codecs.lossy.near_lossless"}
+# Every other codec registers when these load (on the first lookup: reading metadata never needs them)
+_MODULES = ("biocompress.codecs.lossless", "biocompress.codecs.times")
+
+
+# The ids biocompress ships, known without loading their modules (tests check it against the registry)
+SHIPPED_IDS = frozenset({"ae-v1", "float-lpc-v1", "float-xor-zlib-v1", "lpc-s1", "lpc-v1", "lpc-v2", "lpc-v3",
+                         "lpc-v4", "lzma-v1", "nl-v1", "times-v1"})
+
+
+def is_known(codec_id) -> bool:
+    """Whether ``get_codec`` can build a codec of this id (without loading any codec module)."""
+    return codec_id in SHIPPED_IDS or codec_id in _REGISTRY
+
+
+def _load_codecs() -> None:
+    import importlib
+
+    for module in _MODULES:
+        importlib.import_module(module)
 
 
 def get_codec(config: dict) -> Codec:
     """Rebuild the codec described by a stored config dict."""
     codec_id = config.get("id")
+    if codec_id not in _REGISTRY:
+        _load_codecs()
     if codec_id in _LAZY and codec_id not in _REGISTRY:
         import importlib
 
@@ -118,6 +139,7 @@ def get_codec(config: dict) -> Codec:
 
 
 def registered_codecs() -> list[str]:
+    _load_codecs()
     return sorted(set(_REGISTRY) | set(_LAZY))
 
 

@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from ..codecs import get_codec
+from ..codecs.base import SHIPPED_IDS, is_known
 from ..system import os_errors
 from ..errors import BadInputError, CorruptArchiveError
 from ..io import edf_native, metadata, scaling
@@ -155,7 +156,11 @@ class Archive:
         params = {n: self._channel_array(f"recipe_{n}", per_channel).astype(np.float64) for n in names}
         self.recipe = scaling.Recipe(steps, params)
         self.index = self._read_index()
-        self._codecs = self._make_codecs()
+        unknown = [c.get("id") for c in self.codec_configs if not is_known(c.get("id"))]
+        if unknown:
+            raise CorruptArchiveError(f"{self.path}: unknown codec {unknown[0]!r}; this biocompress knows "
+                                      f"{sorted(SHIPPED_IDS)}")
+        self._check_stored_model()
         self.times_index = self._read_times() if self._p(TIMES) in self.h5 else None
 
     def _p(self, path: str) -> str:
@@ -227,12 +232,19 @@ class Archive:
             sizes.append(int(ds.shape[0]))
         return sizes
 
-    def _make_codecs(self) -> list:
+    @cached_property
+    def _codecs(self) -> list:
+        """The block codecs, built on the first decode (reading metadata loads no codec module)."""
+        return self._make_codecs()
+
+    def _check_stored_model(self) -> None:
         if self._p("lossy") in self.h5 and "model" in self.h5[self._p("lossy")]:  # a model trained by the user, stored here
             from ..codecs.lossy import model_file
 
             blob = self.parts.dataset(self._p("lossy/model"), model_file.MAX_MODEL_BYTES)
             model_file.load_bytes(blob.tobytes(), where=str(self.path))
+
+    def _make_codecs(self) -> list:
         try:
             return [get_codec(c) for c in self.codec_configs]
         except (CorruptArchiveError, TypeError, ValueError) as exc:
