@@ -146,10 +146,10 @@ def main() -> int:
                 p.read_bytes()
         # numba compiles its kernels once per installation (cached on disk): a first conversion
         # pays that, once, before anything is timed
-        warm = work / "warm"
-        warm.mkdir()
+        first = work / "first"
+        first.mkdir()
         subprocess.run([sys.executable, "-m", "biocompress.cli", "compress", str(REPO / "data_samples" /
-                        "test_utf8_annotations.edf"), "-o", str(warm / "w.bc.h5"), "-q"], check=True,
+                        "test_utf8_annotations.edf"), "-o", str(first / "w.bc.h5"), "-q"], check=True,
                        env=dict(os.environ, PYTHONPATH=str(REPO)))
         print(f"corpus {args.corpus}; cores {os.cpu_count()}; load average before {load()}", flush=True)
         runs = {}
