@@ -14,7 +14,7 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from .task import Task, run_task, start_local_worker
+from .task import Task, run_task, run_task_on_dask, start_local_worker
 
 WORKER_DIED = ("the worker process converting it died (killed by the system, out of memory, or a crash); "
                "the file was tried alone and failed again")
@@ -127,7 +127,7 @@ class DaskExecutor:
         run_id = uuid.uuid4().hex[:12]
         futures = {}
         for i, task in enumerate(tasks):  # in the order given: earlier tasks first
-            fut = self.client.submit(run_task, task, pure=False, priority=-i, key=f"biocompress-{run_id}-{i}")
+            fut = self.client.submit(run_task_on_dask, task, pure=False, priority=-i, key=f"biocompress-{run_id}-{i}")
             futures[fut.key] = (fut, task)
         for fut in as_completed([f for f, _ in futures.values()]):
             task = futures[fut.key][1]

@@ -220,6 +220,24 @@ _ACTIONS = {"compress": _compress, "copy": _copy, "restore": _restore, "export":
             "description": _description}
 
 
+_DASK_WORKER_READY = False
+
+
+def run_task_on_dask(task: Task) -> dict:
+    """:func:`run_task` on a Dask worker, which is set up first (once per process) as a local
+    pool's worker is: one BLAS thread, reads decoded in the process itself. Without it, each
+    task's verify would start a read pool of its own beside the other workers."""
+    global _DASK_WORKER_READY
+    if not _DASK_WORKER_READY:
+        from ..codecs.pool import no_read_pool
+        from ..system.threads import one_thread_per_process
+
+        one_thread_per_process()
+        no_read_pool()
+        _DASK_WORKER_READY = True
+    return run_task(task)
+
+
 def start_local_worker() -> None:
     """Initializer of a local pool's worker: it ends with the batch (``kill -9`` included),
     uses one BLAS thread, and decodes reads itself (the other workers have the other cores)."""
