@@ -16,6 +16,8 @@ from concurrent.futures.process import BrokenProcessPool
 
 from .task import Task, run_task, run_task_on_dask, start_local_worker
 
+WORKER_PRELOAD = ("biocompress.batch.task", "biocompress.files.compress", "biocompress.files.restore")
+
 WORKER_DIED = ("the worker process converting it died (killed by the system, out of memory, or a crash); "
                "the file was tried alone and failed again")
 
@@ -43,8 +45,7 @@ class LocalExecutor:
         from ..codecs.pool import _main_hidden
 
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["biocompress.batch.task", "biocompress.files.compress",
-                                    "biocompress.files.restore"])
+        ctx.set_forkserver_preload(list(WORKER_PRELOAD))
         pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=start_local_worker)
         with _main_hidden():  # workers need biocompress only, not the caller's script
             for f in [pool.submit(os.getpid) for _ in range(self.workers)]:
@@ -114,8 +115,14 @@ class DaskExecutor:
             self.client = Client(scheduler, timeout="60s")
             return
         # Dask's sampling profiler takes the GIL every 10 ms from coders that hold it: off
-        # (measured: a 0.3 s compress took up to 3 × longer with it on)
-        with dask.config.set({"distributed.worker.profile.enabled": False}):
+        # (measured: a 0.3 s compress took up to 3 × longer with it on). Workers fork from a
+        # server that has imported biocompress once, as the local pool's do: spawned, each
+        # spent ~2 s importing MNE, SciPy and numba before its first task.
+        with dask.config.set({"distributed.worker.profile.enabled": False,
+                              "distributed.worker.multiprocessing-method": "forkserver"}):
+            from distributed.utils import get_mp_context
+
+            get_mp_context().set_forkserver_preload(["distributed", *WORKER_PRELOAD])
             self._cluster = LocalCluster(n_workers=max(1, int(workers)), threads_per_worker=1, processes=True,
                                          host="127.0.0.1", dashboard_address=None, worker_dashboard_address=None,
                                          silence_logs=50)

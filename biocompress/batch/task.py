@@ -225,15 +225,17 @@ _DASK_WORKER_READY = False
 
 def run_task_on_dask(task: Task) -> dict:
     """:func:`run_task` on a Dask worker, which is set up first (once per process) as a local
-    pool's worker is: one BLAS thread, reads decoded in the process itself. Without it, each
-    task's verify would start a read pool of its own beside the other workers."""
+    pool's worker is: one BLAS thread, reads decoded in the process itself (without it, each
+    task's verify would start a read pool of its own beside the other workers), and glibc's
+    reuse of freed memory restored (see :func:`~biocompress.system.threads.reuse_freed_memory`)."""
     global _DASK_WORKER_READY
     if not _DASK_WORKER_READY:
         from ..codecs.pool import no_read_pool
-        from ..system.threads import one_thread_per_process
+        from ..system.threads import one_thread_per_process, reuse_freed_memory
 
         one_thread_per_process()
         no_read_pool()
+        reuse_freed_memory()
         _DASK_WORKER_READY = True
     return run_task(task)
 

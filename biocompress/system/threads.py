@@ -55,3 +55,23 @@ def one_thread_per_process() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+
+
+def reuse_freed_memory() -> bool:
+    """Let glibc keep large freed blocks for reuse, as it does by default. Dask's nanny starts
+    workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also freezes the mmap threshold at
+    128 KiB: every block's arrays are then mapped and unmapped afresh, and a compress takes
+    twice as long (measured: 0.47 s against 0.23 s for a 21-channel minute). False where
+    mallopt is unavailable (not glibc)."""
+    import ctypes
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20))
+    except (OSError, AttributeError):
+        return False
