@@ -19,9 +19,9 @@ from ..system.outputs import is_temporary
 
 ARCHIVE_SUFFIX = ".bc.h5"
 STATE_FOLDER = ".biocompress"  # a batch's manifest, lock and kept originals, at its destination's root
-# Single-file recordings MNE reads (headers of multi-file formats included)
+# Single-file recordings MNE reads (headers of multi-file formats included), and LSL's XDF files
 RECORDING_SUFFIXES = {".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".vhdr", ".ahdr", ".set", ".lay", ".cnt", ".con",
-                      ".sqd", ".ns3", ".nxe", ".nedf", ".snirf"}
+                      ".sqd", ".ns3", ".nxe", ".nedf", ".snirf", ".xdf", ".xdfz"}
 # FIF files that hold something other than a continuous recording (MNE's naming conventions)
 NOT_RAW_FIF = re.compile(r"[-_](epo|ave|cov|fwd|inv|trans|sol|ica|proj|src|bem|tfr|annot|eve)\.fif(\.gz)?$", re.I)
 _BIDS_SPLIT = re.compile(r"_split-(?P<n>\d+)_", re.I)

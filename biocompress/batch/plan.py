@@ -62,7 +62,8 @@ def exported_name(rel: str, fmt: str) -> str:
 
 
 def archived_format(path: Path) -> tuple[str, bool]:
-    """(extension of the archived file, whether its bytes are kept): read from the archive's
+    """(extension of the archived file, whether restore gives that format back: EDF/BDF byte for byte,
+    an XDF file with every stream): read from the archive's
     provenance (its metadata checked, no sample read). Anything unreadable gives (".fif", False):
     the task that restores the archive reports what is wrong with it."""
     from ..container.reader import Archive
@@ -70,7 +71,7 @@ def archived_format(path: Path) -> tuple[str, bool]:
     try:
         with Archive(path) as arc:
             name = arc.source.get("file_name") or ""
-            exact = "edf" in arc.h5
+            exact = "edf" in arc.h5 or "xdf_header" in arc.source  # EDF/BDF bytes; an XDF file's every stream
     except Exception:  # noqa: BLE001 - an untrusted file: the restore task reports its problem
         return ".fif", False
     suffix = Path(str(name)).suffix  # as the file had it (MB0400FU.EDF)
