@@ -125,7 +125,7 @@ class DaskExecutor:
             get_mp_context().set_forkserver_preload(["distributed", *WORKER_PRELOAD])
             self._cluster = LocalCluster(n_workers=max(1, int(workers)), threads_per_worker=1, processes=True,
                                          host="127.0.0.1", dashboard_address=None, worker_dashboard_address=None,
-                                         silence_logs=50)
+                                         silence_logs=50, memory_limit=0)  # a task's memory is bounded: no monitor
         self.client = Client(self._cluster)
 
     def run(self, tasks, *, window: int | None = None):
