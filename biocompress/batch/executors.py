@@ -41,15 +41,23 @@ class LocalExecutor:
         self.workers = max(1, int(workers))
         self._pool: ProcessPoolExecutor | None = None
 
-    def _new_pool(self) -> ProcessPoolExecutor:
+    def start(self) -> None:
+        """Start the worker processes now, without waiting for them (they import biocompress
+        while the caller plans the work)."""
+        if self._pool is None:
+            self._pool = self._new_pool(wait=False)
+
+    def _new_pool(self, wait: bool = True) -> ProcessPoolExecutor:
         from ..codecs.pool import _main_hidden
 
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(list(WORKER_PRELOAD))
         pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=start_local_worker)
         with _main_hidden():  # workers need biocompress only, not the caller's script
-            for f in [pool.submit(os.getpid) for _ in range(self.workers)]:
-                f.result()
+            started = [pool.submit(os.getpid) for _ in range(self.workers)]
+            if wait:
+                for f in started:
+                    f.result()
         return pool
 
     def run(self, tasks, *, window: int | None = None):
@@ -127,6 +135,9 @@ class DaskExecutor:
                                          host="127.0.0.1", dashboard_address=None, worker_dashboard_address=None,
                                          silence_logs=50, memory_limit=0)  # a task's memory is bounded: no monitor
         self.client = Client(self._cluster)
+
+    def start(self) -> None:
+        """The cluster's workers run already."""
 
     def run(self, tasks, *, window: int | None = None):
         from distributed import as_completed

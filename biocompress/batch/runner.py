@@ -113,39 +113,49 @@ def run_batch(src, dst, *, restore: bool = False, export_format: str | None = No
     with Manifest(dst) as manifest:
         manifest.claim(source=src, direction=direction + (f" {export_format}" if export_format else ""))
         found = find_units(src, archives=direction != "compress", include=include, exclude=exclude)
-        rows = manifest.rows()
-        is_bids = bids.is_bids(src)
-        later = [u for u in found.units if is_bids and u.kind == "file" and bids.rewritten(u.rel)]
-        units = [u for u in found.units if u not in later]
-        outputs = _outputs(src, direction, export_format, units, rows)
-        for rel in found.folders:
-            (dst / rel).mkdir(parents=True, exist_ok=True)
-        folders = sorted({(dst / out).parent for out in outputs.values()} | {dst})
-        for folder in folders:
-            remove_stale_temporaries(folder)
-        summary.sources = len(units) + len(later)
-        plan, entries = [], []
-        for u in units:
-            action = _action(direction, u)
-            task, entry = _task_for(src, dst, u, action, outputs[u.rel], rows.get(u.rel), options, force)
-            if task is None:
-                summary.already_done += 1
-            else:
-                plan.append(task)
-                entries.append(entry)
-        _spread_large(plan, workers, executor)
-        rewrites = []  # BIDS files that name the recordings: written last, from the final names
-        for u in later:
-            task, entry = _bids_task(src, dst, u, direction, outputs, rows.get(u.rel), options, force)
-            if task is None:
-                summary.already_done += 1
-            else:
-                rewrites.append((u.rel, task, entry))
-        reporter.begin(len(plan) + len(rewrites), sum(e["source_bytes"] for e in entries)
-                       + sum(e["source_bytes"] for _, _, e in rewrites), summary.already_done)
-        manifest.start(entries)
-        by_source = {e["task_source"]: e["source"] for e in entries}
-        run = _executor(executor, workers, scheduler) if plan else None
+        early = _executor(executor, workers, scheduler) if executor == "local" and found.units else None
+        if early is not None:
+            early.start()  # its workers start while the work is planned
+        try:
+            rows = manifest.rows()
+            is_bids = bids.is_bids(src)
+            later = [u for u in found.units if is_bids and u.kind == "file" and bids.rewritten(u.rel)]
+            units = [u for u in found.units if u not in later]
+            outputs = _outputs(src, direction, export_format, units, rows)
+            for rel in found.folders:
+                (dst / rel).mkdir(parents=True, exist_ok=True)
+            folders = sorted({(dst / out).parent for out in outputs.values()} | {dst})
+            for folder in folders:
+                remove_stale_temporaries(folder)
+            summary.sources = len(units) + len(later)
+            plan, entries = [], []
+            for u in units:
+                action = _action(direction, u)
+                task, entry = _task_for(src, dst, u, action, outputs[u.rel], rows.get(u.rel), options, force)
+                if task is None:
+                    summary.already_done += 1
+                else:
+                    plan.append(task)
+                    entries.append(entry)
+            _spread_large(plan, workers, executor)
+            rewrites = []  # BIDS files that name the recordings: written last, from the final names
+            for u in later:
+                task, entry = _bids_task(src, dst, u, direction, outputs, rows.get(u.rel), options, force)
+                if task is None:
+                    summary.already_done += 1
+                else:
+                    rewrites.append((u.rel, task, entry))
+            reporter.begin(len(plan) + len(rewrites), sum(e["source_bytes"] for e in entries)
+                           + sum(e["source_bytes"] for _, _, e in rewrites), summary.already_done)
+            manifest.start(entries)
+            by_source = {e["task_source"]: e["source"] for e in entries}
+        except BaseException:
+            if early is not None:
+                early.close(abort=True)
+            raise
+        run = (early or _executor(executor, workers, scheduler)) if plan else None
+        if run is None and early is not None:
+            early.close()
         try:
             for task, outcome in (_run_phases(run, plan, workers) if run else ()):
                 manifest.finish(by_source[task.source], outcome)
