@@ -29,7 +29,7 @@ FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
 mne.set_log_level("ERROR")
 
 # tests/network opens sockets (LSL): it is collected only inside a network namespace with
-# nothing but loopback, where tests/test_network_namespace.py runs it (BIOCOMPRESS_NETNS=1)
+# nothing but loopback, where tests/loopback_namespace.py runs it (BIOCOMPRESS_NETNS=1)
 collect_ignore = [] if os.environ.get("BIOCOMPRESS_NETNS") == "1" else ["network"]
 
 
