@@ -296,6 +296,13 @@ def run_one(n_ch: int, sfreq: float, mode: str, duration: float, chunk_ms: float
         p99_before = float(np.percentile(latency[early], 99)) if early.any() else float("nan")
     else:
         p99_before = p99
+    pushed = push_at[k[valid]] - push_at[0] if latency.size else np.zeros(0)
+    by_second = {}  # the slowest sample pushed in each of the first seconds: where a p99 comes from
+    for s0 in range(3):
+        window = (pushed >= s0) & (pushed < s0 + 1)
+        by_second[s0] = float(latency[window].max()) if window.any() else float("nan")
+    later = pushed >= 3.0
+    p99_after_3s = float(np.percentile(latency[later], 99)) if later.any() else float("nan")
 
     raw_bytes = n * (n_ch + 1) * 4
     xdf = work / f"{name}.xdf"
@@ -315,7 +322,9 @@ def run_one(n_ch: int, sfreq: float, mode: str, duration: float, chunk_ms: float
              f"sender frames handed to the socket: {sent_frames['n']}; receiver: "
              f"{ {k: receiver.result.get(k) for k in ('complete', 'frames', 'duplicates', 'reconnects')} }; "
              f"recorder's own counter check: lost {end['lost']} dup {end['duplicated']}; "
-             f"p99 latency of the samples pushed before the forced reconnection: {p99_before:.1f} ms")
+             f"p99 latency of the samples pushed before the forced reconnection: {p99_before:.1f} ms; "
+             f"slowest sample pushed in second 0, 1, 2: "
+             f"{', '.join(f'{v:.0f}' for v in by_second.values())} ms; p99 from second 3 on: {p99_after_3s:.1f} ms")
     result = Result(f"{n_ch} ch @ {sfreq / 1000:g} kHz", mode, seconds, p50, p99, worst,
                     seconds / TimedEncoder.cpu if TimedEncoder.cpu else float("inf"),
                     seconds / thread_cpu if thread_cpu else float("inf"),

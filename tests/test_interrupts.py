@@ -267,9 +267,10 @@ def test_an_interrupt_swallowed_by_a_callback_is_delivered_again():
     import system has some): a SIGTERM whose KeyboardInterrupt was raised there was lost and
     the run went on. The CLI's report hook sends the interrupt again."""
     probe = """
-import sys, time
+import signal, sys, time
 from biocompress import cli
 sys.unraisablehook = cli._unraisable
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as main() installs one (a nohup'd parent ignores SIGINT)
 
 class Closing:
     def __del__(self):
