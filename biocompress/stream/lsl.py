@@ -19,6 +19,7 @@ notice).
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from decimal import Decimal, InvalidOperation
@@ -126,15 +127,25 @@ class _Inlet:
         self.labels = self.sinfo.get_channel_names() or [str(k) for k in range(self.sinfo.n_channels)]
         self.offset: float | None = None
         self._next_clock = 0.0
+        self._measuring: threading.Thread | None = None
+        self._measured: ClockOffset | None = None
 
     def pull(self, timeout: float):
         """(samples (n, n_channels) or lists of strings, timestamps): everything waiting, up to
         READ_VALUES values, waiting up to ``timeout`` for the first ones."""
         parts, stamps, taken = [], [], 0
         limit = max(PULL_SAMPLES, READ_VALUES // self.sinfo.n_channels)
+        # liblsl waits out a pull's whole timeout to fill max_samples: the wait is for one sample
+        # only, then everything already there is taken at once (else every read lasts `timeout`)
+        data, ts = self.inlet.pull_chunk(timeout=timeout, max_samples=1)
+        if len(ts):
+            parts.append(np.array(data) if isinstance(data, np.ndarray) else data)  # the inlet reuses its buffer
+            stamps.append(np.array(ts, np.float64))
+            taken = len(ts)
+        else:
+            return parts, stamps
         while taken < limit:
-            data, ts = self.inlet.pull_chunk(timeout=timeout if not taken else 0.0,
-                                             max_samples=min(PULL_SAMPLES, limit - taken))
+            data, ts = self.inlet.pull_chunk(timeout=0.0, max_samples=min(PULL_SAMPLES, limit - taken))
             if len(ts):
                 parts.append(np.array(data) if isinstance(data, np.ndarray) else data)  # the inlet reuses its buffer
                 stamps.append(np.array(ts, np.float64))
@@ -144,15 +155,23 @@ class _Inlet:
         return parts, stamps
 
     def clock(self, now: float) -> ClockOffset | None:
-        """The clock offset, measured when due (every CLOCK_EVERY_S)."""
-        if now < self._next_clock:
-            return None
-        self._next_clock = now + CLOCK_EVERY_S
+        """The last clock offset measured, once; a new measurement is started when due (every
+        CLOCK_EVERY_S). liblsl's first one takes up to a second of exchanges with the outlet:
+        it runs on a thread of its own (as LabRecorder's do), so the samples never wait for it."""
+        done, self._measured = self._measured, None
+        if now >= self._next_clock and (self._measuring is None or not self._measuring.is_alive()):
+            self._next_clock = now + CLOCK_EVERY_S
+            self._measuring = threading.Thread(target=self._measure, name="lsl-clock", daemon=True)
+            self._measuring.start()
+        return done
+
+    def _measure(self) -> None:
         try:
-            self.offset = float(self.inlet.time_correction(timeout=1.0 if self.offset is None else 0.1))
-        except (TimeoutError, LostError):
-            return None
-        return ClockOffset(self.name, local_clock(), self.offset)
+            offset = float(self.inlet.time_correction(timeout=1.0 if self.offset is None else 0.1))
+        except (TimeoutError, LostError, RuntimeError):
+            return
+        self.offset = offset
+        self._measured = ClockOffset(self.name, local_clock(), offset)
 
     @property
     def waiting(self) -> int:
@@ -162,6 +181,8 @@ class _Inlet:
             return 0
 
     def close(self) -> None:
+        if self._measuring is not None:
+            self._measuring.join(1.5)  # time_correction gives up after 1 s
         try:
             self.inlet.close_stream()
         except Exception:  # noqa: BLE001 - closing a lost stream

@@ -92,7 +92,11 @@ class Receiver:
 
     # --- the caller's side --------------------------------------------------------------
     def start(self) -> tuple[str, int]:
-        """Listen; return the address (the port chosen when 0 was asked)."""
+        """Listen; return the address (the port chosen when 0 was asked). The live codecs are
+        loaded first, so that decoding the first frames does not stall the stream."""
+        from .warm import warm_up_live_codecs
+
+        warm_up_live_codecs()
         self._thread = threading.Thread(target=self._run, name="net-receive", daemon=True)
         self._thread.start()
         self._bound.wait()
