@@ -93,32 +93,10 @@ def merge_chains(blocks) -> list:
     stateful codec joined into one self-contained block (``merge_chain``): what a finished
     archive should hold, one index row per chain instead of one per flush. Blocks of other
     codecs pass through; a chain's block keeps the place of its key block."""
-    from ..codecs import get_codec
-    from ..codecs.lossless.stream_codec import merge_chain
-
-    out: list = []
-    open_chains: dict[tuple, int] = {}  # (ch_start, ch_stop, config) → position in out
-    parts: dict[int, list[bytes]] = {}
-    for block in blocks:
-        codec = get_codec(block.config)
-        if not codec.stateful:
-            out.append(block)
-            continue
-        lane = (getattr(block, "section", None), block.ch_start, block.ch_stop, json.dumps(block.config, sort_keys=True))
-        if codec.is_key(block.payload) or lane not in open_chains:
-            open_chains[lane] = len(out)
-            parts[len(out)] = [block.payload]
-            out.append(block)
-        else:
-            k = open_chains[lane]
-            first = out[k]
-            if first.t_stop != block.t_start:
-                raise ValueError(f"block at {block.t_start} does not follow its chain's last block ({first.t_stop})")
-            parts[k].append(block.payload)
-            out[k] = dataclasses.replace(first, t_stop=block.t_stop)
-    for k, payloads in parts.items():
-        out[k] = dataclasses.replace(out[k], payload=payloads[0] if len(payloads) == 1 else merge_chain(payloads))
-    return out
+    blocks = list(blocks)
+    place = {(getattr(b, "section", None), b.ch_start, b.t_start): i for i, b in enumerate(blocks)}
+    return sorted(iter_merged_chains(blocks),
+                  key=lambda b: place[(getattr(b, "section", None), b.ch_start, b.t_start)])
 
 
 def iter_merged_chains(blocks):

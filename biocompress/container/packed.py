@@ -60,8 +60,9 @@ def _dtype_of(spec) -> np.dtype:
     return np.dtype([tuple(f) for f in spec])
 
 
-def pack(h5: h5py.File) -> bytes:
-    """The metadata tree of an archive file (every object but payload segments), packed."""
+def serialize(h5: h5py.File) -> bytes:
+    """The metadata tree of an archive file (every object but payload segments), before
+    compression: ``BCMETA01``, header, values."""
     entries, chunks, offset = [], [], 0
 
     def put(value: np.ndarray) -> list:
@@ -87,7 +88,7 @@ def pack(h5: h5py.File) -> bytes:
         else:
             entries.append([path, "group", attrs, None])
     header = json.dumps({"objects": entries}, separators=(",", ":")).encode("ascii")
-    return zlib.compress(MAGIC + struct.pack("<I", len(header)) + header + b"".join(chunks), 9)
+    return MAGIC + struct.pack("<I", len(header)) + header + b"".join(chunks)
 
 
 def inflate(blob: bytes, expected: int, where: str, bound: int = MAX_META_BYTES) -> bytes:
@@ -161,10 +162,16 @@ def editing(path):
         try:
             yield image
             image.flush()
-            blob = pack(image)
+            raw = serialize(image)
         finally:
             image.close()
-        del outer["meta"]
-        outer.create_dataset("meta", data=np.frombuffer(blob, np.uint8))
-        outer.attrs["meta_bytes"] = np.int64(len(zlib.decompress(blob)))
-        outer.attrs["meta_sha256"] = np.bytes_(hashlib.sha256(blob).hexdigest().encode("ascii"))
+        replace_blob(outer, zlib.compress(raw, 9), len(raw))
+
+
+def replace_blob(outer: h5py.File, blob: bytes, meta_bytes: int) -> None:
+    """Put ``blob`` in place of the file's ``/meta``, declaring ``meta_bytes`` inflated bytes,
+    and seal it with its SHA-256."""
+    del outer["meta"]
+    outer.create_dataset("meta", data=np.frombuffer(blob, np.uint8))
+    outer.attrs["meta_bytes"] = np.int64(meta_bytes)
+    outer.attrs["meta_sha256"] = np.bytes_(hashlib.sha256(blob).hexdigest().encode("ascii"))

@@ -193,21 +193,21 @@ class ArchiveWriter:
         self._file.close()  # raises a write that failed
 
     def _close_image(self) -> bytes:
-        """The metadata tree, packed; the in-memory file is closed."""
+        """The metadata tree, serialized (before compression); the in-memory file is closed."""
         self.h5.flush()
-        blob = packed.pack(self.h5)
+        raw = packed.serialize(self.h5)
         self.h5.close()
-        return blob
+        return raw
 
     @contextmanager
     def amend(self):
         """The finished (unpublished) archive's metadata opened for changes, packed again
         afterwards (the file is written anew: its payload segments copied, no hole left)."""
-        h5 = h5py.File(packed.unpack(zlib.decompress(self._image), str(self.tmp)), "r+")
+        h5 = h5py.File(packed.unpack(self._image, str(self.tmp)), "r+")
         try:
             yield h5
             h5.flush()
-            self._image = packed.pack(h5)
+            self._image = packed.serialize(h5)
         finally:
             h5.close()
         self._rewrite()
@@ -254,12 +254,13 @@ def _copy_segment(out: h5py.File, name: str, obj) -> None:
                                                                  track_times=False)
 
 
-def write_meta(out: h5py.File, blob: bytes) -> None:
-    """The packed metadata and what a reader needs to find and check it (docs/FORMAT.md §2.1)."""
+def write_meta(out: h5py.File, raw: bytes) -> None:
+    """The metadata tree (``raw``: serialized), packed, and what a reader needs to find and
+    check it (docs/FORMAT.md §2.1)."""
     put_text(out.attrs, "format", FORMAT_NAME)
     out.attrs["format_version"] = FORMAT_VERSION
-    raw_size = len(zlib.decompress(blob))
-    out.attrs["meta_bytes"] = np.int64(raw_size)
+    blob = zlib.compress(raw, 9)
+    out.attrs["meta_bytes"] = np.int64(len(raw))
     put_text(out.attrs, "meta_sha256", hashlib.sha256(blob).hexdigest())
     data = np.frombuffer(blob, np.uint8)
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)

@@ -137,20 +137,15 @@ class _Inlet:
         limit = max(PULL_SAMPLES, READ_VALUES // self.sinfo.n_channels)
         # liblsl waits out a pull's whole timeout to fill max_samples: the wait is for one sample
         # only, then everything already there is taken at once (else every read lasts `timeout`)
-        data, ts = self.inlet.pull_chunk(timeout=timeout, max_samples=1)
-        if len(ts):
-            parts.append(np.array(data) if isinstance(data, np.ndarray) else data)  # the inlet reuses its buffer
-            stamps.append(np.array(ts, np.float64))
-            taken = len(ts)
-        else:
-            return parts, stamps
         while taken < limit:
-            data, ts = self.inlet.pull_chunk(timeout=0.0, max_samples=min(PULL_SAMPLES, limit - taken))
+            first = not taken
+            data, ts = self.inlet.pull_chunk(timeout=timeout if first else 0.0,
+                                             max_samples=1 if first else min(PULL_SAMPLES, limit - taken))
             if len(ts):
                 parts.append(np.array(data) if isinstance(data, np.ndarray) else data)  # the inlet reuses its buffer
                 stamps.append(np.array(ts, np.float64))
                 taken += len(ts)
-            if len(ts) < PULL_SAMPLES:
+            if not len(ts) or (not first and len(ts) < PULL_SAMPLES):
                 break
         return parts, stamps
 

@@ -103,8 +103,6 @@ def _packed_big_index(dst: Path, rows: int) -> Path:
     """Format 5: the packed tree re-written with an index of ``rows`` rows (the real ones, then
     zeros streamed through zlib, so the forger never holds them), its size and SHA-256 declared
     to match. Past 2^28 rows the zeros are left out and only the declared sizes lie."""
-    import hashlib
-
     from biocompress.container import packed
 
     with h5py.File(dst, "r") as outer:
@@ -135,10 +133,7 @@ def _packed_big_index(dst: Path, rows: int) -> Path:
     parts.append(z.flush())
     new_blob = b"".join(parts)
     with h5py.File(dst, "r+") as outer:
-        del outer["meta"]
-        outer.create_dataset("meta", data=np.frombuffer(new_blob, np.uint8))
-        outer.attrs["meta_bytes"] = np.int64(declared)
-        outer.attrs["meta_sha256"] = np.bytes_(hashlib.sha256(new_blob).hexdigest().encode("ascii"))
+        packed.replace_blob(outer, new_blob, declared)
     return dst
 
 
