@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from biocompress.codecs import get_codec, registered_codecs
 from biocompress.codecs.base import check_2d_int
-from biocompress.codecs.lossless import (FloatLPCCodec, FloatXorCodec, LPCCodec, LPCStreamCodec, LPCV4Codec, LZMACodec,
-                                         LPCX3Codec, LPCXCodec)
+from biocompress.codecs.lossless import (FloatLPCCodec, FloatXorCodec, FloatXorZstdCodec, LPCCodec, LPCStreamCodec,
+                                         LPCV4Codec, LPCX3Codec, LPCXCodec, LZMACodec)
 from biocompress.codecs.times import TimesCodec
 from biocompress.errors import CorruptArchiveError
 from biocompress.io import scaling
@@ -163,6 +163,8 @@ CASES = [
     pytest.param(lambda: FloatXorCodec(8), f64_codes, id="float-xor[8,f64-specials]"),
     pytest.param(lambda: FloatXorCodec(8, level=1), f64_codes, id="float-xor[8,level=1]"),
     pytest.param(lambda: FloatXorCodec(8), lambda: synthetic_codes(4, 2000, seed=5), id="float-xor[8,int-codes]"),
+    pytest.param(lambda: FloatXorZstdCodec(4), f32_codes, id="float-xor-zstd[4,f32-specials]"),
+    pytest.param(lambda: FloatXorZstdCodec(8), f64_codes, id="float-xor-zstd[8,f64-specials]"),
     pytest.param(TimesCodec, lambda: scaling.f64_to_codes(512.25 + np.arange(3000) / 500.0)[np.newaxis],
                  id="times[regular]"),
     pytest.param(TimesCodec, lambda: f64_codes()[-1:], id="times[f64-specials]"),

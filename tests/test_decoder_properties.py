@@ -197,3 +197,18 @@ def test_zlib_bomb_is_refused_before_it_inflates(codecs):
     bomb = b"".join(z.compress(zero) for _ in range(BOMB_BYTES // len(zero))) + z.flush()
     check_decoders("float-xor-zlib-v1", codecs["float-xor-zlib-v1"], struct.pack("<HI", 1, 8) + bomb, None, None,
                    headroom=BOMB_HEADROOM)
+
+
+def test_zstd_frame_larger_than_its_block_is_refused_before_it_decodes(codecs):
+    """A float-xor-zstd-v1 block declares 1 channel × 8 samples (32 bytes) but its frame holds
+    384 MiB: the frame's declared content size is checked against the block before decoding."""
+    import zstandard
+
+    z = zstandard.ZstdCompressor(level=1).compressobj(size=BOMB_BYTES)
+    zero = bytes(1 << 22)
+    bomb = b"".join(z.compress(zero) for _ in range(BOMB_BYTES // len(zero))) + z.flush()
+    check_decoders("float-xor-zstd-v1", codecs["float-xor-zstd-v1"], struct.pack("<HI", 1, 8) + bomb, None, None,
+                   headroom=BOMB_HEADROOM)
+    undeclared = zstandard.ZstdCompressor(level=1, write_content_size=False).compress(bytes(32))
+    with pytest.raises(CorruptArchiveError):
+        codecs["float-xor-zstd-v1"].decode(struct.pack("<HI", 1, 8) + undeclared)

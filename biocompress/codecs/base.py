@@ -106,7 +106,7 @@ _MODULES = ("biocompress.codecs.lossless", "biocompress.codecs.times")
 
 
 # The ids biocompress ships, known without loading their modules (tests check it against the registry)
-SHIPPED_IDS = frozenset({"ae-v1", "float-lpc-v1", "float-xor-zlib-v1", "lpc-s1", "lpc-v1", "lpc-v2", "lpc-v3",
+SHIPPED_IDS = frozenset({"ae-v1", "float-lpc-v1", "float-xor-zlib-v1", "float-xor-zstd-v1", "lpc-s1", "lpc-v1", "lpc-v2", "lpc-v3",
                          "lpc-v4", "lzma-v1", "nl-v1", "times-v1"})
 
 

@@ -52,13 +52,14 @@ def archive_blocks(blocks: Iterable, block_samples: int = ARCHIVE_BLOCK_SAMPLES,
 def _archive_codec(codec, level: str):
     """The codec ``compress`` uses for what ``codec`` codes live: lpc-v4 for lpc-s1's integer
     codes, float-lpc-v1 for float32 and float-xor-zlib-v1 at level 9 for float64 samples
-    (live streams code floats with float-xor-zlib-v1 at level 1); any other codec itself."""
+    (live streams code floats with float-xor-zstd-v1, or float-xor-zlib-v1 at level 1 before
+    it); any other codec itself."""
     from ..codecs.lossless import FloatLPCCodec, FloatXorCodec, LPCV4Codec
 
     config = codec.get_config()
     if codec.stateful:
         return LPCV4Codec(level=level)
-    if config["id"] == "float-xor-zlib-v1":
+    if config["id"] in ("float-xor-zlib-v1", "float-xor-zstd-v1"):
         return FloatLPCCodec() if config["width"] == 4 else FloatXorCodec(8)
     return codec
 

@@ -161,6 +161,28 @@ def to_codes(recipe: Recipe, x: np.ndarray, picks, kind: int) -> np.ndarray:
     return codes
 
 
+def codes_of_stored(stored: np.ndarray, kind: int) -> np.ndarray | None:
+    """Codes of kind ``kind`` straight from samples as a stream delivered them, where the
+    recipe's image of ``stored`` is what :func:`to_codes` would code (float32 samples as f32
+    codes; integers, or integral floats, within int32 as int codes); None where it cannot
+    tell (then :func:`to_codes` decides, from the values)."""
+    if kind == 1 and stored.dtype == np.float32:
+        return f32_to_codes(stored)
+    if kind != 0:
+        return None
+    if stored.dtype.kind in "iu" and stored.dtype.itemsize <= 4 and stored.dtype != np.uint32:
+        return stored.astype(np.int64)
+    if stored.dtype.kind == "f" and stored.size:
+        with np.errstate(invalid="ignore"):
+            codes = stored.astype(np.int64)
+            bits = np.dtype(f"i{stored.dtype.itemsize}")
+            # bitwise: NaN, ±inf, fractions and -0.0 (which code 0 would turn into +0.0) fail
+            if np.array_equal(codes.astype(stored.dtype).view(bits), stored.view(bits)) \
+                    and int(np.abs(codes).max()) <= INT32_LIMIT:
+                return codes
+    return None
+
+
 def from_codes(recipe: Recipe, codes: np.ndarray, picks, kind: int) -> np.ndarray:
     """Inverse of :func:`to_codes`: bitwise MNE float64 samples."""
     if kind == LOSSY:

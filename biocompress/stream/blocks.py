@@ -12,15 +12,23 @@ from ..container.layout import DATA  # what a block holds: samples (DATA) or the
 @dataclass(frozen=True)
 class Chunk:
     """Samples ``[start, start + n)`` of every channel, as MNE float64 values (n_channels, n);
-    ``timestamps``: one per sample where the source has them (LSL, XDF)."""
+    ``timestamps``: one per sample where the source has them (LSL, XDF); ``stored``: where the
+    source knows them, the samples as it delivered them (n_channels, n; float32, int16…), of
+    which ``values`` is the stream recipe's image (lanes then take codes from them directly)."""
 
     start: int
     values: np.ndarray
     timestamps: np.ndarray | None = None
+    stored: np.ndarray | None = None
 
     @property
     def stop(self) -> int:
         return self.start + self.values.shape[1]
+
+    def head(self, n: int) -> "Chunk":
+        """The first ``n`` samples."""
+        return Chunk(self.start, self.values[:, :n], None if self.timestamps is None else self.timestamps[:n],
+                     None if self.stored is None else self.stored[:, :n])
 
 
 

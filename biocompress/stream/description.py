@@ -87,10 +87,15 @@ class StreamDescription:
 
     def values(self, samples: np.ndarray) -> np.ndarray:
         """Samples as delivered (n_samples, n_channels) → MNE float64 values (n_channels, n_samples)."""
+        return self.recipe.forward(self.stored(samples), np.arange(self.n_channels))
+
+    def stored(self, samples: np.ndarray) -> np.ndarray:
+        """Samples as delivered (n_samples, n_channels) → the same values (n_channels, n_samples)
+        in the stream's own format."""
         x = np.asarray(samples, NUMPY_FORMAT[self.value_format])
         if x.ndim != 2 or x.shape[1] != self.n_channels:
             raise BadInputError(None, f"expected samples of {self.n_channels} channels, got shape {x.shape}")
-        return self.recipe.forward(x.T, np.arange(self.n_channels))
+        return x.T
 
     def with_start(self, wall_time: dt.datetime) -> "StreamDescription":
         """This description with the measurement date (wall clock of the first sample)."""

@@ -24,6 +24,7 @@ class StreamEncoder:
     def __init__(self, lanes: list[Lane], pool: BlockPool | None = None):
         self.lanes = lanes
         self.pool = pool
+        self._codecs: dict[str, object] = {}  # live streams code many small blocks: one codec per config
 
     def encode(self, chunks: Iterable[Chunk]) -> Iterator[Block]:
         def items():
@@ -37,19 +38,30 @@ class StreamEncoder:
 
         if self.pool is None:
             for item in items():
-                yield _done(item)
+                yield self._done(item)
             return
         for item, payload in self.pool.encode_stream((item, *_work(item)) for item in items()):
             yield item if isinstance(item, Block) else _block(item, payload)
 
     def push(self, chunk: Chunk) -> list[Block]:
-        return [_done(item) for lane in self.lanes for item in lane.push(chunk)]
+        return [self._done(item) for lane in self.lanes for item in lane.push(chunk)]
 
     def flush(self) -> list[Block]:
-        return [_done(item) for lane in self.lanes for item in lane.flush()]
+        return [self._done(item) for lane in self.lanes for item in lane.flush()]
 
     def finish(self) -> list[Block]:
-        return [_done(item) for lane in self.lanes for item in lane.finish()]
+        return [self._done(item) for lane in self.lanes for item in lane.finish()]
+
+    def _done(self, item: Block | EncodeJob) -> Block:
+        if isinstance(item, Block):
+            return item
+        key = repr(sorted(item.config.items()))
+        codec = self._codecs.get(key)
+        if codec is None:
+            from ..codecs import get_codec
+
+            codec = self._codecs[key] = get_codec(item.config)
+        return _block(item, codec.encode(item.codes))
 
 
 def _work(item: Block | EncodeJob):
@@ -62,9 +74,3 @@ def _block(job: EncodeJob, payload: bytes) -> Block:
     return Block(job.t_start, job.t_stop, job.ch_start, job.ch_stop, config, payload, job.section)
 
 
-def _done(item: Block | EncodeJob) -> Block:
-    if isinstance(item, Block):
-        return item
-    from ..codecs import get_codec
-
-    return _block(item, get_codec(item.config).encode(item.codes))

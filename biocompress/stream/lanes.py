@@ -75,6 +75,10 @@ class CodesLane(Lane):
 
     def codes_of(self, chunk: Chunk) -> np.ndarray:
         """The chunk's codes for this lane; raises scaling.KindMismatch where the kind breaks."""
+        if chunk.stored is not None:
+            codes = scaling.codes_of_stored(chunk.stored[self.start : self.stop], self.kind)
+            if codes is not None:
+                return codes
         return scaling.to_codes(self.recipe, chunk.values[self.start : self.stop], self.picks, self.kind)
 
     def push(self, chunk: Chunk) -> list[EncodeJob]:

@@ -198,7 +198,7 @@ def plan_lanes(description: StreamDescription, mode: str, first: np.ndarray, *, 
     units = [int(ch["unit"]) for ch in d.info["chs"]]
     plan = lossy_plan(mode, first, d.kinds.copy(), d.recipe, stim, units, d.ch_names, quality=quality,
                       max_error_uv=max_error_uv, model_path=model_path, model_id=meta["model_id"], block=block,
-                      to_codes=lambda x: scaling.to_codes(d.recipe, x, picks, 0))
+                      to_codes=lambda x: scaling.to_codes(d.recipe, x, picks, 0), when_due=True)
     custom = model is not None and meta["model_id"] != model_file.load()[2]["model_id"]
     header = StreamHeader(d, mode, plan.kinds, block, _lossy_attrs(mode, plan, quality, meta["model_id"]),
                           model_file.to_bytes(*model_file.load(model_path)) if custom else None)
@@ -342,7 +342,7 @@ class Recorder:
     def _take(self, chunk: Chunk) -> None:
         if self.limit is not None and chunk.stop > self.limit:
             n = self.limit - chunk.start
-            chunk = Chunk(chunk.start, chunk.values[:, :n], None if chunk.timestamps is None else chunk.timestamps[:n])
+            chunk = chunk.head(n)
         if chunk.values.shape[1] == 0:
             return
         self._arrivals.append((time.monotonic(), chunk.values.shape[1]))

@@ -111,13 +111,39 @@ def describe(sinfo) -> StreamDescription:
     return StreamDescription(info, FORMAT_NAMES[sinfo.dtype], np.array([_unit_scale(u) for u in units]), source)
 
 
+def _open_stream(inlet: StreamInlet, timeout: float) -> None:
+    """``inlet.open_stream(timeout)`` without the half second mne-lsl sleeps after it.
+
+    mne-lsl waits because liblsl could return before the outlet had registered the new consumer,
+    so that a sample pushed at once was missed (liblsl issue 176). A recorder takes the stream
+    from whichever sample comes first: the wait only held back the first half second of
+    samples (measured: the first sample reached the recorder 0.5 s after the outlet had
+    registered the inlet). Falls back to mne-lsl's own call where its internals differ."""
+    try:
+        from ctypes import byref, c_double, c_int
+
+        from mne_lsl.lsl._utils import check_timeout, handle_error
+        from mne_lsl.lsl.load_liblsl import lib
+
+        lock, handle = inlet._lock, inlet._obj
+        inlet._stream_is_open  # noqa: B018 - the flag this sets must exist
+    except (ImportError, AttributeError):
+        inlet.open_stream(timeout=timeout)
+        return
+    errcode = c_int()
+    with lock:
+        lib.lsl_open_stream(handle, c_double(check_timeout(timeout)), byref(errcode))
+    handle_error(errcode)
+    inlet._stream_is_open = True
+
+
 class _Inlet:
     """One opened LSL inlet (no silent recovery: a lost stream raises LostError)."""
 
     def __init__(self, sinfo, buffer_s: float):
         self.inlet = StreamInlet(sinfo, max_buffered=max(1, int(np.ceil(buffer_s))), recover=False)
         try:
-            self.inlet.open_stream(timeout=OPEN_TIMEOUT_S)
+            _open_stream(self.inlet, OPEN_TIMEOUT_S)
             self.sinfo = self.inlet.get_sinfo(timeout=OPEN_TIMEOUT_S)
         except (TimeoutError, LostError):
             self.close()
@@ -275,8 +301,9 @@ class LSLSource:
             return None
         self._last_data, self._missing = now, 0
         samples = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        chunk = Chunk(self.n_samples, self.description.values(samples),
-                      stamps[0] if len(stamps) == 1 else np.concatenate(stamps))
+        stored = self.description.stored(samples)
+        chunk = Chunk(self.n_samples, self.description.recipe.forward(stored, np.arange(stored.shape[0])),
+                      stamps[0] if len(stamps) == 1 else np.concatenate(stamps), stored)
         self.n_samples = chunk.stop
         return chunk
 

@@ -46,10 +46,10 @@ def live_lossless_lanes(kinds: np.ndarray, recipe: scaling.Recipe, sfreq: float,
     integer channels through ``lpc-s1`` chains (a key block every ``key_seconds``, but no more
     often than every ``key_min_samples`` samples: what a reader decodes to reach a block, and
     what a damaged block can take with it, against the cost of a key block); float channels
-    through ``float-xor-zlib-v1`` at zlib level 1 (on blocks of tens of samples it is both
-    smaller and ~40× faster than ``float-lpc-v1``; finalizing codes the archive again as
-    ``compress`` would, container/recode.py)."""
-    from ..codecs.lossless import FloatXorCodec, LPCStreamCodec
+    through ``float-xor-zstd-v1`` at level 1 (on blocks of tens of samples it is smaller than
+    ``float-lpc-v1`` and ~200× faster; finalizing codes the archive again as ``compress``
+    would, container/recode.py)."""
+    from ..codecs.lossless import FloatXorZstdCodec, LPCStreamCodec
 
     key = max(int(round(key_seconds * sfreq)), int(key_min_samples), 1)
     update = max(int(round(UPDATE_SECONDS * sfreq)), UPDATE_MIN_SAMPLES)
@@ -60,15 +60,16 @@ def live_lossless_lanes(kinds: np.ndarray, recipe: scaling.Recipe, sfreq: float,
             lanes.append(ChainLane(a, b, 0, recipe, block, codec, observe))
         else:
             width = 4 if int(kinds[a]) == 1 else 8  # value kind f32, else f64
-            lanes.append(CodesLane(a, b, int(kinds[a]), recipe, block, observe, codec=FloatXorCodec(width, level=1)))
+            lanes.append(CodesLane(a, b, int(kinds[a]), recipe, block, observe, codec=FloatXorZstdCodec(width, level=1)))
     return lanes
 
 
 def lossy_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units,
-                quality: int, model_path, block: int) -> tuple[list[Lane], np.ndarray]:
+                quality: int, model_path, block: int, when_due: bool = False) -> tuple[list[Lane], np.ndarray]:
     """Autoencoder lanes over each run of non-trigger channels, fitted on ``first`` (the first
     block's values); trigger channels (``stim``) stay exact. Returns the lanes and the value
-    kinds the archive records (``lossy`` where the autoencoder codes a channel)."""
+    kinds the archive records (``lossy`` where the autoencoder codes a channel). ``when_due``:
+    the network runs once per block rather than once per chunk (live streams)."""
     from ..codecs.lossy.ae_codec import AECodec  # torch: only for the lossy modes
 
     kinds = np.array(kinds)
@@ -78,7 +79,7 @@ def lossy_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
             lanes.append(CodesLane(a, b, int(kinds[a:b].max()), recipe, block))
             continue
         ae = AECodec.for_stream(first[a:b], quality=quality, model_path=model_path, groups=units[a:b])
-        lanes.append(StreamLane(a, b, ae.get_config(), ae.stream(block)))
+        lanes.append(StreamLane(a, b, ae.get_config(), ae.stream(block, when_due)))
         kinds[a:b] = scaling.LOSSY
     return lanes, kinds
 
@@ -128,11 +129,12 @@ class LossyPlan:
 
 def lossy_plan(mode: str, first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units,
                ch_names, *, quality: int | None, max_error_uv: float | None, model_path, model_id: str, block: int,
-               to_codes: Callable, where=None) -> LossyPlan:
+               to_codes: Callable, where=None, when_due: bool = False) -> LossyPlan:
     """Lanes for ``mode`` "lossy" (the autoencoder at ``quality``; quality 5 of integer-coded
     channels: a bounded residual of 2.6 % of the RMS) or "near-lossless" (every sample within
     ``max_error_uv``; integer-coded channels only: BadInputError naming ``where`` otherwise).
-    ``first``: the stream's first block of values, which the codecs are fitted to."""
+    ``first``: the stream's first block of values, which the codecs are fitted to; ``when_due``:
+    see :func:`lossy_lanes`."""
     from ..codecs.lossy.ae_codec import QUALITY_STEPS
 
     if mode == "lossy" and quality in QUALITY_BOUND and (kinds == 0).all():
@@ -140,7 +142,7 @@ def lossy_plan(mode: str, first: np.ndarray, kinds: np.ndarray, recipe: scaling.
         centred = first - np.median(first, axis=1, keepdims=True)
         max_error_uv = QUALITY_BOUND[quality] * float(np.sqrt(np.mean(centred**2))) * 1e6
     if mode == "lossy" and quality not in QUALITY_BOUND or mode == "lossy" and (kinds[~stim] != 0).any():
-        lanes, kinds = lossy_lanes(first, kinds, recipe, stim, units, quality, model_path, block)
+        lanes, kinds = lossy_lanes(first, kinds, recipe, stim, units, quality, model_path, block, when_due)
         return LossyPlan(lanes, kinds, QUALITY_STEPS[quality], max_error_uv, None)
     if (kinds != 0).any():
         bad = [ch_names[i] for i in np.flatnonzero(kinds != 0)[:3]]

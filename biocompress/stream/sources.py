@@ -71,7 +71,8 @@ class ArraySource:
                 raise BadInputError(None, f"no timestamps for the chunk at sample {self.n_samples}") from None
             if ts.shape != (x.shape[1],):
                 raise BadInputError(None, f"{ts.size} timestamps for a chunk of {x.shape[1]} samples")
-        chunk = Chunk(self.n_samples, d.values(held.T), ts)
+        stored = d.stored(held.T)
+        chunk = Chunk(self.n_samples, d.recipe.forward(stored, np.arange(d.n_channels)), ts, stored)
         self.n_samples = chunk.stop
         return chunk
 

@@ -12,10 +12,10 @@ import numpy as np
 
 
 def warm_up_live_codecs() -> None:
-    """Encode and decode a few samples with the codecs of live streams (lpc-s1, float-xor-zlib
-    at level 1, times-v1; a lossy mode's autoencoder loads with its plan)."""
+    """Encode and decode a few samples with the codecs of live streams (lpc-s1, float-xor-zstd,
+    times-v1; a lossy mode's autoencoder loads with its plan)."""
     from ..codecs.float_codes import f32_to_codes, f64_to_codes
-    from ..codecs.lossless import FloatXorCodec, LPCStreamCodec
+    from ..codecs.lossless import FloatXorZstdCodec, LPCStreamCodec
     from ..codecs.times import TimesCodec
 
     rng = np.random.default_rng(0)
@@ -26,7 +26,7 @@ def warm_up_live_codecs() -> None:
         _, state = chain.decode_with(stream.encode(ints[:, t : t + 50]), state)
     floats = f32_to_codes((ints * 0.1).astype(np.float32))
     for width, codes in ((4, floats), (8, f64_to_codes(ints * 0.1))):
-        codec = FloatXorCodec(width, level=1)
+        codec = FloatXorZstdCodec(width, level=1)
         codec.decode(codec.encode(codes[:, :50]))
     times = TimesCodec()
     times.decode(times.encode(f64_to_codes(1000.0 + np.arange(600) / 500.0)[np.newaxis]))

@@ -67,10 +67,14 @@ class AEStreamEncoder:
     network started from silence would otherwise see a step at the first sample.
     """
 
-    def __init__(self, codec: "AECodec", block: int):
+    def __init__(self, codec: "AECodec", block: int, when_due: bool = False):
         if block % codec.model.stride:
             raise ValueError(f"block must be a multiple of {codec.model.stride} samples")
         self.codec, self.block = codec, block
+        # when_due: run the network only once the next block can be completed (live streams push
+        # chunks of a few samples; one call per block costs a tenth of one per chunk, and the
+        # block leaves at the same push)
+        self.when_due = when_due
         self.model = codec.model
         self._state = None
         self._pending = np.zeros((codec.spatial.sigmas.size, 0))  # samples not yet a whole stride
@@ -92,6 +96,9 @@ class AEStreamEncoder:
         self.n_samples += x.shape[1]
         self._last = x[:, -1:]
         self._pending = np.concatenate([self._pending, x], axis=1)
+        s = self.model.stride
+        if self.when_due and self.n_samples < -(-(self._next_t0 + self.block) // s) * s + self.model.lookahead * s:
+            return []
         usable = self._pending.shape[1] - self._pending.shape[1] % self.model.stride
         self._encode(self._pending[:, :usable])
         self._pending = self._pending[:, usable:]
@@ -111,7 +118,7 @@ class AEStreamEncoder:
         if x.shape[1] == 0:
             return
         c = self.codec
-        z = c.spatial.to_components(x)[c.coded].astype(np.float32)
+        z = c.spatial.to_components(x, c.coded).astype(np.float32)
         with torch.inference_mode(), one_thread():
             y, self._state = self.model.encode(torch.from_numpy(z)[:, None, :], self._state)
         steps = c.steps[:, None, None]
@@ -174,8 +181,8 @@ class AECodec(Codec):
     def get_config(self) -> dict:
         return {"id": self.codec_id, "model": self.model_name, "step": self.step, "spatial": self.spatial.to_config()}
 
-    def stream(self, block: int) -> AEStreamEncoder:
-        return AEStreamEncoder(self, block)
+    def stream(self, block: int, when_due: bool = False) -> AEStreamEncoder:
+        return AEStreamEncoder(self, block, when_due)
 
     def encode(self, values) -> bytes:
         """One self-contained block holding every sample of ``values``."""

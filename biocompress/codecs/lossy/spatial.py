@@ -88,10 +88,12 @@ class Spatial:
         sigmas = np.sqrt(np.maximum(w[order], SIGMA_FLOOR**2))
         return cls.from_config(cls(offsets, scales, v, sigmas).to_config())  # as stored: float32
 
-    def to_components(self, x: np.ndarray) -> np.ndarray:
-        """Values (n_ch, n) → components divided by their standard deviation."""
+    def to_components(self, x: np.ndarray, rows=None) -> np.ndarray:
+        """Values (n_ch, n) → components divided by their standard deviation (``rows``: only
+        these components; each is computed alone, so the values are the same)."""
+        rows = slice(None) if rows is None else rows
         s = (np.asarray(x, np.float64) - self.offsets[:, None]) / self.scales[:, None]
-        return fixed_order_product(self.transform.T, s) / self.sigmas[:, None]
+        return fixed_order_product(self.transform.T[rows], s) / self.sigmas[rows, None]
 
     def from_components(self, z: np.ndarray) -> np.ndarray:
         return fixed_order_product(self.transform, z * self.sigmas[:, None]) * self.scales[:, None] + self.offsets[:, None]
