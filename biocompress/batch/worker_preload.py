@@ -17,8 +17,8 @@ in the workers, as without this module.
 
 from __future__ import annotations
 
-from . import task  # noqa: F401 - imported for the workers
 from ..files import compress, restore  # noqa: F401 - imported for the workers
+from . import task
 
 
 def _edf_bytes(codes, sfreq: int) -> bytes:
@@ -76,5 +76,5 @@ def warm_up_workers() -> None:
 
 try:
     warm_up_workers()
-except Exception:  # noqa: BLE001 - a fork server must not fail to start: the workers load what they use
-    pass
+except (Exception, KeyboardInterrupt):  # noqa: BLE001, S110 - the fork server must start (the workers then load
+    pass  # the kernels themselves); Ctrl-C reaches the batch too, which ends it and so this server
