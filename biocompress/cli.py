@@ -109,7 +109,7 @@ def compress(
 ):
     """Compress recordings into verified archives (an XDF file: every stream, in one archive)."""
     from .files.compress import compress as do_compress
-    from .files.compress import mode_problem
+    from .files.modes import mode_problem
 
     problem = mode_problem(mode, quality, max_error)
     if problem:

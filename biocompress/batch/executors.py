@@ -16,7 +16,9 @@ from concurrent.futures.process import BrokenProcessPool
 
 from .task import Task, run_task, run_task_on_dask, start_local_worker
 
-WORKER_PRELOAD = ("biocompress.batch.task", "biocompress.files.compress", "biocompress.files.restore")
+# what the fork server imports before it forks a worker: the task's modules, and the codecs'
+# numba kernels loaded (see biocompress.batch.worker_preload)
+WORKER_PRELOAD = ("biocompress.batch.worker_preload",)
 
 WORKER_DIED = ("the worker process converting it died (killed by the system, out of memory, or a crash); "
                "the file was tried alone and failed again")
@@ -40,19 +42,22 @@ class LocalExecutor:
     def __init__(self, workers: int):
         self.workers = max(1, int(workers))
         self._pool: ProcessPoolExecutor | None = None
+        self._started = False  # start() was called: the first pool is not waited for
 
     def start(self) -> None:
-        """Start the worker processes now, without waiting for them (they import biocompress
-        while the caller plans the work)."""
-        if self._pool is None:
-            self._pool = self._new_pool(wait=False)
+        """Start the fork server now, without waiting for it: it imports biocompress and loads
+        the codecs' kernels (~1 s) while the caller walks and plans the work; the workers are
+        forked from it when the first tasks come."""
+        from multiprocessing import forkserver
+
+        _forkserver()
+        forkserver.ensure_running()
+        self._started = True
 
     def _new_pool(self, wait: bool = True) -> ProcessPoolExecutor:
         from ..codecs.pool import _main_hidden
 
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(list(WORKER_PRELOAD))
-        pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=start_local_worker)
+        pool = ProcessPoolExecutor(self.workers, mp_context=_forkserver(), initializer=start_local_worker)
         with _main_hidden():  # workers need biocompress only, not the caller's script
             started = [pool.submit(os.getpid) for _ in range(self.workers)]
             if wait:
@@ -61,21 +66,29 @@ class LocalExecutor:
         return pool
 
     def run(self, tasks, *, window: int | None = None):
-        """Yield (task, outcome) as tasks finish; at most ``window`` (default: workers) at once."""
+        """Yield (task, outcome) as tasks finish; at most ``window`` (default: workers) at once.
+        The tasks that take the finished ones' places are given out before the outcomes are
+        yielded, so that no worker waits while the caller records them."""
         window = window or self.workers
         todo = deque(tasks)
         alone: deque = deque()  # tasks that were running when a worker died
         running: dict = {}
-        while todo or alone or running:
-            if self._pool is None:
-                self._pool = self._new_pool()
+
+        def fill():
             limit = 1 if alone else window
             source = alone if alone else todo
             while source and len(running) < limit:
                 task = source.popleft()
                 running[self._pool.submit(run_task, task)] = (task, source is alone)
+
+        while todo or alone or running:
+            if self._pool is None:
+                self._pool = self._new_pool(wait=not self._started)
+                self._started = False  # a pool made again after a worker died is waited for
+            fill()
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
             broken = False
+            finished = []
             for fut in done:
                 task, was_alone = running.pop(fut)
                 try:
@@ -83,15 +96,18 @@ class LocalExecutor:
                 except BrokenProcessPool:
                     broken = True
                     if was_alone:
-                        yield task, _died(task)
+                        finished.append((task, _died(task)))
                     else:
                         alone.append(task)
                     continue
-                yield task, outcome
+                finished.append((task, outcome))
             if broken:
                 alone.extend(task for task, _ in running.values())  # they fail with the pool: try each alone
                 running.clear()
                 self.close(abort=True)
+            else:
+                fill()
+            yield from finished
 
     def close(self, abort: bool = False) -> None:
         """Stop the workers; ``abort``: now, without waiting for the tasks they run (their
@@ -106,6 +122,13 @@ class LocalExecutor:
             for proc in list(getattr(pool, "_processes", {}).values()):
                 proc.join(timeout=10)
         pool.shutdown(wait=not abort, cancel_futures=True)
+
+
+def _forkserver():
+    """The fork server context of the local pool's workers, with what it imports first."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(list(WORKER_PRELOAD))
+    return ctx
 
 
 class DaskExecutor:

@@ -112,11 +112,11 @@ def run_batch(src, dst, *, restore: bool = False, export_format: str | None = No
     summary = Summary(report=report)
     with Manifest(dst) as manifest:
         manifest.claim(source=src, direction=direction + (f" {export_format}" if export_format else ""))
-        found = find_units(src, archives=direction != "compress", include=include, exclude=exclude)
-        early = _executor(executor, workers, scheduler) if executor == "local" and found.units else None
+        early = _executor(executor, workers, scheduler) if executor == "local" else None
         if early is not None:
-            early.start()  # its workers start while the work is planned
+            early.start()  # its fork server imports and loads the codecs while the work is found and planned
         try:
+            found = find_units(src, archives=direction != "compress", include=include, exclude=exclude)
             rows = manifest.rows()
             is_bids = bids.is_bids(src)
             later = [u for u in found.units if is_bids and u.kind == "file" and bids.rewritten(u.rel)]
@@ -207,7 +207,7 @@ def _roots(src, dst) -> tuple[Path, Path]:
 
 def _options(direction, export_format, mode, quality, max_error_uv, model, allow_changes) -> dict:
     if direction == "compress":
-        from ..files.compress import mode_problem
+        from ..files.modes import mode_problem
 
         problem = mode_problem(mode, quality, max_error_uv)
         if problem:

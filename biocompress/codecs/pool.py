@@ -142,6 +142,18 @@ def no_read_pool() -> None:
     _READ_POOL[:] = [None]
 
 
+@contextmanager
+def reads_here():
+    """Decode reads in this process while inside, without starting a read pool; the read
+    pool is as it was afterwards (for a process that must start no other, e.g. a fork server)."""
+    saved = list(_READ_POOL)
+    _READ_POOL[:] = [None]
+    try:
+        yield
+    finally:
+        _READ_POOL[:] = saved
+
+
 def read_pool():
     """A process pool shared by every archive a process reads, or None on one core or
     where child processes cannot be made (e.g. inside a daemonic worker).

@@ -26,24 +26,11 @@ from ..stream.encoder import StreamEncoder
 from ..stream.lanes import LEVELS
 from ..stream.plans import lossless_lanes
 from ..stream.sources import raw_chunks
+from .modes import MODES, mode_problem  # noqa: F401 - mode_problem: part of this module's interface
 
 BLOCK_SAMPLES = 16384
 GROUP_CHANNELS = 32  # the cross-channel stage finds references within a lane's channels
 SMALL_RECORDING = 1_000_000  # samples; below this, worker processes cost more than they save
-MODES = ("lossless", "lossy", "near-lossless")
-
-
-def mode_problem(mode: str, quality, max_error_uv) -> str | None:
-    """What is wrong with a mode and its settings (as the command line names them); None if nothing."""
-    if mode not in MODES:
-        return f"--mode must be one of {', '.join(MODES)}; got {mode!r}"
-    if mode == "lossy" and quality is None:
-        return "--mode lossy needs --quality 1…5"
-    if mode == "near-lossless" and max_error_uv is None:
-        return "--mode near-lossless needs --max-error µV"
-    if mode == "lossless" and (quality is not None or max_error_uv is not None):
-        return "--quality and --max-error apply to --mode lossy / near-lossless"
-    return None
 
 
 def default_output(src: Path) -> Path:

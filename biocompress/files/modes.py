@@ -1,0 +1,19 @@
+"""The compression modes and the check of their settings, without the coders: a batch's or
+the command line's options are checked before anything heavy (numba, SciPy) is imported."""
+
+from __future__ import annotations
+
+MODES = ("lossless", "lossy", "near-lossless")
+
+
+def mode_problem(mode: str, quality, max_error_uv) -> str | None:
+    """What is wrong with a mode and its settings (as the command line names them); None if nothing."""
+    if mode not in MODES:
+        return f"--mode must be one of {', '.join(MODES)}; got {mode!r}"
+    if mode == "lossy" and quality is None:
+        return "--mode lossy needs --quality 1…5"
+    if mode == "near-lossless" and max_error_uv is None:
+        return "--mode near-lossless needs --max-error µV"
+    if mode == "lossless" and (quality is not None or max_error_uv is not None):
+        return "--quality and --max-error apply to --mode lossy / near-lossless"
+    return None
