@@ -230,7 +230,7 @@ def _main_hidden():
             main.__dict__.update(saved)
 
 
-def _workers_know(config: dict) -> bool:
+def workers_know(config: dict) -> bool:
     """Whether a fresh worker decodes ``config`` as this process does: biocompress's own
     codecs (not one registered by the caller), and for the lossy ones a shipped model
     (not one loaded from an archive here)."""
@@ -256,7 +256,7 @@ def decode_parts(jobs, cost=None):
     a round trip to a worker costs about as much as a small part's decode.
     """
     pool = read_pool() if len(jobs) > 1 else None
-    if pool is None or not all(_workers_know(config) for config, _ in jobs):
+    if pool is None or not all(workers_know(config) for config, _ in jobs):
         return _decode_parts(jobs)
     cost = np.ones(len(jobs)) if cost is None else np.asarray(cost, np.float64)
     n = min(len(jobs), default_workers())
