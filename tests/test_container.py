@@ -331,6 +331,17 @@ def test_verify_after_write_catches_wrong_decoder(tmp_path, monkeypatch):
     assert folder_names(tmp_path) == []
 
 
+def test_verify_after_write_catches_wrong_decoding_on_workers(tmp_path, monkeypatch):
+    """Blocks verified on the encoding processes (workers forked after the patch decode + 1)."""
+    from biocompress.codecs.lossless.lpc_v4 import LPCV4Codec
+
+    decode = LPCV4Codec.decode
+    monkeypatch.setattr(LPCV4Codec, "decode", lambda self, payload: decode(self, payload) + 1)
+    with pytest.raises(VerificationError, match="differs"):
+        biocompress.compress(SAMPLES_DIR / "Subject00_2.edf", tmp_path / "out.bc.h5", workers=2)
+    assert folder_names(tmp_path) == []
+
+
 def test_verify_false_skips_check_but_archive_is_valid(tmp_path):
     src = SAMPLES_DIR / "chtypes_edf.edf"
     dst = biocompress.compress(src, tmp_path / "nv.bc.h5", verify=False)

@@ -84,6 +84,25 @@ def _temporaries(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if is_temporary(p.name))
 
 
+def _reads_temporary(pid: int, folder: Path) -> bool:
+    """Whether process ``pid`` holds a temporary archive of ``folder`` open read-only (the
+    writer holds it read-write: this is the verification)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            target = Path(os.readlink(f"/proc/{pid}/fd/{fd}"))
+            flags = next(line for line in Path(f"/proc/{pid}/fdinfo/{fd}").read_text().splitlines()
+                         if line.startswith("flags:"))
+        except (OSError, StopIteration):
+            continue
+        if target.parent == folder and is_temporary(target.name) and int(flags.split()[1], 8) & os.O_ACCMODE == 0:
+            return True
+    return False
+
+
 def _script_launcher() -> list[str]:
     """What the installed ``biocompress`` script runs: the entry point pyproject.toml declares."""
     entry = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]["biocompress"]
@@ -114,10 +133,10 @@ def _wait_for(proc: subprocess.Popen, folder: Path, phase: str) -> dict[int, int
         now = _descendants(proc.pid)
         seen.update(now)
         cmds = {pid: _cmdline(pid) for pid in now}
-        if phase == "encoding":  # BlockPool workers are forks: the same command line as the run
-            ready = any("biocompress.cli" in c for c in cmds.values())
-        else:  # verification decodes on workers made by the fork server
-            ready = any("forkserver" in c for c in cmds.values()) and len(now) >= 3
+        # BlockPool workers are forks: the same command line as the run
+        ready = any("biocompress.cli" in c for c in cmds.values())
+        if phase == "verifying":  # the same workers decode; the run reads its temporary archive
+            ready = ready and _reads_temporary(proc.pid, folder)
         if ready and _temporaries(folder):
             return seen
         time.sleep(0.05)

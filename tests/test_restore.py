@@ -186,3 +186,42 @@ def test_fif_with_acquisition_skip_keeps_gap(tmp_path):
     back = mne.io.read_raw_fif(out)
     assert any(ent is None for ent in back._raw_extras[0]["ent"])  # written as a skip again
     assert_bitwise_equal(back.get_data(), ref.get_data())
+
+
+# --- one decode pass for both checks (compress and verify) --------------------------------------------
+@pytest.mark.parametrize("workers", [1, 2])
+def test_verify_with_file_decodes_every_block_once(tmp_path, monkeypatch, workers):
+    """The samples' SHA-256 and the rebuilt file's come from one decode of every block, whether
+    the blocks are decoded here or on worker processes; records straddle windows and groups."""
+    from biocompress.codecs.pool import BlockPool
+    from biocompress.container.reader import Archive
+    from biocompress.files import edf_exact
+
+    src = SAMPLES_DIR / "MB0400FU.EDF"
+    dst = biocompress.compress(src, tmp_path / "a.bc.h5", block_samples=700, group_channels=8)
+    decoded = []
+    remember = Archive._remember
+    monkeypatch.setattr(Archive, "_remember", lambda self, i, *a, **k: decoded.append(i) or remember(self, i, *a, **k))
+    with Archive(dst) as arc, BlockPool(workers) as pool:
+        assert arc.window_groups() > 1
+        result, rebuild = edf_exact.verify_with_file(arc, pool=pool)
+        assert result["ok"] and rebuild.finish() == arc.source["sha256"]
+        assert sorted(decoded) == list(range(arc.index.size))
+        assert edf_exact.write_file(arc, edf_exact.NullSink()) == arc.source["sha256"]
+
+
+def test_compress_refuses_an_archive_whose_rebuilt_file_differs(tmp_path, monkeypatch):
+    """Samples that decode right but an EDF file rebuilt wrong: nothing is published."""
+    from biocompress.errors import VerificationError
+
+    values_to_bytes = edf_file.values_to_bytes
+
+    def wrong(values, width):
+        out = values_to_bytes(values, width).copy()
+        out[..., 0] ^= 1
+        return out
+
+    monkeypatch.setattr(edf_file, "values_to_bytes", wrong)
+    with pytest.raises(VerificationError, match="rebuilt from the archive differs"):
+        biocompress.compress(SAMPLES_DIR / "Subject00_2.edf", tmp_path / "a.bc.h5")
+    assert leftovers(tmp_path) == [] and not (tmp_path / "a.bc.h5").exists()

@@ -9,6 +9,7 @@ import os
 import stat
 import zlib
 from collections import OrderedDict
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
@@ -565,6 +566,33 @@ class Archive:
             raise CorruptArchiveError(f"{self.path}: block index does not cover channel {ch}")
         return out
 
+    def stored_rows(self, chans, start: int, stop: int) -> np.ndarray:
+        """Stored codes [start, stop) of channels ``chans``, each in its own sample clock:
+        (len(chans), stop - start), as :meth:`stored_window` gives them one by one."""
+        chans = np.asarray(chans, np.int64)
+        out = np.empty((chans.size, stop - start), np.int64)
+        if not chans.size:
+            return out
+        if not 0 <= start <= stop <= int(self.stored_samples[chans].min()):
+            raise ValueError(f"window [{start}, {stop}) outside channels {chans.tolist()}' stored samples")
+        idx = self.index
+        hit = np.flatnonzero((idx["ch_start"] <= chans.max()) & (idx["ch_stop"] > chans.min())
+                             & (idx["t_start"] < stop) & (idx["t_stop"] > start))
+        filled = np.zeros(chans.size, np.int64)
+        for i in hit:
+            row = idx[i]
+            rows = np.flatnonzero((chans >= row["ch_start"]) & (chans < row["ch_stop"]))
+            if not rows.size:
+                continue
+            t0 = int(row["t_start"])
+            a, b = max(start, t0), min(stop, int(row["t_stop"]))
+            out[rows, a - start : b - start] = self.decode_block(int(i))[chans[rows] - row["ch_start"], a - t0 : b - t0]
+            filled[rows] += b - a
+        short = np.flatnonzero(filled != stop - start)
+        if short.size:
+            raise CorruptArchiveError(f"{self.path}: block index does not cover channel {int(chans[short[0]])}")
+        return out
+
     def _native_view(self, ch: int) -> np.ndarray:
         """MNE's resampled float64 view of an int-native channel (whole recording, cached)."""
         if ch not in self._native_views:
@@ -619,8 +647,13 @@ class Archive:
             raise CorruptArchiveError(f"{self.path}: block index does not cover samples [{start}, {stop})")
         return out
 
-    def iter_chunks(self):
-        """(start, stop, samples of every channel) per time window, in time order."""
+    def iter_chunks(self, pool=None):
+        """(start, stop, samples of every channel) per time window, in time order.
+
+        ``pool``: a :class:`~biocompress.codecs.pool.BlockPool` whose workers decode whole
+        blocks ahead of the window being read, while this process converts and uses the
+        window before (rather than the read pool, block by block).
+        """
         regular = ~self.native[self.index["ch_start"]]
         if regular.any():
             starts = self.index["t_start"][regular]
@@ -629,8 +662,58 @@ class Archive:
         else:
             step = int(self.attrs.get("block_samples", 16384))
             windows = [(t0, min(self.n_samples, t0 + step)) for t0 in range(0, self.n_samples, step)]
-        for t0, t1 in windows:
-            yield t0, t1, self.read(t0, t1)
+        if pool is None:
+            for t0, t1 in windows:
+                yield t0, t1, self.read(t0, t1)
+            return
+        with self.larger_cache(self.window_groups() + 1):  # a window's blocks, decoded ahead
+            ahead = self._decoded_ahead(pool, regular)
+            for t0, t1 in windows:
+                ahead(t0)
+                yield t0, t1, self.read(t0, t1)
+
+    def window_groups(self) -> int:
+        """How many blocks a time window of the archive spans at most (its channel groups)."""
+        return max(1, int((self.index["t_start"] == 0).sum()))
+
+    @contextmanager
+    def larger_cache(self, blocks: int):
+        """Keep at least ``blocks`` decoded blocks in the cache while inside."""
+        size = self._cache_size
+        self._cache_size = max(size, blocks)
+        try:
+            yield
+        finally:
+            self._cache_size = size
+            while len(self._cache) > size:
+                self._cache.popitem(last=False)
+
+    def _decoded_ahead(self, pool, regular: np.ndarray):
+        """A function ``ahead(t0)`` that puts every block starting at ``t0`` in the cache,
+        decoded whole on ``pool`` (in time order, a few blocks ahead). Blocks of stateful
+        codecs, or of codecs the workers may not know, are left to :meth:`read`."""
+        from ..codecs.pool import workers_know
+
+        idx = self.index
+        inline = getattr(pool, "workers", None) == 1  # decodes here: any codec this process knows
+        known = [not self._codecs[slot].stateful and (inline or workers_know(config))
+                 for slot, config in enumerate(self.codec_configs)]
+        usable = regular & np.array([known[int(c)] for c in idx["codec"]], bool)
+        order = [int(i) for i in np.lexsort((idx["ch_start"], idx["t_start"])) if usable[i]]
+        jobs = ((i, self.codec_configs[int(idx[i]["codec"])], self.block_bytes(i)) for i in order)
+        results = pool.decode_stream(jobs)
+        pos = 0
+
+        def ahead(t0: int) -> None:
+            nonlocal pos
+            while pos < len(order) and int(idx[order[pos]]["t_start"]) <= t0:
+                with damage_is_corruption(str(self.path), f"block {order[pos]}"):
+                    i, codes = next(results)
+                self._check_shape(i, codes, None)
+                self._remember(i, codes)
+                pos += 1
+
+        return ahead
 
     def to_dask(self, chunk_samples: int | None = None):
         """This archive's samples as a lazy (channels × samples) Dask array of MNE's float64
@@ -651,11 +734,20 @@ class Archive:
             self.stored_edf.check(self)
         return n
 
-    def verify(self, progress=None) -> dict:
-        """Decode every block and compare the samples' SHA-256 with the stored one."""
+    def verify(self, progress=None, decoded=None, pool=None) -> dict:
+        """Decode every block and compare the samples' SHA-256 with the stored one.
+
+        ``decoded(t)``, if given, is called once the samples before ``t`` are decoded and
+        hashed, while their blocks are still cached (e.g. to rebuild the source file from
+        the same decoded blocks: :func:`biocompress.files.edf_exact.verify_with_file`).
+        ``pool``: a :class:`~biocompress.codecs.pool.BlockPool` to decode the blocks on
+        (see :meth:`iter_chunks`).
+        """
         sha = hashlib.sha256()
-        for t0, t1, x in self.iter_chunks():
-            sha.update(sample_bytes(x))
+        for t0, t1, x in self.iter_chunks(pool):
+            sha.update(sample_buffer(x))
+            if decoded:
+                decoded(t1)
             if progress:
                 progress(t1 - t0)
         expected = self.attrs["samples_sha256"]
@@ -747,7 +839,13 @@ def _covers(entry, stop, rows) -> bool:
 
 def sample_bytes(x: np.ndarray) -> bytes:
     """Canonical bytes of samples for hashing: float64 little-endian, time-major."""
-    return np.ascontiguousarray(x.T, dtype="<f8").tobytes()
+    return sample_buffer(x).tobytes()
+
+
+def sample_buffer(x: np.ndarray) -> np.ndarray:
+    """:func:`sample_bytes` without the copy into ``bytes``: a C-contiguous array whose buffer
+    holds them (``hashlib`` hashes it as it is)."""
+    return np.ascontiguousarray(x.T, dtype="<f8")
 
 
 def times_bytes(t: np.ndarray) -> bytes:

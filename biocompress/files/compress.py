@@ -10,7 +10,7 @@ from pathlib import Path
 import mne
 import numpy as np
 
-from ..container.reader import Archive, sample_bytes
+from ..container.reader import Archive, sample_buffer
 from ..container.layout import MAX_BLOCK_ELEMENTS, put_text
 from ..container.writer import ArchiveWriter, write_description
 from ..errors import BadInputError, VerificationError
@@ -76,7 +76,7 @@ def _encode(raw, writer: ArchiveWriter, lanes, block, progress, whole, pool: Blo
 
     def chunks():  # read, hashed and counted as the encoder asks for them
         for chunk in raw_chunks(raw, block, whole):
-            sha.update(sample_bytes(chunk.values))
+            sha.update(sample_buffer(chunk.values))
             yield chunk
             progress(chunk.stop - chunk.start)
 
@@ -195,45 +195,49 @@ def _compress_checked(raw, src_path, dst, mode, exact_edf, *, overwrite, block_s
     label = src_path.name if src_path else "recording"
     if workers is None:
         workers = 1 if raw.n_times * raw.info["nchan"] < SMALL_RECORDING else None
-    with progress_bar(f"compress {label}", raw.n_times, enabled=progress) as advance, BlockPool(workers) as pool:
-        while True:
-            writer = ArchiveWriter(dst, mode=mode)
-            try:
-                matcher = edf_exact.SignalMatcher(src_path, raw, native) if exact_edf else None
-                lanes = lossless_lanes(kinds, recipe, block_samples, group_channels, native,
-                                       observe=matcher.observe if matcher else None, level=level)
-                sha = _encode(raw, writer, lanes, block_samples, advance, whole, pool)
-                break
-            except scaling.KindMismatch as exc:  # a later chunk broke a kind: demote, restart
-                writer.discard()
-                kinds[exc.channels] += 1
-            except BaseException:
-                writer.discard()
-                raise
-    with writer:
-        write_metadata(writer.h5, raw, recipe, kinds, stored, src_path)
-        if matcher is not None:
-            matcher.write(writer.h5)
-        writer.finish({
-            "n_samples": raw.n_times, "n_channels": raw.info["nchan"],
-            "sfreq": float(raw.info["sfreq"]), "first_samp": int(raw.first_samp),
-            "block_samples": block_samples, "samples_sha256": sha,
-            "samples_hash_layout": "sha256 of float64 little-endian samples, time-major",
-        })
-        if verify:
-            with Archive(writer.tmp) as arc, progress_bar(f"verify {label}", raw.n_times, enabled=progress) as adv:
-                result = arc.verify(progress=adv)
-                if not result["ok"]:
-                    raise VerificationError(
-                        f"{label}: decoded archive differs from the source "
-                        f"(sha256 {result['samples_sha256']} != {result['expected']})"
-                    )
-                if matcher is not None:
-                    rebuilt = edf_exact.write_file(arc, edf_exact.NullSink())
-                    if rebuilt != arc.source["sha256"]:
-                        raise VerificationError(f"{label}: the EDF/BDF file rebuilt from the archive differs "
-                                                f"from the source (sha256 {rebuilt} != {arc.source['sha256']})")
-        return writer.publish(overwrite=overwrite)
+    with BlockPool(workers) as pool:  # encodes, then decodes for the verification
+        with progress_bar(f"compress {label}", raw.n_times, enabled=progress) as advance:
+            while True:
+                writer = ArchiveWriter(dst, mode=mode)
+                try:
+                    matcher = edf_exact.SignalMatcher(src_path, raw, native) if exact_edf else None
+                    lanes = lossless_lanes(kinds, recipe, block_samples, group_channels, native,
+                                           observe=matcher.observe if matcher else None, level=level)
+                    sha = _encode(raw, writer, lanes, block_samples, advance, whole, pool)
+                    break
+                except scaling.KindMismatch as exc:  # a later chunk broke a kind: demote, restart
+                    writer.discard()
+                    kinds[exc.channels] += 1
+                except BaseException:
+                    writer.discard()
+                    raise
+        with writer:
+            write_metadata(writer.h5, raw, recipe, kinds, stored, src_path)
+            if matcher is not None:
+                matcher.write(writer.h5)
+            writer.finish({
+                "n_samples": raw.n_times, "n_channels": raw.info["nchan"],
+                "sfreq": float(raw.info["sfreq"]), "first_samp": int(raw.first_samp),
+                "block_samples": block_samples, "samples_sha256": sha,
+                "samples_hash_layout": "sha256 of float64 little-endian samples, time-major",
+            })
+            if verify:
+                with Archive(writer.tmp) as arc, progress_bar(f"verify {label}", raw.n_times, enabled=progress) as adv:
+                    if matcher is not None:  # one decode of every block for both checks
+                        result, rebuild = edf_exact.verify_with_file(arc, progress=adv, pool=pool)
+                    else:
+                        result = arc.verify(progress=adv, pool=pool)
+                    if not result["ok"]:
+                        raise VerificationError(
+                            f"{label}: decoded archive differs from the source "
+                            f"(sha256 {result['samples_sha256']} != {result['expected']})"
+                        )
+                    if matcher is not None:
+                        rebuilt = rebuild.finish()
+                        if rebuilt != arc.source["sha256"]:
+                            raise VerificationError(f"{label}: the EDF/BDF file rebuilt from the archive differs "
+                                                    f"from the source (sha256 {rebuilt} != {arc.source['sha256']})")
+            return writer.publish(overwrite=overwrite)
 
 
 def source_description(src_path: Path | None, raw, source_warnings=()) -> dict:

@@ -82,32 +82,114 @@ class NullSink:
 
 def write_file(arc, sink, records_per_chunk: int | None = None, progress=None) -> str:
     """Write the archived EDF/BDF file to ``sink`` (``.write(bytes)``); return its SHA-256."""
-    stored = arc.stored_edf
-    layout = stored.layout
-    sha = hashlib.sha256()
+    return Rebuild(arc, sink, records_per_chunk, progress, defer_errors=False).finish()
 
-    def put(data: bytes) -> None:
-        sha.update(data)
-        sink.write(data)
 
-    put(layout.header)
-    block = int(arc.attrs.get("block_samples", 16384))
-    step = records_per_chunk or max(1, block // int(layout.samples_per_record.max()))
-    for r0 in range(0, layout.n_records, step):
-        r1 = min(layout.n_records, r0 + step)
-        columns = []
-        for s, ch in enumerate(stored.channel_of_signal):
-            spr = int(layout.samples_per_record[s])
-            if ch == edf_source.BYTES:
-                columns.append(stored.signal_bytes(s, r0, r1))
-            else:
-                values = arc.stored_window(int(ch), r0 * spr, r1 * spr)
+def verify_with_file(arc, progress=None, pool=None) -> tuple[dict, Rebuild]:
+    """``arc.verify(progress, pool=pool)`` and the EDF/BDF file rebuilt from the archive, from
+    one decode of every block: records are rebuilt (and hashed) as the blocks holding them are
+    decoded for the samples' SHA-256, while they are still in the archive's block cache.
+
+    Returns (``arc.verify``'s result, the rebuild): check the result first, then
+    ``rebuild.finish()`` gives the rebuilt file's SHA-256, or raises what went wrong while
+    rebuilding (:class:`CorruptArchiveError`), in the order two separate passes would.
+    """
+    rebuild = Rebuild(arc, NullSink())
+    with arc.larger_cache(2 * arc.window_groups() + 2):  # a record can straddle two windows
+        result = arc.verify(progress=progress, decoded=rebuild.upto, pool=pool)
+    return result, rebuild
+
+
+class Rebuild:
+    """The archived EDF/BDF file, written to ``sink`` record by record in order, its SHA-256
+    computed on the way.
+
+    :meth:`upto` writes the records whose samples all lie before a sample of the archive;
+    :meth:`finish` writes the rest and the tail. With ``defer_errors``, a damaged archive
+    found by :meth:`upto` stops the rebuild and is raised by :meth:`finish`.
+    """
+
+    def __init__(self, arc, sink, records_per_chunk: int | None = None, progress=None, *,
+                 defer_errors: bool = True):
+        self.arc, self.sink, self.progress, self.defer_errors = arc, sink, progress, defer_errors
+        self.records_per_chunk = records_per_chunk
+        self.sha = hashlib.sha256()
+        self.next_record = None  # None: the header is not written yet
+        self.error: CorruptArchiveError | None = None
+
+    def _put(self, data: bytes) -> None:
+        self.sha.update(data)
+        self.sink.write(data)
+
+    def _start(self) -> None:
+        stored = self.arc.stored_edf
+        self.stored, self.layout = stored, stored.layout
+        block = int(self.arc.attrs.get("block_samples", 16384))
+        self.step = self.records_per_chunk or max(1, block // int(self.layout.samples_per_record.max()))
+        cos = np.asarray(stored.channel_of_signal)
+        # signals held by channels in the archive's own clock: their records are ready in time order
+        self.clocked = [int(self.layout.samples_per_record[s]) for s in np.flatnonzero(cos >= 0)
+                        if not self.arc.native[int(cos[s])]]
+        self._put(self.layout.header)
+        self.next_record = 0
+
+    def upto(self, t: int) -> None:
+        """Write every record whose samples (of signals in the archive's clock) lie before sample ``t``."""
+        if self.error is not None:
+            return
+        try:
+            if self.next_record is None:
+                self._start()
+            ready = min((t // spr for spr in self.clocked), default=0)
+            self._records(min(ready, self.layout.n_records))
+        except CorruptArchiveError as exc:
+            if not self.defer_errors:
+                raise
+            self.error = exc
+
+    def finish(self) -> str:
+        """Write the remaining records and the tail; return the file's SHA-256."""
+        if self.error is not None:
+            raise self.error
+        if self.next_record is None:
+            self._start()
+        self._records(self.layout.n_records)
+        self._put(self.stored.tail())
+        return self.sha.hexdigest()
+
+    def _records(self, stop: int) -> None:
+        arc, layout, stored = self.arc, self.layout, self.stored
+        cos = np.asarray(stored.channel_of_signal)
+        spr = layout.samples_per_record.astype(np.int64)
+        mapped = np.flatnonzero(cos != edf_source.BYTES)
+        groups = [mapped[spr[mapped] == n] for n in np.unique(spr[mapped])]  # signals of one rate
+        while self.next_record < stop:
+            r0 = self.next_record
+            r1 = min(stop, r0 + self.step)
+            columns = [None] * layout.n_signals
+            for sigs in groups:  # their channels' codes, read together
+                n = int(spr[sigs[0]])
+                values = arc.stored_rows(cos[sigs], r0 * n, r1 * n)
+                data = self._signal_bytes(values, cos[sigs])
+                for s, row in zip(sigs, data):
+                    columns[s] = row.reshape(r1 - r0, -1)
+            for s in np.flatnonzero(cos == edf_source.BYTES):
+                columns[s] = stored.signal_bytes(int(s), r0, r1)
+            self._put(edf_file.assemble_records(layout, columns))
+            self.next_record = r1
+            if self.progress:
+                self.progress(r1 - r0)
+
+    def _signal_bytes(self, values: np.ndarray, chans: np.ndarray) -> np.ndarray:
+        """Bytes (rows, samples · width) of each row of codes, as the EDF/BDF file stores them."""
+        width = self.layout.width
+        try:
+            return edf_file.values_to_bytes(values, width).reshape(values.shape[0], -1)
+        except ValueError:
+            for row, ch in zip(values, chans):  # which channel
                 try:
-                    columns.append(edf_file.values_to_bytes(values, layout.width).reshape(r1 - r0, -1))
+                    edf_file.values_to_bytes(row, width)
                 except ValueError as exc:
-                    raise CorruptArchiveError(f"{arc.path}: channel {ch} cannot be an EDF/BDF signal ({exc})") from None
-        put(edf_file.assemble_records(layout, columns))
-        if progress:
-            progress(r1 - r0)
-    put(stored.tail())
-    return sha.hexdigest()
+                    raise CorruptArchiveError(f"{self.arc.path}: channel {ch} cannot be an EDF/BDF signal "
+                                              f"({exc})") from None
+            raise

@@ -13,7 +13,6 @@ Accumulated chunk by chunk, per channel and over all channels:
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import welch
 
 BANDS = {"delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0),
          "gamma": (30.0, 45.0)}
@@ -42,6 +41,8 @@ class FidelityMeter:
             self.max_e = np.maximum(self.max_e, np.abs(e).max(axis=1))
         seg = min(x.shape[1], int(2 * self.sfreq))
         if seg >= 16:
+            from scipy.signal import welch  # here: scipy.signal takes ~0.4 s to import
+
             f, px = welch(x, self.sfreq, nperseg=seg, axis=-1)
             _, py = welch(x_hat, self.sfreq, nperseg=seg, axis=-1)
             if self._freqs is None or self._freqs.shape != f.shape:

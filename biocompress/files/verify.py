@@ -40,13 +40,16 @@ def _verify(archive, source, progress: bool) -> dict:
             n_parts = arc.check_metadata()
             lines.append(_metadata_line(arc, n_parts))
             with progress_bar(f"verify {Path(archive).name}", arc.n_samples, enabled=progress) as adv:
+                rebuild = None
                 if lossy:
                     decoded_ok, decoded_lines = lossy_verify.check_decoded(arc, progress=adv)
+                elif arc.stored_edf is not None:  # one decode of every block for both checks
+                    result, rebuild = edf_exact.verify_with_file(arc, progress=adv)  # timestamps too
                 else:
                     result = arc.verify(progress=adv)  # timestamps too
             times = (arc.verify_timestamps() if lossy else result) if arc.has_timestamps else None
             if arc.stored_edf is not None:
-                rebuilt = edf_exact.write_file(arc, edf_exact.NullSink())
+                rebuilt = rebuild.finish() if rebuild is not None else edf_exact.write_file(arc, edf_exact.NullSink())
         except CorruptArchiveError as exc:
             return {"ok": False, "lines": lines + [f"corrupt: {exc}"]}
         if lossy:

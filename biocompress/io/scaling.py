@@ -51,7 +51,7 @@ class Recipe:
 
     def forward(self, v: np.ndarray, picks) -> np.ndarray:
         """Stored values (n_picks, n) → MNE float64, same operations as MNE."""
-        x = np.asarray(v, dtype=np.float64).copy()
+        x = np.array(v, dtype=np.float64)  # a copy, made once (also from integer codes)
         for step in self.steps:
             op, name = step.split(":")
             p = self.params[name][picks, np.newaxis]
@@ -116,10 +116,15 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _int_candidates(recipe: Recipe, x: np.ndarray, picks):
-    v = np.rint(recipe.inverse(x, picks))
-    finite = np.isfinite(v).all(axis=-1) & (np.abs(np.nan_to_num(v)) <= INT32_LIMIT).all(axis=-1)
-    codes = np.where(np.isfinite(v), v, 0).astype(np.int64)
-    ok = finite & _same_bits(recipe.forward(codes, picks), x)
+    v = recipe.inverse(x, picks)  # a new array: rounded in place
+    np.rint(v, out=v)
+    finite = np.isfinite(v)
+    rows_ok = finite.all(axis=-1)
+    if not rows_ok.all():
+        v[~finite] = 0  # those rows fail; their codes are never used
+    rows_ok &= (np.abs(v) <= INT32_LIMIT).all(axis=-1)
+    codes = v.astype(np.int64)
+    ok = rows_ok & _same_bits(recipe.forward(codes, picks), x)
     return codes, ok
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from scipy.linalg import solve_triangular
 
 ORDERS = (1, 2, 4, 8, 12, 16, 24, 32)
 MAX_ORDER = ORDERS[-1]
@@ -140,6 +139,9 @@ def choose_predictor(x: np.ndarray, max_order: int = MAX_ORDER, coef_bits: float
         chol = np.linalg.cholesky(cov[1:, 1:] + ridge * np.eye(top))
     except np.linalg.LinAlgError:
         return np.ones(1, np.int64), 0
+    # imported here: the integer codecs never need scipy (~0.1 s to import)
+    from scipy.linalg import solve_triangular
+
     z = solve_triangular(chol, cov[1:, 0], lower=True)
     energy = np.maximum(cov[0, 0] - np.cumsum(z**2), 1e-3 * m)
     p_all = np.asarray(orders)
