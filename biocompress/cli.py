@@ -94,7 +94,7 @@ def compress(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="One input: the archive's path (default: "
                                           "INPUT stem + .bc.h5 beside it). Several inputs or -r: a folder."),
     recursive: bool = typer.Option(False, "-r", "--recursive", help="Compress every recording in the folders given."),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs (archives only)."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs (archives only)."),
     mode: str = typer.Option("lossless", "--mode", help="lossless, lossy or near-lossless."),
     quality: Optional[int] = typer.Option(None, "--quality", help="lossy: 1 (smallest) … 5 (best fidelity)."),
     max_error: Optional[float] = typer.Option(None, "--max-error", help="near-lossless: bound on |error| in µV."),
@@ -139,7 +139,7 @@ def decompress(
                                           "(default: the archived file's name beside the archive). Several or -r: "
                                           "a folder."),
     recursive: bool = typer.Option(False, "-r", "--recursive", help="Decompress every archive in the folders given."),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
     allow_changes: bool = typer.Option(False, "--allow-changes", help="Through MNE: write the file even where "
                                        "the format changes trigger codes or clips values (the changes are listed)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: every core)."),
@@ -159,7 +159,7 @@ def restore(
                                           "(default: the archived file's name beside the archive). Several or -r: "
                                           "a folder."),
     recursive: bool = typer.Option(False, "-r", "--recursive", help="Restore every archive in the folders given."),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
     allow_changes: bool = typer.Option(False, "--allow-changes", help="Through MNE: write the file even where "
                                        "the format changes trigger codes or clips values (the changes are listed)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: every core)."),
@@ -224,7 +224,7 @@ def _conversion(archive: Path, output: Path) -> str | None:
 def export(
     archive: Path = typer.Argument(..., help="A .bc.h5 archive."),
     output: Path = typer.Option(..., "-o", "--output", help="Output file: .fif, .edf, .bdf, .vhdr or .set."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output."),
     allow_changes: bool = typer.Option(False, "--allow-changes", help="Write the file even where the format "
                                        "changes trigger codes or clips values (the changes are listed)."),
 ):
@@ -306,7 +306,7 @@ def batch(
                                                 "MNE (fif, edf, bdf, brainvision, eeglab)."),
     allow_changes: bool = typer.Option(False, "--allow-changes", help="--restore/--export through MNE: write files "
                                        "even where the format changes trigger codes or clips values."),
-    force: bool = typer.Option(False, "--force", help="Replace files in DST that this batch did not write."),
+    force: bool = typer.Option(False, "--force", "-f", help="Replace files in DST that this batch did not write."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print failures and nothing else."),
 ):
     """Convert a whole dataset: every recording into an archive, other files copied, the tree
@@ -513,7 +513,7 @@ def receive(
     secret_file: Optional[Path] = typer.Option(None, "--secret-file", help="Shared secret (at least 16 bytes) the "
                                                "sender must prove it knows, and this receiver too."),
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing output archive."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output archive."),
     allow_unauthenticated: bool = typer.Option(False, "--allow-unauthenticated", help="Listen on an address other "
                                                "machines reach without a shared secret (anyone could send)."),
 ):
@@ -601,7 +601,7 @@ def report(
     archive: Path = typer.Argument(..., help="A lossy or near-lossless .bc.h5 archive."),
     source: Path = typer.Option(..., "--source", help="The recording it was made from."),
     output: Path = typer.Option(..., "-o", "--output", help="PNG to write."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output."),
 ):
     """Plot a lossy archive against its source: traces, spectra, error histogram, fidelity table."""
     from .files.report import make_report
@@ -618,7 +618,7 @@ def train(
     validation: Optional[Path] = typer.Option(None, "--validation", help="Folder of validation recordings "
                                               "(other subjects); default: every 5th recording of DATA_DIR (the last of fewer)."),
     minutes: float = typer.Option(12.0, "--minutes", help="Training time on this machine's CPU."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing model file."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing model file."),
 ):
     """Train the lossy autoencoder on your recordings; use it with `compress --model`."""
     from .codecs.lossy.train import train_folder
@@ -692,7 +692,7 @@ def stream(
     source_id: Optional[str] = typer.Option(None, "--source-id", help="Only the stream of this source_id."),
     timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for the streams to appear."),
     reconnect: float = typer.Option(5.0, "--reconnect", help="Seconds to wait for a lost stream to come back."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing archive."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing archive."),
 ):
     """Record a live LSL stream into an archive as it arrives, and/or send it to a receiver
     (`biocompress receive`); Ctrl-C (or SIGTERM) stops and finalizes."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..container import fingerprint
 from ..codecs.lossy import model_file
-from ..codecs.lossy.ae_codec import QUALITY_STEPS
+from ..codecs.lossy.qualities import QUALITY_STEPS
 from ..container.layout import MAX_BLOCK_ELEMENTS, put_text
 from ..container.reader import Archive, sample_bytes
 from ..container.writer import ArchiveWriter, json_dataset

@@ -142,6 +142,13 @@ class _Inlet:
 
     def __init__(self, sinfo, buffer_s: float):
         self.inlet = StreamInlet(sinfo, max_buffered=max(1, int(np.ceil(buffer_s))), recover=False)
+        self.name = sinfo.name
+        self.offset: float | None = None
+        self._measured: ClockOffset | None = None
+        # mne-lsl runs time_correction and pull_chunk under one lock: liblsl's first clock
+        # offset (~0.6 s of exchanges) is measured before the data stream opens, or the first
+        # samples would wait for it
+        self._measure()
         try:
             _open_stream(self.inlet, OPEN_TIMEOUT_S)
             self.sinfo = self.inlet.get_sinfo(timeout=OPEN_TIMEOUT_S)
@@ -151,10 +158,8 @@ class _Inlet:
                                 f"{OPEN_TIMEOUT_S:g} s") from None
         self.name = self.sinfo.name
         self.labels = self.sinfo.get_channel_names() or [str(k) for k in range(self.sinfo.n_channels)]
-        self.offset: float | None = None
-        self._next_clock = 0.0
+        self._next_clock = 0.0 if self.offset is None else time.monotonic() + CLOCK_EVERY_S
         self._measuring: threading.Thread | None = None
-        self._measured: ClockOffset | None = None
 
     def pull(self, timeout: float):
         """(samples (n, n_channels) or lists of strings, timestamps): everything waiting, up to

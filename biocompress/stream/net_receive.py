@@ -342,6 +342,10 @@ class Receiver:
         if self.output is not None:  # the last step that can fail: nothing is left open before it
             self.journal = JournalSink(self.output, description, overwrite=self.overwrite)
         self.relay = SampleRelay(description, deliver) if deliver else None
+        if self.relay is not None and description.mode != "lossless":
+            from .warm import warm_up_live_codecs
+
+            warm_up_live_codecs(lossy=True)  # the autoencoder's first decode, before the first block (≥ 2 s away)
         self.description = description
         self.stream = IncomingStream(description)
         sinks = [s for s in (self.journal, self.relay) if s is not None]

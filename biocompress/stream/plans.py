@@ -135,7 +135,7 @@ def lossy_plan(mode: str, first: np.ndarray, kinds: np.ndarray, recipe: scaling.
     ``max_error_uv``; integer-coded channels only: BadInputError naming ``where`` otherwise).
     ``first``: the stream's first block of values, which the codecs are fitted to; ``when_due``:
     see :func:`lossy_lanes`."""
-    from ..codecs.lossy.ae_codec import QUALITY_STEPS
+    from ..codecs.lossy.qualities import QUALITY_STEPS
 
     if mode == "lossy" and quality in QUALITY_BOUND and (kinds == 0).all():
         # the top quality is beyond the autoencoder alone: a bounded residual on the integer codes

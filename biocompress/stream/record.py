@@ -62,7 +62,7 @@ def record(name: str, dst=None, *, sink: Sink | None = None, markers: Iterable[s
     from .lsl import LSLSource
     from .warm import warm_up_live_codecs
 
-    warm_up_live_codecs()  # before the inlet opens: no stall on the stream's first chunk
+    warm_up_live_codecs(mode != "lossless", model)  # before the inlet opens: no stall on the first chunk
     stop = stop or threading.Event()
     with stop_on_signals(stop), LSLSource(name, stype=stype, source_id=source_id, markers=tuple(markers),
                                           timeout=timeout, buffer_s=buffer_s, reconnect_s=reconnect_s) as source:

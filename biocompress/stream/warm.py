@@ -11,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def warm_up_live_codecs() -> None:
+def warm_up_live_codecs(lossy: bool = False, model=None) -> None:
     """Encode and decode a few samples with the codecs of live streams (lpc-s1, float-xor-zstd,
-    times-v1; a lossy mode's autoencoder loads with its plan)."""
+    times-v1; with ``lossy``, the autoencoder of ``model`` (default: the shipped one), whose
+    first fit, encode and decode take most of a second)."""
     from ..codecs.float_codes import f32_to_codes, f64_to_codes
     from ..codecs.lossless import FloatXorZstdCodec, LPCStreamCodec
     from ..codecs.times import TimesCodec
@@ -30,3 +31,10 @@ def warm_up_live_codecs() -> None:
         codec.decode(codec.encode(codes[:, :50]))
     times = TimesCodec()
     times.decode(times.encode(f64_to_codes(1000.0 + np.arange(600) / 500.0)[np.newaxis]))
+    if lossy:
+        from ..codecs import get_codec
+        from ..codecs.lossy.ae_codec import AECodec
+
+        x = np.cumsum(rng.standard_normal((3, 512)), axis=1) * 1e-5
+        codec = AECodec.for_stream(x, quality=3, model_path=model)
+        get_codec(codec.get_config()).decode(codec.encode(x))

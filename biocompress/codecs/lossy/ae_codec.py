@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import struct
+import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -27,26 +28,35 @@ from ..base import Codec, check_declared_shape, register_codec
 from ..lossless import residual_coder
 from . import model_file
 from .model import CausalUp, ConvAutoencoder
+from .qualities import QUALITY_STEPS  # noqa: F401 - the steps this codec's qualities name
 from .spatial import Spatial
 
 _HEADER = struct.Struct("<IIHHHH")  # n samples, block latents, context before, lookahead after, components, latent ch
 LATENT_SEGMENT = 32
-# Quality 1…5 → latent step relative to the channels' RMS. Calibrated with the shipped model on the
-# validation subjects (eegmat 12-14): PRDN ≈ 21, 12, 7, 4.4, 3.3 % (quality 5 of integer-coded
-# recordings takes a bounded residual instead: stream.plans.QUALITY_BOUND).
-QUALITY_STEPS = {1: 15.0, 2: 6.5, 3: 3.0, 4: 1.3, 5: 0.3}
 
 
 @contextmanager
 def one_thread():
     """Torch on one thread: its convolutions then give the same floats whatever thread count
-    the caller (or a worker process) runs with, so a machine always decodes alike."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    the caller (or a worker process) runs with, so a machine always decodes alike. Torch's
+    setting is the process's: the first of several threads inside sets it, the last restores it."""
+    global _inside, _before
+    with _threads_lock:
+        if _inside == 0:
+            _before = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _inside += 1
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _threads_lock:
+            _inside -= 1
+            if _inside == 0:
+                torch.set_num_threads(_before)
+
+
+_threads_lock = threading.Lock()
+_inside, _before = 0, 1
 
 
 def decoder_context(model: ConvAutoencoder) -> int:

@@ -9,10 +9,12 @@ channels measured in one unit (all voltages: EEG, EOG, ECG, …; magnetometers;
 gradiometers), so that within a unit the error is the same for every channel.
 The transform is fitted once, on the start of the stream, and stored with it.
 
-The transform is applied by :func:`fixed_order_product`, not BLAS: a threaded BLAS
-sums its products in an order that depends on the number of threads, so the decoded
-values would change (by a few units in the last place) with ``OMP_NUM_THREADS`` or
-``taskset``, and with them the archive's samples hash.
+The inverse transform (decoding) is applied by :func:`fixed_order_product`, not BLAS: a
+threaded BLAS sums its products in an order that depends on the number of threads (and the
+CPU), so the decoded values would change (by a few units in the last place) with
+``OMP_NUM_THREADS`` or ``taskset``, and with them the archive's samples hash. The forward
+transform only feeds the encoder, whose latents are stored: it uses BLAS (one thread), ten
+times faster.
 """
 
 from __future__ import annotations
@@ -90,10 +92,13 @@ class Spatial:
 
     def to_components(self, x: np.ndarray, rows=None) -> np.ndarray:
         """Values (n_ch, n) → components divided by their standard deviation (``rows``: only
-        these components; each is computed alone, so the values are the same)."""
+        these components)."""
+        from ...system.threads import one_blas_thread
+
         rows = slice(None) if rows is None else rows
         s = (np.asarray(x, np.float64) - self.offsets[:, None]) / self.scales[:, None]
-        return fixed_order_product(self.transform.T[rows], s) / self.sigmas[rows, None]
+        with one_blas_thread():
+            return (self.transform.T[rows] @ s) / self.sigmas[rows, None]
 
     def from_components(self, z: np.ndarray) -> np.ndarray:
         return fixed_order_product(self.transform, z * self.sigmas[:, None]) * self.scales[:, None] + self.offsets[:, None]
