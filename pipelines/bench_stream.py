@@ -270,7 +270,8 @@ def run_one(n_ch: int, sfreq: float, mode: str, duration: float, chunk_ms: float
         stop_replay.set()
         if dropper is not None:
             dropper.cancel()
-    receiver.wait(60)
+    if not receiver.wait(120 + duration):  # finalizing codes the whole stream again: about its length at most
+        print(f"warning: the receiver had not finalized {archive.name} after {120 + duration:g} s", flush=True)
     receiver.stop()
     publisher.join(10)
     proxy.stop()
@@ -414,6 +415,7 @@ def main(argv=None) -> int:
                 results.append(result)
                 notes.append(note)
                 print(note, flush=True)
+                print(table([result]), flush=True)  # each row as soon as it is measured
     print()
     print(table(results))
     print(f"\nlatency: push at the LSL outlet → decoded sample at the receiver, every sample; encoder RTF: "

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..errors import BadInputError, VerificationError
 from ..system.outputs import is_archive, writing
+from ..system.threads import one_blas_thread
 from . import journal_layout
 from .chains import iter_merged_chains
 from .recode import archive_blocks
@@ -48,7 +49,7 @@ def finalize(path, *, verify: bool = True) -> dict:
         if is_archive(path):
             raise BadInputError(path, "is already a finalized archive; nothing to recover")
         raise BadInputError(path, "not a biocompress journal (a live recording's file)")
-    with Archive(path) as live, writing(path):
+    with Archive(path) as live, writing(path), one_blas_thread():
         lock(live._journal.fileno(), path)
         contents = live.contents
         recovery = None if contents.complete else _recovery(contents)
