@@ -100,6 +100,7 @@ class JournalWriter:
                 self.path.unlink(missing_ok=True)
                 raise
         self._stop = threading.Event()
+        self._wake = threading.Event()  # sync_soon(): the sync thread's next round now
         self._syncer = threading.Thread(target=self._sync_loop, name=f"journal-sync {self.path.name}", daemon=True)
         self._syncer.start()
 
@@ -145,8 +146,17 @@ class JournalWriter:
             raise
         self.durable_bytes = max(self.durable_bytes, target)
 
+    def sync_soon(self) -> None:
+        """Have the sync thread make every frame written so far durable, without waiting for
+        it (a writer's thread must not stall on a slow disk: an fsync can take a second)."""
+        self._wake.set()
+
     def _sync_loop(self) -> None:
-        while not self._stop.wait(self.sync_interval / 2):
+        while not self._stop.is_set():
+            self._wake.wait(self.sync_interval / 2)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.sync()
             except BaseException:  # noqa: BLE001 - kept in _failed: the next write or close raises it
@@ -162,6 +172,7 @@ class JournalWriter:
         if self._fd < 0:
             return
         self._stop.set()
+        self._wake.set()
         if self._syncer.is_alive() and self._syncer is not threading.current_thread():
             self._syncer.join()
         try:
@@ -222,8 +233,9 @@ class JournalSink(FrameSink):
         return False
 
     def flush(self) -> None:
-        """Make everything added so far durable now."""
-        self.writer.sync()
+        """Everything added so far is written (a killed process loses none of it) and made
+        durable by the sync thread, at once, in the background."""
+        self.writer.sync_soon()
 
     def close(self, *, samples_sha256: str | None = None, times_sha256: str | None = None,
               fidelity: dict | None = None, finalize: bool = True) -> Path:
