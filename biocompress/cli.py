@@ -363,8 +363,12 @@ def info(
     if as_json:
         print(json.dumps(summary))
         return
+    from .container.reader import Archive
+
+    with Archive(archive) as arc:
+        fid = arc.fidelity
     table = Table(show_header=False, box=None)
-    for k, v in summary.items():
+    for k, v in _text_rows(summary, fid).items():
         if k == "streams":
             v = [_stream_line(e) for e in v]
         table.add_row(k, "\n".join(map(str, v)) if isinstance(v, list) else str(v))
@@ -435,20 +439,35 @@ def _source_warnings(source: dict) -> dict:
 
 
 def _fidelity_summary(arc) -> dict:
+    """The lossy setting and the stored fidelity figures, as numbers (``info --json``)."""
+    from .files.fidelity_text import json_figures
+
     fid = arc.fidelity
     if fid is None:
         return {}
-    o = fid["overall"]
-    if not o:  # a live stream's: no source to measure against
-        return {"lossy": f"{arc.mode}, model {arc.lossy_attrs.get('model_id')}",
-                "fidelity": "not measured (no source to compare with)"}
-    lossy = arc.lossy_attrs
-    setting = (f"quality {int(lossy['quality'])}" if "quality" in lossy else f"max error {float(lossy['max_error_uv'])} µV")
-    return {"lossy": f"{arc.mode}, {setting}, model {lossy['model_id']}",
-            "fidelity": f"PRD {o['prd']:.2f} %, PRDN {o['prdn']:.2f} %, SNR {o['snr_db']:.1f} dB, "
-                        f"RMSE {o['rmse_uv']:.3f} µV, max |error| {o['max_abs_error_uv']:.3f} µV",
-            "band_power_error": ", ".join(f"{b} {100 * o[f'band_{b}']:.1f} %" for b in
-                                          ("delta", "theta", "alpha", "beta", "gamma") if o.get(f"band_{b}") is not None)}
+    lossy = {k: (v.item() if hasattr(v, "item") else v) for k, v in arc.lossy_attrs.items()}
+    if not fid.get("overall"):  # a live stream's: no source to measure against
+        return {"lossy": lossy, "fidelity": None}
+    return {"lossy": lossy, "fidelity": json_figures(fid)}
+
+
+def _lossy_line(lossy: dict) -> str:
+    setting = (f"quality {lossy['quality']}" if "quality" in lossy else
+               f"max PRDN {lossy['max_prdn']} %" if "max_prdn" in lossy else
+               f"max error {lossy['max_error_uv']} µV" if "max_error_uv" in lossy else None)
+    return ", ".join(str(p) for p in (lossy.get("mode"), setting, f"model {lossy.get('model_id')}") if p)
+
+
+def _text_rows(summary: dict, fid: dict | None) -> dict:
+    """``info``'s table: the summary with the lossy setting and the fidelity figures in words."""
+    from .files.fidelity_text import text_rows
+
+    rows = {k: v for k, v in summary.items() if k not in ("lossy", "fidelity")}
+    if "lossy" in summary:
+        rows["lossy"] = _lossy_line(summary["lossy"])
+        rows.update(text_rows(fid) if fid and fid.get("overall") else
+                    {"fidelity": "not measured (no source to compare with)"})
+    return rows
 
 
 def _restore_summary(arc) -> str:
@@ -606,9 +625,10 @@ def report(
     """Plot a lossy archive against its source: traces, spectra, error histogram, fidelity table."""
     from .files.report import make_report
 
+    from .files.fidelity_text import headline
+
     fid = make_report(archive, source, output, overwrite=force)
-    o = fid["overall"]
-    out.print(f"wrote {output}: PRDN {o['prdn']:.2f} %, max |error| {o['max_abs_error_uv']:.3f} µV", highlight=False)
+    out.print(f"wrote {output}: {headline(fid)}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -784,6 +804,20 @@ def _print_summary(path: Path) -> None:
         f"wrote {path}: {s['source_bytes']:,} → {s['archive_bytes']:,} bytes "
         f"(ratio {s['ratio']}), verified", highlight=False,
     )
+    if "lossy" in s:
+        _print_fidelity(path)
+
+
+def _print_fidelity(path: Path) -> None:
+    """After a lossy compress: the headline figures, and what was stored exactly instead."""
+    from .container.reader import Archive
+    from .files.fidelity_text import exact_line, headline
+
+    with Archive(path) as arc:
+        fid = arc.fidelity
+    for line in (headline(fid), exact_line(fid)):
+        if line:
+            out.print(f"  {line}", highlight=False, soft_wrap=True)
 
 
 def _interrupt_keyboard(signum, frame) -> None:

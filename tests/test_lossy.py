@@ -128,7 +128,10 @@ def test_lossy_archive_fidelity_warning_and_info(tmp_path):
     assert src.stat().st_size / dst.stat().st_size > 8
     res = invoke("info", dst, "--json")
     summary = json.loads(res.output)
-    assert "PRDN" in summary["fidelity"] and "quality 3" in summary["lossy"]
+    assert summary["lossy"]["quality"] == 3 and summary["lossy"]["mode"] == "lossy"
+    assert summary["fidelity"]["overall"]["prdn"] == pytest.approx(prdn, rel=1e-6)  # numbers, not text
+    assert isinstance(summary["fidelity"]["headline"]["prdn_mean"], float)
+    assert "quality 3" in invoke("info", dst).output
     assert invoke("verify", dst).exit_code == 0
     assert leftovers(tmp_path) == []
 

@@ -113,7 +113,8 @@ def _require_finite(x: np.ndarray, t0: int, raw, src_path) -> None:
 
 def _check(writer, raw, whole, block, label, deltas_si, progress) -> dict:
     """Decode the new archive against the source: fidelity, hash, and the error bound."""
-    meter = FidelityMeter(raw.info["nchan"], float(raw.info["sfreq"]))
+    meter = FidelityMeter(raw.info["nchan"], float(raw.info["sfreq"]), raw.ch_names, raw.get_channel_types(),
+                          [ch["unit"] for ch in raw.info["chs"]])
     sha, stats = hashlib.sha256(), []
     with Archive(writer.tmp) as arc, progress_bar(f"verify {label}", raw.n_times, enabled=progress) as adv:
         for t0, t1, x in iter_samples(raw, block, whole):

@@ -115,7 +115,9 @@ def check_claims(arc, raw, progress=None) -> tuple[bool, list[str]]:
         limit = np.where(deltas > 0, np.minimum(limit, nominal), limit)
     limit *= 1 + BOUND_SLACK
     exact = deltas == 0
-    meter = FidelityMeter(arc.n_channels, arc.sfreq)
+    info = arc.info
+    meter = FidelityMeter(arc.n_channels, arc.sfreq, arc.ch_names, info.get_channel_types(),
+                          [ch["unit"] for ch in info["chs"]])
     worst = np.zeros(arc.n_channels)
     differ = np.zeros(arc.n_channels, bool)
     block = int(arc.attrs.get("block_samples", 0))
@@ -198,11 +200,23 @@ def _compare_figures(arc, meter: FidelityMeter, slack: np.ndarray) -> tuple[bool
             if not _agree(a, b, per_slack[key][c]):
                 problems.append(f"{key} of {arc.ch_names[c]} stored {a}, recomputed {b}")
                 break
+    problems += _compare_headline(stored, now, per_slack["prdn"])
     o = now["overall"]
     if problems:
         return False, f"fidelity: stored figures DISAGREE with the source: {'; '.join(problems[:3])}"
     return True, (f"fidelity: stored figures agree with the source (PRDN {o['prdn']:.3f} %, RMSE "
                   f"{o['rmse_uv']:.4g} µV, max |error| {o['max_abs_error_uv']:.4g} µV; overall and per channel)")
+
+
+def _compare_headline(stored: dict, now: dict, prdn_slack: np.ndarray) -> list[str]:
+    """The headline's mean and worst PRDN (archives since the headline was added)."""
+    head = stored.get("headline")
+    if not isinstance(head, dict):
+        return []
+    finite = prdn_slack[np.isfinite(prdn_slack)]
+    slack = float(finite.max()) if finite.size else 0.0
+    return [f"headline {key} stored {head.get(key)}, recomputed {now['headline'][key]}"
+            for key in ("prdn_mean", "prdn_worst") if not _agree(head.get(key), now["headline"][key], slack)]
 
 
 def _agree(stored, recomputed, slack) -> bool:

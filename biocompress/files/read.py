@@ -78,9 +78,9 @@ def _warn_if_lossy(fname: Path, arc: Archive) -> None:
     if arc.mode == "lossless" or key in _WARNED:
         return
     _WARNED.add(key)
-    o = (arc.fidelity or {}).get("overall", {})
-    how = (f"PRDN {o['prdn']:.2f} %, RMSE {o['rmse_uv']:.3f} µV, max |error| {o['max_abs_error_uv']:.3f} µV"
-           if o.get("prdn") is not None else "fidelity not recorded")
+    from .fidelity_text import headline
+
+    how = headline(arc.fidelity) or "fidelity not recorded"
     warnings.warn(f"{fname.name} is a {arc.mode} archive: its samples approximate the source ({how})",
                   stacklevel=3)
 

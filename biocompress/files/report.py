@@ -10,7 +10,8 @@ from ..container.reader import Archive
 from ..errors import BadInputError
 from ..system.outputs import check_output, temporary, writing
 from ..system.signals import check_interrupted
-from .fidelity import BANDS, FidelityMeter
+from .fidelity import FidelityMeter, bands_for
+from .fidelity_text import bands_line, by_type_lines, excluded_line, headline
 from ..io.source import open_raw
 
 SECONDS_SHOWN = 5.0
@@ -35,14 +36,20 @@ def make_report(archive, source, output, n_channels: int = 4, *, overwrite: bool
                                 f"archive {arc.n_channels} × {arc.n_samples}")
         y = arc.read()
         mode = arc.mode
+        arc_block = int(arc.attrs.get("block_samples", 0))
     x = raw.get_data()
     sfreq = float(raw.info["sfreq"])
-    meter = FidelityMeter(x.shape[0], sfreq)
-    meter.update(x, y)
+    meter = FidelityMeter(x.shape[0], sfreq, raw.ch_names, raw.get_channel_types(),
+                          [ch["unit"] for ch in raw.info["chs"]])
+    block = int(arc_block) if 1 <= arc_block <= x.shape[1] else x.shape[1]
+    for t0 in range(0, x.shape[1], block):  # the windows compress measured in: the same figures as info's
+        meter.update(x[:, t0 : t0 + block], y[:, t0 : t0 + block])
     fid = meter.result()
-    o = fid["overall"]
-    err_uv = (y - x) * 1e6
-    picks = _pick_channels(x, n_channels)
+    data, _ = meter.data_channels()
+    if not data.any():
+        data = np.ones(x.shape[0], bool)
+    err_uv = (y - x)[data] * 1e6
+    picks = _pick_channels(x, data, n_channels)
     n_show = min(x.shape[1], int(SECONDS_SHOWN * sfreq))
     start = max(0, (x.shape[1] - n_show) // 2)
     t = (start + np.arange(n_show)) / sfreq
@@ -64,32 +71,31 @@ def make_report(archive, source, output, n_channels: int = 4, *, overwrite: bool
 
     ax = fig.add_subplot(grid[1, 0])
     seg = min(x.shape[1], int(4 * sfreq))
-    f, px = welch(x * 1e6, sfreq, nperseg=seg)
-    _, py = welch(y * 1e6, sfreq, nperseg=seg)
+    f, px = welch(x[data] * 1e6, sfreq, nperseg=seg)
+    _, py = welch(y[data] * 1e6, sfreq, nperseg=seg)
     _, pe = welch(err_uv, sfreq, nperseg=seg)
     for p, label, color in ((px, "source", "0.2"), (py, "reconstruction", "tab:red"), (pe, "error", "tab:blue")):
-        ax.semilogy(f, p.mean(axis=0), label=label, color=color, lw=1)
-    for name in ("delta", "alpha", "gamma"):  # every other band shaded
-        ax.axvspan(*BANDS[name], color="0.92", zorder=0)
+        ax.semilogy(f, np.maximum(p.mean(axis=0), 1e-30), label=label, color=color, lw=1)
+    for k, (lo, hi) in enumerate(bands_for(sfreq).values()):  # every other band shaded
+        if k % 2 == 0:
+            ax.axvspan(lo, hi, color="0.92", zorder=0)
     ax.set_xlabel("frequency (Hz)")
-    ax.set_ylabel("PSD (µV²/Hz), channel mean")
-    ax.set_xlim(0, min(sfreq / 2, 100))
+    ax.set_ylabel("PSD (µV²/Hz), mean over data channels")
+    ax.set_xlim(0, sfreq / 2)
     ax.legend(fontsize=8)
 
     ax = fig.add_subplot(grid[1, 1])
-    lim = max(float(np.percentile(np.abs(err_uv), 99.9)), 1e-9)
-    ax.hist(np.clip(err_uv.ravel(), -lim, lim), bins=101, color="tab:blue")
+    lim = max(float(np.percentile(np.abs(err_uv), 99.9)), 1e-9) if err_uv.size else 1e-9
+    outside = int((np.abs(err_uv) > lim).sum())
+    ax.hist(err_uv.ravel(), bins=101, range=(-lim, lim), color="tab:blue")
     ax.set_yscale("log")
-    ax.set_xlabel("error (µV), all channels")
+    ax.set_xlabel(f"error (µV), data channels; {outside:,} sample(s) beyond ±{lim:.3g} µV not shown")
     ax.set_ylabel("samples")
 
     ax = fig.add_subplot(grid[2, :])
     ax.axis("off")
-    lines = [f"PRD {o['prd']:.2f} %   PRDN {o['prdn']:.2f} %   SNR {o['snr_db']:.1f} dB   "
-             f"RMSE {o['rmse_uv']:.3f} µV   max |error| {o['max_abs_error_uv']:.3f} µV",
-             "relative band-power error: " + "   ".join(
-                 f"{b} {100 * o[f'band_{b}']:.2f} %" for b in BANDS if o.get(f"band_{b}") is not None),
-             "per channel PRDN (%):"]
+    lines = [headline(fid) or "", *by_type_lines(fid), excluded_line(fid) or "",
+             "relative band-power error: " + (bands_line(fid) or "n/a"), "per channel PRDN (%):"]
     per = [f"{raw.ch_names[i][:10]:>10s} {v:5.1f}" for i, v in enumerate(fid["per_channel"]["prdn"][:48])
            if v is not None]
     lines += ["  ".join(per[i : i + 8]) for i in range(0, len(per), 8)] + (["…"] if x.shape[0] > 48 else [])
@@ -107,6 +113,11 @@ def make_report(archive, source, output, n_channels: int = 4, *, overwrite: bool
     return fid
 
 
-def _pick_channels(x: np.ndarray, n: int) -> list[int]:
-    """A few channels spread over the montage."""
-    return sorted({int(i) for i in np.linspace(0, x.shape[0] - 1, min(n, x.shape[0]))})
+def _pick_channels(x: np.ndarray, data: np.ndarray, n: int) -> list[int]:
+    """A few data channels spread over the montage, of typical spread (no flat or stim
+    channel, no outlier scaled up or down to look like the others)."""
+    idx = np.flatnonzero(data)
+    spread = x[idx].std(axis=1)
+    order = idx[np.argsort(np.abs(np.log(np.maximum(spread, 1e-300)) - np.log(max(np.median(spread), 1e-300))))]
+    typical = np.sort(order[: max(n, len(order) // 2)])
+    return sorted({int(typical[int(i)]) for i in np.linspace(0, len(typical) - 1, min(n, len(typical)))})

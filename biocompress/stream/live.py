@@ -140,7 +140,7 @@ class LiveFidelity:
     def __init__(self, header: StreamHeader, lanes):
         d = header.description
         self.recipe, self.kinds = d.recipe, np.asarray(header.kinds)
-        self.meter = FidelityMeter(d.n_channels, d.sfreq)
+        self.meter = FidelityMeter(d.n_channels, d.sfreq, d.ch_names, d.ch_types, [ch["unit"] for ch in d.info["chs"]])
         self.window = max(2048, int(math.ceil(4 * d.sfreq)))  # ≥ 2 s: every window gives one spectrum grid
         self.source = _Spool()
         self.decoded = {lane.start: _Spool() for lane in lanes}
