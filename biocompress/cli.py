@@ -121,7 +121,7 @@ def compress(
                            quality=quality, max_error_uv=max_error, model=model, workers=workers, level=level,
                            stream=stream)
         if not quiet:
-            _print_summary(path)
+            _print_summary(path, requested=mode)
         return
     if stream is not None:
         _fail("--stream picks the main stream of one XDF file; give one input", 2)
@@ -445,7 +445,7 @@ def _fidelity_summary(arc) -> dict:
     fid = arc.fidelity
     if fid is None:
         return {}
-    lossy = {k: (v.item() if hasattr(v, "item") else v) for k, v in arc.lossy_attrs.items()}
+    lossy = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in arc.lossy_attrs.items()}
     if not fid.get("overall"):  # a live stream's: no source to measure against
         return {"lossy": lossy, "fidelity": None}
     return {"lossy": lossy, "fidelity": json_figures(fid)}
@@ -796,7 +796,7 @@ def _status_line():
     yield show
 
 
-def _print_summary(path: Path) -> None:
+def _print_summary(path: Path, requested: str = "lossless") -> None:
     s = archive_summary(path)
     for warning in s.get("source_warnings", ()):
         err.print(f"[yellow]warning:[/] {s['source_file']}: {warning}", highlight=False)
@@ -806,6 +806,9 @@ def _print_summary(path: Path) -> None:
     )
     if "lossy" in s:
         _print_fidelity(path)
+    elif requested != "lossless" and s["mode"] == "lossless":
+        out.print(f"  stored losslessly: coding every channel exactly takes no more bytes than --mode {requested} "
+                  "at this setting", highlight=False, soft_wrap=True)
 
 
 def _print_fidelity(path: Path) -> None:

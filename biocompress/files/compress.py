@@ -109,6 +109,10 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
     ``level``: effort of the lossless integer coder, as flac and zstd users know it:
     "fast" (bulk conversion, live streams), "default", "max" (much slower, the last percent).
     ``model``: a model file from ``biocompress train`` (default: the shipped model).
+    A lossy archive is never larger than the lossless one: channel groups whose lossless coding
+    takes no more bytes are stored losslessly (named in the archive's fidelity figures,
+    ``stored_exactly``), and where that is every channel the archive is the lossless one
+    (mode ``lossless``).
 
     The archive is written under a temporary name beside ``dst``, decoded and
     compared with the source, and only then renamed to ``dst``.
@@ -182,9 +186,12 @@ def _compress_checked(raw, src_path, dst, mode, exact_edf, *, overwrite, block_s
     if mode != "lossless":
         from .compress_lossy import compress_lossy
 
-        return compress_lossy(raw, src_path, dst, mode=mode, quality=quality, max_error_uv=max_error_uv,
+        path = compress_lossy(raw, src_path, dst, mode=mode, quality=quality, max_error_uv=max_error_uv,
                               model=model, overwrite=overwrite, block_samples=block_samples, progress=progress,
                               write_metadata=write_metadata)
+        if path is not None:
+            return path
+        mode = "lossless"  # coded losslessly, every channel takes no more bytes than lossily
     recipe = scaling.recipe_for(raw)
     whole = raw.get_data() if needs_whole_read(raw) else None
     native = _native_codes(raw, recipe, whole) if whole is not None else {}

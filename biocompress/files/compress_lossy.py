@@ -24,6 +24,7 @@ from ..container.layout import MAX_BLOCK_ELEMENTS, put_text
 from ..container.reader import Archive, sample_bytes
 from ..container.writer import ArchiveWriter, json_dataset
 from ..errors import BadInputError, VerificationError
+from .exact_fallback import GroupSizes, SizeTally, exact_lanes, lossless_sizes
 from .fidelity import FidelityMeter
 from ..io import scaling
 from ..io.source import iter_samples, needs_whole_read
@@ -35,6 +36,8 @@ from ..stream.sources import raw_chunks
 
 def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_error_uv: float | None,
                    model=None, overwrite: bool, block_samples: int, progress: bool, write_metadata):
+    """Write the lossy archive and return its path; None, writing nothing, where coding every
+    channel losslessly takes no more bytes (the caller then writes the lossless archive)."""
     n_ch, label = raw.info["nchan"], src_path.name if src_path else "recording"
     block_samples = max(256, min(block_samples, MAX_BLOCK_ELEMENTS // n_ch // 256 * 256))  # blocks span every channel
     whole = raw.get_data() if needs_whole_read(raw) else None
@@ -58,12 +61,13 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         except scaling.KindMismatch as exc:
             raise BadInputError(src_path, f"channels {exc.channels.tolist()} stop being integer-coded "
                                 "later in the recording; their error cannot be bounded") from None
-    plan = lossy_plan(mode, first, kinds, recipe, stim, units, raw.ch_names, quality=quality,
-                      max_error_uv=max_error_uv, model_path=model_path, model_id=meta["model_id"],
-                      block=block_samples, to_codes=to_codes, where=src_path)
-    lanes, kinds, step, max_error_uv, deltas_si = plan.lanes, plan.kinds, plan.step, plan.max_error_uv, plan.deltas_si
-    writer = ArchiveWriter(dst, mode=mode)
-    try:
+    def make_plan(kinds=kinds, max_error_uv=max_error_uv):
+        return lossy_plan(mode, first, kinds, recipe, stim, units, raw.ch_names, quality=quality,
+                          max_error_uv=max_error_uv, model_path=model_path, model_id=meta["model_id"],
+                          block=block_samples, to_codes=to_codes, where=src_path)
+
+    def encode(lanes, writer):
+        tally = SizeTally(lanes)
         with progress_bar(f"compress {label} ({mode})", raw.n_times, enabled=progress) as advance:
             def chunks():
                 for chunk in raw_chunks(raw, block_samples, whole):
@@ -72,15 +76,39 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                     advance(chunk.stop - chunk.start)
             try:
                 for block in StreamEncoder(lanes).encode(chunks()):
+                    tally.add(block)
                     writer.add(block)
             except scaling.KindMismatch as exc:
                 raise BadInputError(src_path, f"trigger channels {exc.channels.tolist()} change value kind later "
                                     "in the recording; compress it losslessly") from None
-        write_metadata(writer.h5, raw, recipe, kinds, np.full(n_ch, raw.n_times, np.int64), src_path)
+        return tally
+
+    plan = make_plan()
+    step, max_error_uv, deltas_si = plan.step, plan.max_error_uv, plan.deltas_si
+    writer = ArchiveWriter(dst, mode=mode)
+    try:
+        tally = encode(plan.lanes, writer)
+        exact, exact_kinds = _smaller_exactly(raw, whole, tally, kinds, recipe, block_samples)
+        if len(exact) == len(tally.groups):  # nothing left to code lossily: the lossless archive is the smaller
+            writer.discard()
+            return None
+        if exact:  # code again: those groups through lossless lanes
+            writer.discard()
+            plan = make_plan()
+            lanes = [lane for lane in plan.lanes if (lane.start, lane.stop) not in {(g.start, g.stop) for g in exact}]
+            lanes += [ln for g in exact for ln in exact_lanes(exact_kinds, recipe, block_samples, g.start, g.stop)]
+            lanes.sort(key=lambda lane: lane.start)
+            for g in exact:
+                plan.kinds[g.start : g.stop] = exact_kinds[g.start : g.stop]
+            writer = ArchiveWriter(dst, mode=mode)
+            encode(lanes, writer)
+        write_metadata(writer.h5, raw, recipe, plan.kinds, np.full(n_ch, raw.n_times, np.int64), src_path)
         g = writer.h5.create_group("lossy")
         put_text(g.attrs, "mode", mode)
         put_text(g.attrs, "model_id", meta["model_id"])
         g.attrs["step"] = step
+        if exact:
+            g.attrs["exact_channels"] = np.concatenate([np.arange(e.start, e.stop) for e in exact]).astype(np.int64)
         if quality is not None:
             g.attrs["quality"] = int(quality)
         if max_error_uv is not None:
@@ -94,6 +122,11 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         with writer.amend() as h5:
             put_text(h5["data"].attrs, "samples_sha256", figures.pop("sha256"))
             stats = figures.pop("fingerprint")
+            if exact:
+                figures["stored_exactly"] = {
+                    "channels": [raw.ch_names[c] for e in exact for c in range(e.start, e.stop)],
+                    "groups": [e.as_dict() for e in exact],
+                    "reason": "the lossless coding of these channels is no larger than their lossy coding"}
             group = h5.create_group("fidelity")
             json_dataset(group, "json", figures)
             fingerprint.write(group, stats, block_samples)
@@ -101,6 +134,15 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
     except BaseException:
         writer.discard()
         raise
+
+
+def _smaller_exactly(raw, whole, tally: SizeTally, kinds, recipe, block: int):
+    """The lossy groups that lossless coding stores in no more bytes (with the value kinds it needs)."""
+    if not tally.groups:
+        return [], kinds
+    exact_bytes, exact_kinds = lossless_sizes(raw, whole, tally.groups, kinds, recipe, block)
+    sizes = [GroupSizes(a, b, tally.bytes[(a, b)], exact_bytes[(a, b)]) for a, b in tally.groups]
+    return [g for g in sizes if g.exact_is_smaller], exact_kinds
 
 
 def _require_finite(x: np.ndarray, t0: int, raw, src_path) -> None:

@@ -1,0 +1,90 @@
+"""A lossy archive is never larger than the lossless one: channel groups whose lossless coding is
+no larger are stored losslessly (and named), and an archive where that is every channel is the
+lossless archive itself."""
+
+from __future__ import annotations
+
+import json
+
+import mne
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import biocompress
+from biocompress.cli import app
+from biocompress.files.verify import verify_archive
+from conftest import SAMPLES_DIR
+
+QUALITIES = range(1, 6)
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _raw(x, types="eeg", sfreq=250.0):
+    names = [f"ch{i}" for i in range(x.shape[0])]
+    return mne.io.RawArray(x, mne.create_info(names, sfreq, types), verbose="ERROR")
+
+
+FLAT = {
+    "zero": lambda: np.zeros((6, 4000)),
+    "constant": lambda: np.full((6, 4000), 3e-5),
+    "one code of noise": lambda: np.round(np.random.default_rng(0).standard_normal((6, 4000)) * 0.2) * 1e-7,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FLAT))
+def test_flat_or_quiet_recording_is_no_larger_lossy_than_lossless(kind, tmp_path):
+    raw = _raw(FLAT[kind]())
+    lossless = biocompress.compress(raw, tmp_path / "ll.bc.h5").stat().st_size
+    for q in QUALITIES:
+        dst = biocompress.compress(raw, tmp_path / f"q{q}.bc.h5", mode="lossy", quality=q)
+        assert dst.stat().st_size <= lossless, (kind, q)
+        with biocompress.open(dst) as arc:
+            if arc.mode == "lossless":  # every channel exact: the lossless archive itself
+                assert np.array_equal(arc.read(), raw.get_data())
+
+
+def test_clinical_edf_is_no_larger_lossy_than_lossless(tmp_path):
+    src = SAMPLES_DIR / "MB0400FU.EDF"
+    lossless = biocompress.compress(src, tmp_path / "ll.bc.h5").stat().st_size
+    for q in QUALITIES:
+        assert biocompress.compress(src, tmp_path / f"q{q}.bc.h5", mode="lossy", quality=q).stat().st_size <= lossless
+
+
+def test_cli_says_when_everything_is_stored_losslessly(tmp_path):
+    raw = _raw(np.zeros((4, 3000)))
+    src = tmp_path / "zero_raw.fif"
+    raw.save(src, verbose="ERROR")
+    res = invoke("compress", src, "--mode", "lossy", "--quality", "3", "-o", tmp_path / "z.bc.h5")
+    assert res.exit_code == 0, res.output
+    assert "stored losslessly" in " ".join(res.output.split())
+    assert json.loads(invoke("info", tmp_path / "z.bc.h5", "--json").output)["mode"] == "lossless"
+
+
+def test_a_group_stored_exactly_is_named_and_verifies(tmp_path):
+    """Lossy groups are the runs of channels between trigger channels: a noisy group stays lossy,
+    a flat one is stored exactly, and the archive says which."""
+    rng = np.random.default_rng(3)
+    n = 6000
+    noisy = np.cumsum(rng.standard_normal((4, n)), axis=1) * 1e-6
+    stim = (np.arange(n) % 500 == 0)[None] * 1.0
+    x = np.concatenate([noisy, stim, np.zeros((3, n))])
+    raw = _raw(x, ["eeg"] * 4 + ["stim"] + ["eeg"] * 3)
+    src = tmp_path / "mixed_raw.fif"
+    raw.save(src, verbose="ERROR", fmt="double")
+    dst = biocompress.compress(src, tmp_path / "m.bc.h5", mode="lossy", quality=3)
+    with biocompress.open(dst) as arc:
+        assert arc.mode == "lossy"
+        assert arc.lossy_attrs["exact_channels"].tolist() == [5, 6, 7]
+        exact = arc.fidelity["stored_exactly"]
+        y = arc.read()
+    assert exact["channels"] == ["ch5", "ch6", "ch7"]
+    group = exact["groups"][0]
+    assert (group["ch_start"], group["ch_stop"]) == (5, 8) and group["lossless_bytes"] <= group["lossy_bytes"]
+    assert np.array_equal(y[4:], x[4:]) and not np.array_equal(y[:4], x[:4])
+    assert verify_archive(dst, src)["ok"]
+    res = invoke("info", dst)
+    assert "stored losslessly: 3 channel(s) (ch5, ch6, ch7)" in " ".join(res.output.split())
