@@ -98,6 +98,8 @@ def compress(
     mode: str = typer.Option("lossless", "--mode", help="lossless, lossy or near-lossless."),
     quality: Optional[int] = typer.Option(None, "--quality", help="lossy: 1 (smallest) … 5 (best fidelity)."),
     max_error: Optional[float] = typer.Option(None, "--max-error", help="near-lossless: bound on |error| in µV."),
+    max_prdn: Optional[float] = typer.Option(None, "--max-prdn", help="lossy, instead of --quality: no channel's "
+                                             "PRDN above P % (rate control; checked by verify)."),
     model: Optional[Path] = typer.Option(None, "--model", help="lossy modes: a model from `biocompress train`."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: every core)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print errors only."),
@@ -111,7 +113,7 @@ def compress(
     from .files.compress import compress as do_compress
     from .files.modes import mode_problem
 
-    problem = mode_problem(mode, quality, max_error)
+    problem = mode_problem(mode, quality, max_error, max_prdn)
     if problem:
         _fail(problem, 2)
     if workers is not None and workers < 1:
@@ -119,12 +121,14 @@ def compress(
     if _one_input(inputs, recursive, archives=False):
         path = do_compress(inputs[0], output, mode=mode, overwrite=force, progress=err.is_terminal and not quiet,
                            quality=quality, max_error_uv=max_error, model=model, workers=workers, level=level,
-                           stream=stream)
+                           stream=stream, max_prdn=max_prdn)
         if not quiet:
             _print_summary(path, requested=mode)
         return
     if stream is not None:
         _fail("--stream picks the main stream of one XDF file; give one input", 2)
+    if max_prdn is not None:
+        _fail("--max-prdn compresses one recording at a time for now; give one input", 2)
     from .batch.many import compress_tasks
 
     tasks = compress_tasks(inputs, output_dir=_output_folder(output), recursive=recursive, force=force, mode=mode,

@@ -88,3 +88,56 @@ def test_a_group_stored_exactly_is_named_and_verifies(tmp_path):
     assert verify_archive(dst, src)["ok"]
     res = invoke("info", dst)
     assert "stored losslessly: 3 channel(s) (ch5, ch6, ch7)" in " ".join(res.output.split())
+
+
+# --- --max-prdn: a PRDN target instead of a quality ------------------------------------------
+def _channel_prdn(src, dst) -> tuple[np.ndarray, np.ndarray]:
+    raw = mne.io.read_raw(src, verbose="ERROR")
+    x = raw.get_data()
+    y = biocompress.read_raw(dst, verbose="ERROR").get_data()
+    centred = np.linalg.norm(x - x.mean(axis=1, keepdims=True), axis=1)
+    keep = (centred > 0) & np.array([t != "stim" for t in raw.get_channel_types()])
+    return 100 * np.linalg.norm(y - x, axis=1)[keep] / centred[keep], keep
+
+
+@pytest.mark.filterwarnings("ignore:.*approximate the source")
+@pytest.mark.parametrize("name, target", [("Subject00_2.edf", 10.0), ("MB0400FU.EDF", 10.0), ("test_NO.vhdr", 5.0)])
+def test_max_prdn_holds_on_every_channel_and_verify_checks_it(name, target, tmp_path):
+    src = SAMPLES_DIR / name
+    dst = biocompress.compress(src, tmp_path / "t.bc.h5", mode="lossy", max_prdn=target)
+    prdn, _ = _channel_prdn(src, dst)
+    assert prdn.max() <= target * (1 + 1e-9)
+    with biocompress.open(dst) as arc:
+        mode, codecs = arc.mode, {c["id"] for c in arc.codec_configs}
+        if mode == "lossy":
+            assert float(arc.lossy_attrs["max_prdn"]) == target
+            assert arc.fidelity["target"]["max_prdn"] == target
+    if "nl-v1" in codecs:  # a bound per channel: every channel close to the target
+        assert prdn.mean() >= 0.8 * target
+    report = verify_archive(dst, src)
+    assert report["ok"], report["lines"]
+    if mode == "lossy":
+        assert any(line.startswith("PRDN target: every channel within") for line in report["lines"])
+
+
+@pytest.mark.filterwarnings("ignore:.*approximate the source")
+def test_verify_fails_when_the_stored_target_is_not_held(tmp_path, monkeypatch):
+    from biocompress.container.reader import Archive
+
+    src = SAMPLES_DIR / "MB0400FU.EDF"
+    dst = biocompress.compress(src, tmp_path / "t.bc.h5", mode="lossy", max_prdn=20.0)
+    stored = Archive.lossy_attrs.func
+    monkeypatch.setattr(Archive, "lossy_attrs", property(lambda arc: {**stored(arc), "max_prdn": 1.0}))  # a claim not held
+    report = verify_archive(dst, src)
+    assert not report["ok"] and any("PRDN target 1 % EXCEEDED" in line for line in report["lines"])
+
+
+@pytest.mark.parametrize("args", [["--max-prdn", "5", "--quality", "3"], ["--max-prdn", "150"],
+                                  ["--max-prdn", "0"]])
+def test_cli_max_prdn_settings_are_checked(args, tmp_path):
+    src = SAMPLES_DIR / "test_utf8_annotations.edf"
+    res = invoke("compress", src, "-o", tmp_path / "x.bc.h5", "--mode", "lossy", *args)
+    assert res.exit_code == 2 and "--max-prdn" in res.output
+    assert not (tmp_path / "x.bc.h5").exists()
+    with pytest.raises(biocompress.BadInputError):
+        biocompress.compress(src, tmp_path / "y.bc.h5", mode="near-lossless", max_error_uv=1, max_prdn=5)

@@ -24,20 +24,27 @@ from ..container.layout import MAX_BLOCK_ELEMENTS, put_text
 from ..container.reader import Archive, sample_bytes
 from ..container.writer import ArchiveWriter, json_dataset
 from ..errors import BadInputError, VerificationError
-from .exact_fallback import GroupSizes, SizeTally, exact_lanes, lossless_sizes
+from .exact_fallback import GroupSizes, SizeTally, lossless_sizes
 from .fidelity import FidelityMeter
 from ..io import scaling
 from ..io.source import iter_samples, needs_whole_read
 from ..progress import progress_bar
 from ..stream.encoder import StreamEncoder
-from ..stream.plans import lossy_plan
+from ..codecs.lossy.rate import MARGIN
+from ..stream.lanes import StreamLane
+from ..stream.plans import exact_lanes, lossy_plan
 from ..stream.sources import raw_chunks
 
 
+TARGET_ATTEMPTS = 4  # --max-prdn: codings of the recording before its channels are stored exactly
+
+
 def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_error_uv: float | None,
-                   model=None, overwrite: bool, block_samples: int, progress: bool, write_metadata):
+                   model=None, overwrite: bool, block_samples: int, progress: bool, write_metadata,
+                   max_prdn: float | None = None):
     """Write the lossy archive and return its path; None, writing nothing, where coding every
-    channel losslessly takes no more bytes (the caller then writes the lossless archive)."""
+    channel losslessly takes no more bytes, or where ``max_prdn`` could not be held otherwise
+    (the caller then writes the lossless archive)."""
     n_ch, label = raw.info["nchan"], src_path.name if src_path else "recording"
     block_samples = max(256, min(block_samples, MAX_BLOCK_ELEMENTS // n_ch // 256 * 256))  # blocks span every channel
     whole = raw.get_data() if needs_whole_read(raw) else None
@@ -46,7 +53,10 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
     model_path = model or model_file.DEFAULT_MODEL
     units = [int(ch["unit"]) for ch in raw.info["chs"]]  # channels of one unit share a scale
     _, _, meta = model_file.load(model_path)
-    if mode == "lossy" and quality not in QUALITY_STEPS:
+    if max_prdn is not None and (mode != "lossy" or quality is not None or not 0 < max_prdn < 100):
+        raise BadInputError(None, "max_prdn is a PRDN target in % (0 < P < 100) for mode lossy, instead of a "
+                            f"quality; got {max_prdn!r} with mode {mode!r}, quality {quality!r}")
+    if mode == "lossy" and max_prdn is None and quality not in QUALITY_STEPS:
         raise BadInputError(None, f"quality must be one of {sorted(QUALITY_STEPS)}, got {quality!r}")
     if mode == "near-lossless" and (max_error_uv is None or not max_error_uv >= 0):
         raise BadInputError(None, f"--max-error must be a non-negative number of µV, got {max_error_uv!r}")
@@ -64,7 +74,8 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
     def make_plan(kinds=kinds, max_error_uv=max_error_uv):
         return lossy_plan(mode, first, kinds, recipe, stim, units, raw.ch_names, quality=quality,
                           max_error_uv=max_error_uv, model_path=model_path, model_id=meta["model_id"],
-                          block=block_samples, to_codes=to_codes, where=src_path)
+                          block=block_samples, to_codes=to_codes, where=src_path,
+                          aim_prdn=None if max_prdn is None else max_prdn * tighten, delta_scale=delta_scale)
 
     def encode(lanes, writer):
         tally = SizeTally(lanes)
@@ -83,64 +94,109 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                                     "in the recording; compress it losslessly") from None
         return tally
 
-    plan = make_plan()
-    step, max_error_uv, deltas_si = plan.step, plan.max_error_uv, plan.deltas_si
-    writer = ArchiveWriter(dst, mode=mode)
-    try:
-        tally = encode(plan.lanes, writer)
-        exact, exact_kinds = _smaller_exactly(raw, whole, tally, kinds, recipe, block_samples)
-        if len(exact) == len(tally.groups):  # nothing left to code lossily: the lossless archive is the smaller
-            writer.discard()
-            return None
-        if exact:  # code again: those groups through lossless lanes
-            writer.discard()
-            plan = make_plan()
-            lanes = [lane for lane in plan.lanes if (lane.start, lane.stop) not in {(g.start, g.stop) for g in exact}]
-            lanes += [ln for g in exact for ln in exact_lanes(exact_kinds, recipe, block_samples, g.start, g.stop)]
-            lanes.sort(key=lambda lane: lane.start)
-            for g in exact:
-                plan.kinds[g.start : g.stop] = exact_kinds[g.start : g.stop]
-            writer = ArchiveWriter(dst, mode=mode)
-            encode(lanes, writer)
-        write_metadata(writer.h5, raw, recipe, plan.kinds, np.full(n_ch, raw.n_times, np.int64), src_path)
-        g = writer.h5.create_group("lossy")
-        put_text(g.attrs, "mode", mode)
-        put_text(g.attrs, "model_id", meta["model_id"])
-        g.attrs["step"] = step
-        if exact:
-            g.attrs["exact_channels"] = np.concatenate([np.arange(e.start, e.stop) for e in exact]).astype(np.int64)
-        if quality is not None:
-            g.attrs["quality"] = int(quality)
-        if max_error_uv is not None:
-            g.attrs["max_error_uv"] = float(max_error_uv)
-        if model is not None and meta["model_id"] != model_file.load()[2]["model_id"]:
-            g.create_dataset("model", data=np.frombuffer(model_file.to_bytes(*model_file.load(model_path)), np.uint8))
-        writer.finish({"n_samples": raw.n_times, "n_channels": n_ch, "sfreq": float(raw.info["sfreq"]),
-                       "first_samp": int(raw.first_samp), "block_samples": block_samples, "samples_sha256": "",
-                       "samples_hash_layout": "sha256 of float64 little-endian samples (decoded), time-major"})
-        figures = _check(writer, raw, whole, block_samples, label, deltas_si, progress)
-        with writer.amend() as h5:
-            put_text(h5["data"].attrs, "samples_sha256", figures.pop("sha256"))
-            stats = figures.pop("fingerprint")
+    def attempt(publish_if):
+        """One coding of the recording: (path, None) where ``publish_if(per-channel PRDN, bounded)``
+        accepts it (``bounded``: channels coded with a bound each, nl-v1), else (None, (PRDN,
+        bounded)); (None, None) where lossless coding is the smaller."""
+        plan = make_plan()
+        step, bound_uv, deltas_si = plan.step, plan.max_error_uv, plan.deltas_si
+        writer = ArchiveWriter(dst, mode=mode)
+        try:
+            tally = encode(plan.lanes, writer)
+            exact, exact_kinds = _smaller_exactly(raw, whole, tally, kinds, recipe, block_samples, lossless_cache)
+            if len(exact) == len(tally.groups):  # nothing left to code lossily: the lossless archive is the smaller
+                writer.discard()
+                return None, None
+            if exact:  # code again: those groups through lossless lanes
+                writer.discard()
+                plan = make_plan()
+                lanes = [ln for ln in plan.lanes if (ln.start, ln.stop) not in {(g.start, g.stop) for g in exact}]
+                lanes += [ln for g in exact for ln in exact_lanes(exact_kinds, recipe, block_samples, g.start, g.stop)]
+                lanes.sort(key=lambda lane: lane.start)
+                for g in exact:
+                    plan.kinds[g.start : g.stop] = exact_kinds[g.start : g.stop]
+                writer = ArchiveWriter(dst, mode=mode)
+                encode(lanes, writer)
+            write_metadata(writer.h5, raw, recipe, plan.kinds, np.full(n_ch, raw.n_times, np.int64), src_path)
+            g = writer.h5.create_group("lossy")
+            put_text(g.attrs, "mode", mode)
+            put_text(g.attrs, "model_id", meta["model_id"])
+            g.attrs["step"] = step
             if exact:
-                figures["stored_exactly"] = {
-                    "channels": [raw.ch_names[c] for e in exact for c in range(e.start, e.stop)],
-                    "groups": [e.as_dict() for e in exact],
-                    "reason": "the lossless coding of these channels is no larger than their lossy coding"}
-            group = h5.create_group("fidelity")
-            json_dataset(group, "json", figures)
-            fingerprint.write(group, stats, block_samples)
-        return writer.publish(overwrite=overwrite)
-    except BaseException:
-        writer.discard()
-        raise
+                g.attrs["exact_channels"] = np.concatenate([np.arange(e.start, e.stop) for e in exact]).astype(np.int64)
+            if quality is not None:
+                g.attrs["quality"] = int(quality)
+            if max_prdn is not None:
+                g.attrs["max_prdn"] = float(max_prdn)
+            if bound_uv is not None:
+                g.attrs["max_error_uv"] = float(bound_uv)
+            if model is not None and meta["model_id"] != model_file.load()[2]["model_id"]:
+                g.create_dataset("model", data=np.frombuffer(model_file.to_bytes(*model_file.load(model_path)), np.uint8))
+            writer.finish({"n_samples": raw.n_times, "n_channels": n_ch, "sfreq": float(raw.info["sfreq"]),
+                           "first_samp": int(raw.first_samp), "block_samples": block_samples, "samples_sha256": "",
+                           "samples_hash_layout": "sha256 of float64 little-endian samples (decoded), time-major"})
+            figures = _check(writer, raw, whole, block_samples, label, deltas_si, progress)
+            bounded = any(lane.config.get("id") == "nl-v1" for lane in plan.lanes if isinstance(lane, StreamLane))
+            if not publish_if(figures["per_channel"]["prdn"], bounded):
+                writer.discard()
+                return None, (figures["per_channel"]["prdn"], bounded)
+            with writer.amend() as h5:
+                put_text(h5["data"].attrs, "samples_sha256", figures.pop("sha256"))
+                stats = figures.pop("fingerprint")
+                if exact:
+                    figures["stored_exactly"] = {
+                        "channels": [raw.ch_names[c] for e in exact for c in range(e.start, e.stop)],
+                        "groups": [e.as_dict() for e in exact],
+                        "reason": "the lossless coding of these channels is no larger than their lossy coding"}
+                if max_prdn is not None:
+                    figures["target"] = {"max_prdn": float(max_prdn), "aimed_at": float(max_prdn * tighten)}
+                group = h5.create_group("fidelity")
+                json_dataset(group, "json", figures)
+                fingerprint.write(group, stats, block_samples)
+            return writer.publish(overwrite=overwrite), None
+        except BaseException:
+            writer.discard()
+            raise
+
+    tighten, delta_scale, calibrated = MARGIN, None, False
+    lossless_cache: dict = {}  # channel groups → their lossless sizes: the same for every attempt
+    if max_prdn is None:
+        return attempt(lambda prdn, bounded: True)[0]
+    for _ in range(TARGET_ATTEMPTS):
+        def on_target(prdn, bounded):
+            worst, mean = _judged(prdn, stim)
+            return worst <= max_prdn and (calibrated or not bounded or mean >= LOW_MEAN * max_prdn)
+        path, missed = attempt(on_target)
+        if missed is None:
+            return path
+        prdn, bounded = missed
+        worst, _ = _judged(prdn, stim)
+        if bounded:  # each channel's bound scaled by how far the whole recording's PRDN fell from the aim
+            ratio = np.array([MARGIN * max_prdn / p if p else 1.0 for p in prdn])
+            delta_scale = (1.0 if delta_scale is None else delta_scale) * np.clip(ratio, 0.25, 3.0)
+            calibrated = True
+        else:  # one step for a run of channels: aim lower
+            tighten *= min(0.85, max_prdn / max(worst, 1e-12))
+    return None  # the target was not held on the whole recording: store every channel exactly
 
 
-def _smaller_exactly(raw, whole, tally: SizeTally, kinds, recipe, block: int):
+LOW_MEAN = 0.8  # --max-prdn: channels with a bound each are calibrated again when their mean PRDN is below this × P
+
+
+def _judged(prdn: list, stim: np.ndarray) -> tuple[float, float]:
+    """The worst and the mean PRDN over the non-trigger channels where it is defined."""
+    values = [p for p, s in zip(prdn, stim) if p is not None and not s]
+    return max(values, default=0.0), (float(np.mean(values)) if values else 0.0)
+
+
+def _smaller_exactly(raw, whole, tally: SizeTally, kinds, recipe, block: int, cache: dict):
     """The lossy groups that lossless coding stores in no more bytes (with the value kinds it needs)."""
     if not tally.groups:
         return [], kinds
-    exact_bytes, exact_kinds = lossless_sizes(raw, whole, tally.groups, kinds, recipe, block)
+    key = tuple(tally.groups)
+    if key not in cache:
+        cache[key] = lossless_sizes(raw, whole, tally.groups, kinds, recipe, block)
+    exact_bytes, exact_kinds = cache[key]
     sizes = [GroupSizes(a, b, tally.bytes[(a, b)], exact_bytes[(a, b)]) for a, b in tally.groups]
     return [g for g in sizes if g.exact_is_smaller], exact_kinds
 

@@ -11,11 +11,9 @@ import numpy as np
 
 from ..io import scaling
 from ..stream.encoder import StreamEncoder
-from ..stream.lanes import CodesLane, Lane, StreamLane, group_runs
+from ..stream.lanes import Lane, StreamLane
+from ..stream.plans import exact_lanes
 from ..stream.sources import raw_chunks
-
-GROUP_CHANNELS = 32  # as compress's lossless lanes
-
 
 @dataclass
 class GroupSizes:
@@ -38,12 +36,6 @@ class GroupSizes:
 def lossy_groups(lanes: list[Lane]) -> list[tuple[int, int]]:
     """The channel ranges a lossy codec codes (trigger channels' lanes are lossless already)."""
     return [(lane.start, lane.stop) for lane in lanes if isinstance(lane, StreamLane)]
-
-
-def exact_lanes(kinds: np.ndarray, recipe: scaling.Recipe, block: int, start: int, stop: int) -> list[Lane]:
-    """Lossless lanes over channels ``[start, stop)`` (their value kinds ``kinds``, all channels)."""
-    return [CodesLane(start + a, start + b, int(kinds[start + a]), recipe, block)
-            for a, b in group_runs(np.asarray(kinds[start:stop]).tolist(), GROUP_CHANNELS)]
 
 
 def block_cost(block) -> int:

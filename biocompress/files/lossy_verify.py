@@ -155,7 +155,25 @@ def check_claims(arc, raw, progress=None) -> tuple[bool, list[str]]:
         else:
             lines.append(f"exact channels: {exact_ch.size} bit-exact")
     fig_ok, fig_line = _compare_figures(arc, meter, _code_slack(arc, deltas))
-    return ok and fig_ok, lines + [fig_line]
+    target_ok, target_lines = _check_target(arc, meter)
+    return ok and fig_ok and target_ok, lines + [fig_line] + target_lines
+
+
+def _check_target(arc, meter: FidelityMeter) -> tuple[bool, list[str]]:
+    """``/lossy`` max_prdn: every non-trigger channel's PRDN, recomputed, at or below it."""
+    if "max_prdn" not in arc.lossy_attrs:
+        return True, []
+    target = float(arc.lossy_attrs["max_prdn"])
+    if not 0 < target < 100:
+        raise CorruptArchiveError(f"{arc.path}: /lossy max_prdn is {target}")
+    prdn = meter.result()["per_channel"]["prdn"]
+    judged = [(p, name) for p, name, kind in zip(prdn, arc.ch_names, meter.ch_types) if p is not None and kind != "stim"]
+    if not judged:
+        return True, [f"PRDN target {target:g} %: no channel to measure"]
+    worst, name = max(judged)
+    if worst > target * (1 + FIGURE_REL_TOLERANCE):
+        return False, [f"PRDN target {target:g} % EXCEEDED: {name} {worst:.3f} %"]
+    return True, [f"PRDN target: every channel within {target:g} % (worst {name} {worst:.3f} %)"]
 
 
 def _nominal_bound(arc) -> float | None:

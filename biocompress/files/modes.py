@@ -6,12 +6,16 @@ from __future__ import annotations
 MODES = ("lossless", "lossy", "near-lossless")
 
 
-def mode_problem(mode: str, quality, max_error_uv) -> str | None:
+def mode_problem(mode: str, quality, max_error_uv, max_prdn=None) -> str | None:
     """What is wrong with a mode and its settings (as the command line names them); None if nothing."""
     if mode not in MODES:
         return f"--mode must be one of {', '.join(MODES)}; got {mode!r}"
-    if mode == "lossy" and quality is None:
-        return "--mode lossy needs --quality 1…5"
+    if max_prdn is not None and (mode != "lossy" or quality is not None):
+        return "--max-prdn is a target for --mode lossy, instead of --quality"
+    if max_prdn is not None and not 0 < max_prdn < 100:
+        return f"--max-prdn is a PRDN in % between 0 and 100; got {max_prdn}"
+    if mode == "lossy" and quality is None and max_prdn is None:
+        return "--mode lossy needs --quality 1…5 or --max-prdn P"
     if mode == "near-lossless" and max_error_uv is None:
         return "--mode near-lossless needs --max-error µV"
     if mode == "lossless" and (quality is not None or max_error_uv is not None):

@@ -65,11 +65,13 @@ def live_lossless_lanes(kinds: np.ndarray, recipe: scaling.Recipe, sfreq: float,
 
 
 def lossy_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units,
-                quality: int, model_path, block: int, when_due: bool = False) -> tuple[list[Lane], np.ndarray]:
+                quality: int | None, model_path, block: int, when_due: bool = False,
+                steps: dict | None = None) -> tuple[list[Lane], np.ndarray]:
     """Autoencoder lanes over each run of non-trigger channels, fitted on ``first`` (the first
     block's values); trigger channels (``stim``) stay exact. Returns the lanes and the value
     kinds the archive records (``lossy`` where the autoencoder codes a channel). ``when_due``:
-    the network runs once per block rather than once per chunk (live streams)."""
+    the network runs once per block rather than once per chunk (live streams). ``steps``:
+    (start, stop) of a run → its latent step (instead of ``quality``'s), or None: stored exactly."""
     from ..codecs.lossy.ae_codec import AECodec  # torch: only for the lossy modes
 
     kinds = np.array(kinds)
@@ -78,25 +80,42 @@ def lossy_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
         if stim[a]:  # event codes are not signals
             lanes.append(CodesLane(a, b, int(kinds[a:b].max()), recipe, block))
             continue
-        ae = AECodec.for_stream(first[a:b], quality=quality, model_path=model_path, groups=units[a:b])
+        step = steps.get((a, b)) if steps is not None else None
+        if steps is not None and step is None:
+            lanes += exact_lanes(kinds, recipe, block, a, b)
+            continue
+        ae = AECodec.for_stream(first[a:b], quality=quality, step=step, model_path=model_path, groups=units[a:b])
         lanes.append(StreamLane(a, b, ae.get_config(), ae.stream(block, when_due)))
         kinds[a:b] = scaling.LOSSY
     return lanes, kinds
 
 
+EXACT_GROUP_CHANNELS = 32  # as compress's lossless lanes
+
+
+def exact_lanes(kinds: np.ndarray, recipe: scaling.Recipe, block: int, start: int, stop: int) -> list[Lane]:
+    """Lossless lanes over channels ``[start, stop)`` of a lossy archive (``kinds``: every channel's)."""
+    return [CodesLane(start + a, start + b, int(kinds[start + a]), recipe, block)
+            for a, b in group_runs(np.asarray(kinds[start:stop]).tolist(), EXACT_GROUP_CHANNELS)]
+
+
 def near_lossless_lane(first: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units, max_error_uv: float,
-                       model_id: str, block: int, to_codes: Callable) -> tuple[Lane, np.ndarray, float]:
+                       model_id: str, block: int, to_codes: Callable,
+                       deltas: np.ndarray | None = None) -> tuple[Lane, np.ndarray, float]:
     """One lane over every channel: an autoencoder sketch of the integer codes plus a bounded
     residual, every sample within ``max_error_uv`` (trigger channels exact). ``to_codes``
     maps a chunk's values to codes. Returns the lane, the bound per channel in codes, and the
-    sketch's latent step."""
+    sketch's latent step. ``deltas``: each channel's bound in codes instead (``max_error_uv``
+    then only sets the sketch's step)."""
     from ..codecs.lossy.ae_codec import AECodec  # torch: only for the lossy modes
     from ..codecs.lossy.near_lossless import NearLosslessCodec
     from ..codecs.lossy.spatial import Spatial
 
     n_ch = first.shape[0]
     per_code = scaling.value_per_code(recipe, n_ch)
-    deltas = np.floor(max_error_uv * 1e-6 / per_code + 1e-9).astype(np.int64)
+    if deltas is None:
+        deltas = np.floor(max_error_uv * 1e-6 / per_code + 1e-9).astype(np.int64)
+    deltas = np.array(deltas, np.int64)
     deltas[stim] = 0
     values0 = scaling.to_codes(recipe, first, np.arange(n_ch), 0).astype(np.float64) * per_code[:, None]
     rms = max(float(np.sqrt(np.mean((values0 - np.median(values0, axis=1, keepdims=True)) ** 2))), 1e-30)
@@ -127,16 +146,61 @@ class LossyPlan:
     deltas_si: np.ndarray | None  # near-lossless: each channel's bound in its unit (V, T…)
 
 
+def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units,
+                aim: float, model_path, model_id: str, block: int, to_codes: Callable,
+                when_due: bool = False, delta_scale: np.ndarray | None = None) -> LossyPlan:
+    """Lanes that keep every non-trigger channel's PRDN at or below ``aim`` % on the first block
+    (codecs.lossy.rate): per run of channels the autoencoder's largest step that does, or, for
+    integer-coded recordings, a bounded residual per channel when that takes fewer bytes (or the
+    autoencoder cannot reach ``aim``); runs out of the autoencoder's reach otherwise stored exactly.
+    ``delta_scale``: per channel, a factor on the residual's bound (what the whole recording
+    showed, where it differs from the first block)."""
+    from ..codecs import get_codec
+    from ..codecs.lossy.rate import ae_step_for, refine_bounds, residual_bounds
+
+    steps, ae_bytes = {}, 0
+    for a, b in group_runs(stim.tolist(), len(stim)):
+        if stim[a]:
+            continue
+        found = ae_step_for(first[a:b], units[a:b], np.ones(b - a, bool), aim, model_path)
+        steps[(a, b)] = found[0] if found else None
+        ae_bytes = ae_bytes + found[1] if found and ae_bytes is not None else None
+    n_ch = first.shape[0]
+    if (kinds == 0).all() and (~stim).any():
+        codes = scaling.to_codes(recipe, first, np.arange(n_ch), 0)
+        deltas = residual_bounds(codes, stim, aim)
+        per_code = scaling.value_per_code(recipe, n_ch)
+        typical_uv = float(np.median((deltas * per_code)[~stim])) * 1e6
+        lane, _, _ = near_lossless_lane(first, recipe, stim, units, max(typical_uv, 1e-12), model_id, block,
+                                        to_codes, deltas=deltas)
+        deltas = refine_bounds(lambda d: get_codec({**lane.config, "deltas": d.tolist()}), codes, deltas, aim)
+        if delta_scale is not None:  # the sketch's step follows the bounds (else the sketch's own error caps PRDN)
+            deltas = np.floor(deltas * delta_scale).astype(np.int64)
+            typical_uv = float(np.median((deltas * per_code)[~stim])) * 1e6
+        lane, deltas, step = near_lossless_lane(first, recipe, stim, units, max(typical_uv, 1e-12), model_id, block,
+                                                to_codes, deltas=deltas)
+        nl_bytes = len(get_codec(lane.config).encode(codes))
+        if ae_bytes is None or nl_bytes < ae_bytes:
+            return LossyPlan([lane], kinds, step, None, deltas * per_code)
+    lanes, kinds = lossy_lanes(first, kinds, recipe, stim, units, None, model_path, block, when_due, steps=steps)
+    found = [s for s in steps.values() if s is not None]
+    return LossyPlan(lanes, kinds, min(found) if found else 0.0, None, None)
+
+
 def lossy_plan(mode: str, first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units,
                ch_names, *, quality: int | None, max_error_uv: float | None, model_path, model_id: str, block: int,
-               to_codes: Callable, where=None, when_due: bool = False) -> LossyPlan:
+               to_codes: Callable, where=None, when_due: bool = False, aim_prdn: float | None = None,
+               delta_scale: np.ndarray | None = None) -> LossyPlan:
     """Lanes for ``mode`` "lossy" (the autoencoder at ``quality``; quality 5 of integer-coded
     channels: a bounded residual of 2.6 % of the RMS) or "near-lossless" (every sample within
     ``max_error_uv``; integer-coded channels only: BadInputError naming ``where`` otherwise).
     ``first``: the stream's first block of values, which the codecs are fitted to; ``when_due``:
-    see :func:`lossy_lanes`."""
+    see :func:`lossy_lanes`. ``aim_prdn``: a PRDN target instead of a quality (:func:`target_plan`)."""
     from ..codecs.lossy.qualities import QUALITY_STEPS
 
+    if mode == "lossy" and aim_prdn is not None:
+        return target_plan(first, kinds, recipe, stim, units, aim_prdn, model_path, model_id, block, to_codes, when_due,
+                           delta_scale)
     if mode == "lossy" and quality in QUALITY_BOUND and (kinds == 0).all():
         # the top quality is beyond the autoencoder alone: a bounded residual on the integer codes
         centred = first - np.median(first, axis=1, keepdims=True)

@@ -1,0 +1,91 @@
+"""Rate control for a PRDN target (``--max-prdn``): the coarsest setting that keeps every
+channel's PRDN at or below the target, chosen on the first block of a stream.
+
+Two ways to reach it:
+
+* the autoencoder's latent step, found by bisection (log scale) on the first block's
+  worst-channel PRDN; the autoencoder alone has an error floor that depends on the recording,
+  so a target below it is out of its reach (None);
+* a bounded residual on integer codes (``nl-v1``) with a bound per channel: a residual
+  quantized in steps of 2δ + 1 codes errs by about δ/√3 RMS, so δ_c = √3 · target · σ_c
+  (in codes) puts each channel's PRDN near the target, whatever the others do.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MIN_STEP, MAX_STEP = 0.02, 64.0
+BISECTIONS = 12
+MARGIN = 0.92  # aim a little under the target: the rest of the recording is not the first block
+
+
+def prdn_per_channel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """100·‖x − y‖ / ‖x − mean(x)‖ per channel (NaN for a constant channel)."""
+    centred = ((x - x.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(centred > 0, 100 * np.sqrt(((y - x) ** 2).sum(axis=1) / centred), np.nan)
+
+
+def _worst(codec, x: np.ndarray, judged: np.ndarray) -> tuple[float, int]:
+    payload = codec.encode(x)
+    p = prdn_per_channel(x, codec.decode(payload))[judged]
+    p = p[np.isfinite(p)]
+    return (float(p.max()) if p.size else 0.0), len(payload)
+
+
+def ae_step_for(x: np.ndarray, units, judged: np.ndarray, target: float, model_path) -> tuple[float, int] | None:
+    """The largest latent step whose worst PRDN over channels ``judged`` is ≤ ``target`` on
+    ``x``, and the bytes it takes; None where the autoencoder cannot reach the target."""
+    from .ae_codec import AECodec
+
+    def trial(step):
+        return _worst(AECodec.for_stream(x, step=step, model_path=model_path, groups=units), x, judged)
+
+    worst, size = trial(MAX_STEP)
+    if worst <= target:
+        return MAX_STEP, size
+    worst, size = trial(MIN_STEP)
+    if worst > target:
+        return None
+    good, bad, good_size = math.log(MIN_STEP), math.log(MAX_STEP), size
+    for _ in range(BISECTIONS):
+        mid = (good + bad) / 2
+        worst, size = trial(math.exp(mid))
+        if worst <= target:
+            good, good_size = mid, size
+        else:
+            bad = mid
+    return math.exp(good), good_size
+
+
+def residual_bounds(codes: np.ndarray, exact: np.ndarray, target: float) -> np.ndarray:
+    """Per channel, the bound δ in codes that puts its PRDN near ``target`` % (0: exact)."""
+    sigma = codes.astype(np.float64).std(axis=1)
+    deltas = np.floor(math.sqrt(3) * target / 100 * sigma).astype(np.int64)
+    deltas[exact] = 0
+    return np.maximum(deltas, 0)
+
+
+REFINE_ROUNDS = 4
+
+
+def refine_bounds(codec_for, codes: np.ndarray, deltas: np.ndarray, aim: float) -> np.ndarray:
+    """Per channel, the largest bound tried whose PRDN on ``codes`` stays ≤ ``aim`` (0, exact,
+    always does): each round scales a channel's bound by how far its PRDN fell from the aim.
+    ``codec_for(deltas)`` builds the residual codec."""
+    x = codes.astype(np.float64)
+    best = np.zeros_like(deltas)
+    for _ in range(REFINE_ROUNDS):
+        codec = codec_for(deltas)
+        p = prdn_per_channel(x, codec.decode(codec.encode(codes)).astype(np.float64))
+        held = ~np.isfinite(p) | (p <= aim)
+        best = np.where(held, np.maximum(best, deltas), best)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(np.isfinite(p) & (p > 0), aim / p, 2.0)
+        nxt = np.floor(deltas * np.clip(ratio, 0.5, 3.0)).astype(np.int64)
+        nxt = np.where(held, np.maximum(nxt, deltas), np.minimum(nxt, deltas - 1))  # up where held, down where not
+        deltas = np.maximum(nxt, 0)
+    return best
