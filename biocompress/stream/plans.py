@@ -78,7 +78,7 @@ def lossy_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
         if stim[a]:  # event codes are not signals
             lanes.append(CodesLane(a, b, int(kinds[a:b].max()), recipe, block))
             continue
-        ae = AECodec.for_stream(first[a:b], quality=quality, model_path=model_path, groups=units[a:b])
+        ae = AECodec.for_stream(first[a:b], quality=quality, model_path=model_path)  # each channel its scale
         lanes.append(StreamLane(a, b, ae.get_config(), ae.stream(block, when_due)))
         kinds[a:b] = scaling.LOSSY
     return lanes, kinds
