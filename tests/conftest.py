@@ -114,7 +114,7 @@ def crafted(path):
     from biocompress.container import integrity, packed
 
     with h5py.File(path, "r") as f:
-        is_packed = "meta" in f and "meta_sha256" in f.attrs
+        is_packed = "meta" in f and int(f.attrs.get("format_version", 0)) >= 5
     if is_packed:
         with packed.editing(path) as image:
             yield image

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 import biocompress
 from biocompress.cli import app
+from biocompress.container.layout import segment_path
 from biocompress.io.source import open_raw
 from conftest import SAMPLES_DIR, assert_bitwise_equal, copy_sample, folder_names, leftovers, sample_recordings
 
@@ -229,7 +230,7 @@ def test_verify_against_source_window_by_window(tmp_path, name):
 
 def _flip_payload_byte(archive, position=None):
     with h5py.File(archive, "r+") as f:
-        ds = f["data/payload/000000"]
+        ds = f[segment_path("data", 0)]
         i = ds.shape[0] // 2 if position is None else position
         ds[i] = ds[i] ^ 0xFF
 

@@ -12,7 +12,7 @@ import biocompress
 import importlib
 from biocompress.codecs.base import _REGISTRY, Codec
 from biocompress.codecs.lossless import LPCCodec
-from biocompress.container.layout import FORMAT_VERSION, INDEX_DTYPE, SEGMENT_NAME, get_text, put_text
+from biocompress.container.layout import FORMAT_VERSION, INDEX_DTYPE, get_text, put_text, segment_path
 from biocompress.container.reader import Archive, sample_bytes
 from biocompress.errors import BadInputError, CorruptArchiveError, VerificationError
 from biocompress.io.source import open_raw
@@ -66,7 +66,7 @@ def test_index_of_multi_block_archive(small_archive):
         assert arc.index.size == 8
         # blocks lie inside their payload segment, back to back, and pass their CRC
         for i, row in enumerate(arc.index):
-            seg = arc.file["data/payload"][SEGMENT_NAME.format(int(row["segment"]))]
+            seg = arc.file[segment_path("data", int(row["segment"]))]
             assert row["offset"] + row["length"] <= seg.shape[0]
             assert len(arc.block_bytes(i)) == row["length"]
         assert arc.attrs["block_samples"] == 700
@@ -93,10 +93,11 @@ def test_samples_sha256_matches_layout(small_archive):
 
 def test_archive_attributes(small_archive):
     path, raw = small_archive
-    with h5py.File(path, "r") as outer:  # format 5: the file holds the payload and the packed metadata
+    with h5py.File(path, "r") as outer:  # format 6: the file holds the payload segments and the sealed metadata
         assert get_text(outer.attrs, "format") == "biocompress"
-        assert int(outer.attrs["format_version"]) == FORMAT_VERSION == 5
-        assert sorted(outer) == ["data", "meta"] and sorted(outer["data"]) == ["payload"]
+        assert int(outer.attrs["format_version"]) == FORMAT_VERSION == 6
+        assert sorted(outer.attrs) == ["format", "format_version"]
+        assert sorted(outer) == ["data.000000", "meta"]
     with biocompress.open(path) as arc:
         f = arc.h5  # the metadata tree, unpacked
         assert get_text(f.attrs, "format") == "biocompress"
@@ -130,7 +131,7 @@ def test_packed_metadata_is_checked_before_it_is_read(tmp_path, small_archive):
 # --- damaged and foreign files -------------------------------------------------------------------
 def _flip(path, position):
     with h5py.File(path, "r+") as f:
-        ds = f["data/payload/000000"]
+        ds = f[segment_path("data", 0)]
         ds[position] = ds[position] ^ 0x01
 
 

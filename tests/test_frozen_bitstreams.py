@@ -13,6 +13,8 @@ import datetime as dt
 import hashlib
 import json
 
+import h5py
+import mne
 import numpy as np
 import pytest
 
@@ -209,7 +211,32 @@ def test_frozen_v5_archive_packed_metadata_restores(tmp_path):
     assert out.read_bytes() == (SAMPLES_DIR / entry["source_sample"]).read_bytes()
 
 
-@pytest.mark.parametrize("name", ["archive-v4_xdf_streams", "archive-v5_xdf_streams"])
+def test_frozen_v6_archive_sealed_metadata_restores(tmp_path):
+    """Format 6 (§2.1): /meta sealed in itself (SHA-256, size, LZMA2), the payload segment at the
+    root, the EDF gains derived from the stored header (§6); the EDF+ file comes back byte for
+    byte and the derived gains are MNE's."""
+    entry = ARCHIVES["archive-v6_edf_sealed"]
+    path = FIXTURES_DIR / entry["archive"]
+    from biocompress.files.restore import restore
+    from biocompress.files.verify import verify_archive
+    from biocompress.io.scaling import recipe_for
+
+    with h5py.File(path, "r") as outer:
+        assert sorted(outer) == ["data.000000", "meta"] and sorted(outer.attrs) == ["format", "format_version"]
+    with biocompress.open(path) as arc:
+        assert arc.format_version == 6 and arc.check_metadata() > 20
+        assert get_text(arc.h5["channels"].attrs, "recipe_derived") == "edf"
+        assert "recipe_a" not in arc.h5["channels"]
+        mne_recipe = recipe_for(mne.io.read_raw_edf(SAMPLES_DIR / entry["source_sample"], verbose="error"))
+        for name in ("a", "b"):
+            assert arc.recipe.params[name].view(np.int64).tolist() == mne_recipe.params[name].view(np.int64).tolist()
+    assert verify_archive(path)["ok"]
+    out = tmp_path / entry["source_sample"]
+    assert restore(path, out)["exact"] == "bytes"
+    assert out.read_bytes() == (SAMPLES_DIR / entry["source_sample"]).read_bytes()
+
+
+@pytest.mark.parametrize("name", ["archive-v4_xdf_streams", "archive-v5_xdf_streams", "archive-v6_xdf_streams"])
 def test_frozen_xdf_archive_every_stream(name):
     """Format 4 (§5.6): an XDF file's archive gives back every stream's samples (in the file's
     format), timestamps, markers and header XML exactly; the EEG stream is the root's."""

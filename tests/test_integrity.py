@@ -8,6 +8,7 @@ checked part by part (the frozen v3 fixture)."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -15,10 +16,12 @@ import pytest
 
 import biocompress
 from biocompress.container import integrity
+from biocompress.container.layout import get_text
 from biocompress.errors import CorruptArchiveError
 from biocompress.files.restore import restore
 from biocompress.files.verify import verify_archive
-from conftest import SAMPLES_DIR, crafted
+from biocompress.io.source import open_raw
+from conftest import SAMPLES_DIR, assert_bitwise_equal, crafted
 
 
 @pytest.fixture(scope="module")
@@ -167,58 +170,90 @@ def test_oversized_declared_dataset_is_refused_before_reading(tmp_path, v3_archi
 
 
 def test_packed_value_declaring_more_than_its_bytes_is_refused(tmp_path, edf_archive):
-    """Format 5, forged: a packed value claiming 8 GiB in a few bytes is refused before any
-    allocation; so is /meta claiming to inflate past the format's limit."""
-    import hashlib
+    """Forged: a packed value claiming 8 GiB in a few bytes is refused before any allocation;
+    so is /meta claiming to inflate past the format's limit."""
     import json
     import struct
-    import zlib
 
     from biocompress.container import packed
 
     path = tmp_path / "f.bc.h5"
     shutil.copyfile(edf_archive, path)
     with h5py.File(path, "r") as f:
-        raw = packed.inflate(f["meta"][()].tobytes(), int(f.attrs["meta_bytes"]), str(path))
+        raw = packed.open_sealed(f["meta"][()].tobytes(), str(path))
     n_head = struct.unpack_from("<I", raw, 8)[0]
     head = json.loads(raw[12 : 12 + n_head])
-    entry = next(e for e in head["objects"] if e[0] == "/info/json")
-    entry[3][1] = [1 << 33]  # shape
-    entry[3][3] = 1 << 33  # nbytes
+    entry = next(e for e in head if e[0] == "/info/json")
+    entry[2][1] = [1 << 33]  # shape
     text = json.dumps(head).encode("ascii")
     forged = packed.MAGIC + struct.pack("<I", len(text)) + text + raw[12 + n_head :]
-    blob = zlib.compress(forged)
-    with h5py.File(path, "r+") as f:
-        del f["meta"]
-        f.create_dataset("meta", data=np.frombuffer(blob, np.uint8))
-        f.attrs["meta_bytes"] = np.int64(len(forged))
-        f.attrs["meta_sha256"] = np.bytes_(hashlib.sha256(blob).hexdigest().encode())
+    _put_meta(path, packed.seal(forged))
     with pytest.raises(CorruptArchiveError, match="outside its bytes"):
         biocompress.open(path)
-    with h5py.File(path, "r+") as f:
-        f.attrs["meta_bytes"] = np.int64(1 << 40)
+    _put_meta(path, _sealed_declaring(packed.seal(forged), (1 << 32) - 1))
     with pytest.raises(CorruptArchiveError, match="declares"):
         biocompress.open(path)
 
 
-def test_packed_metadata_bomb_is_refused_before_inflating(tmp_path, edf_archive):
-    """Format 5, forged: /meta sealed correctly but inflating to far more than a file of its
-    size can honestly hold (a zlib bomb) is refused on its declared size."""
-    import hashlib
-    import zlib
+def _put_meta(path, blob: bytes) -> None:
+    with h5py.File(path, "r+") as f:
+        del f["meta"]
+        f.create_dataset("meta", data=np.frombuffer(blob, np.uint8))
 
+
+def _sealed_declaring(blob: bytes, declared: int) -> bytes:
+    """A sealed /meta whose size field says ``declared``, its SHA-256 made to agree."""
+    import hashlib
+    import struct
+
+    body = struct.pack("<I", declared) + blob[36:]
+    return hashlib.sha256(body).digest() + body
+
+
+def test_packed_metadata_bomb_is_refused_before_inflating(tmp_path, edf_archive):
+    """Forged: /meta sealed correctly but inflating to far more than a file of its size can
+    honestly hold (an LZMA bomb) is refused on its declared size."""
     from biocompress.container import packed
 
     path = tmp_path / "bomb.bc.h5"
     shutil.copyfile(edf_archive, path)
     declared = packed.meta_bound(path.stat().st_size) + (8 << 20)  # the file grows by the blob: margin
-    z = zlib.compressobj(9)
-    blob = z.compress(packed.MAGIC) + z.compress(bytes(declared - len(packed.MAGIC))) + z.flush()
-    with h5py.File(path, "r+") as f:
-        del f["meta"]
-        f.create_dataset("meta", data=np.frombuffer(blob, np.uint8))
-        f.attrs["meta_bytes"] = np.int64(declared)
-        f.attrs["meta_sha256"] = np.bytes_(hashlib.sha256(blob).hexdigest().encode())
+    _put_meta(path, packed.seal(packed.MAGIC + bytes(declared - len(packed.MAGIC))))
     assert packed.meta_bound(path.stat().st_size) < declared
     with pytest.raises(CorruptArchiveError, match="declares"):
         biocompress.open(path)
+
+
+def test_edf_gains_are_derived_only_where_the_header_gives_them_exactly(tmp_path):
+    """Format 6: an EDF archive whose gains follow from its header stores none; a BDF whose
+    stim channel MNE reads with gain 1 (not what the header says) stores them. Both read back
+    MNE's values bit for bit."""
+    for name, derived in (("test_utf8_annotations.edf", True), ("test_bdf_stim_channel.bdf", False)):
+        path = biocompress.compress(SAMPLES_DIR / name, tmp_path / f"{name}.bc.h5")
+        with biocompress.open(path) as arc:
+            assert ("recipe_a" not in arc.h5["channels"]) is derived
+            assert (get_text(arc.h5["channels"].attrs, "recipe_derived") == "edf") is derived
+        out = tmp_path / f"r{Path(name).suffix}"
+        values, *_, restored = _read_all(path, out)
+        assert_bitwise_equal(values, open_raw(SAMPLES_DIR / name).get_data(), name)
+        assert restored == (SAMPLES_DIR / name).read_bytes()
+
+
+def test_derived_gains_without_their_header_are_corruption(tmp_path, edf_archive):
+    """Forged: gains said to come from /edf/header, with that header gone or unreadable."""
+    for damage in ("no edf group", "header not numbers"):
+        path = tmp_path / "g.bc.h5"
+        shutil.copyfile(edf_archive, path)
+        with crafted(path) as h5:
+            assert get_text(h5["channels"].attrs, "recipe_derived") == "edf"
+            if damage == "no edf group":
+                del h5["edf"]
+            else:
+                header = bytearray(h5["edf/header"][()].tobytes())
+                n_signals = int(header[252:256])
+                pmin = 256 + n_signals * (16 + 80 + 8)
+                header[pmin : pmin + 8] = b"x1.5    "
+                del h5["edf/header"]
+                h5["edf"].create_dataset("header", data=np.frombuffer(bytes(header), np.uint8))
+        with pytest.raises(CorruptArchiveError, match="scaling"):
+            biocompress.open(path)

@@ -84,6 +84,18 @@ def test_higher_quality_costs_more_and_errs_less():
     assert sizes == sorted(sizes) and errors == sorted(errors, reverse=True)
 
 
+def test_every_channel_gets_a_like_relative_error_whatever_its_scale():
+    """An auxiliary channel 500× larger than the EEG (a clinical montage's 50 mV channels) takes
+    no more than its share: each channel is scaled by its own spread, so each EEG channel's
+    PRDN stays near the others' (one scale per unit left them at ~100 %)."""
+    x = eeg_values(8000)
+    x[3] *= 500
+    codec = AECodec.for_stream(x, quality=3)
+    y = codec.decode(codec.encode(x))
+    prdn = 100 * np.linalg.norm(y - x, axis=1) / np.linalg.norm(x - x.mean(axis=1, keepdims=True), axis=1)
+    assert prdn.max() < 2 * np.median(prdn) and prdn.max() < 50, prdn.round(1)
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(delta=st.integers(0, 60), seed=st.integers(0, 2**16), spikes=st.booleans())
 def test_near_lossless_never_exceeds_delta(delta, seed, spikes):

@@ -325,13 +325,13 @@ def test_reading_front_to_back_decodes_each_block_once(live, monkeypatch):
 def _damage_block(path, i):
     import h5py
 
-    from biocompress.container.layout import SEGMENT_NAME
+    from biocompress.container.layout import segment_path
 
     with Archive(path) as arc:
         row = arc.index[i]
         seg, off = int(row["segment"]), int(row["offset"]) + int(row["length"]) // 2
     with h5py.File(path, "r+") as h5:
-        ds = h5["data/payload"][SEGMENT_NAME.format(seg)]
+        ds = h5[segment_path("data", seg)]
         ds[off] = ds[off] ^ 0xFF
 
 

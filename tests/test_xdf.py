@@ -22,6 +22,7 @@ from xdf_files import DATETIME, eeg_only, lsl_stamps, stream, synthetic_xdf
 import biocompress
 from biocompress.cli import app
 from biocompress.container.reader import Archive
+from biocompress.container.layout import segment_path
 from biocompress.errors import BadInputError, CorruptArchiveError
 from biocompress.files.verify import verify_archive
 
@@ -312,7 +313,7 @@ def test_verify_checks_every_stream(tmp_path, made):
     with Archive(archive, stream=6) as arc:
         row = arc.index[0]
     with h5py.File(archive, "r+") as h5:  # the payload segments are in the file itself
-        seg = h5["streams/6/data/payload/000000"]
+        seg = h5[segment_path("streams/6/data", 0)]
         seg[int(row["offset"]) + 3] ^= 0xFF
     report = verify_archive(archive)
     assert not report["ok"]

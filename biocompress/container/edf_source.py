@@ -46,6 +46,58 @@ def write(h5: h5py.File, path, layout: EdfLayout, channel_of_signal: np.ndarray,
         g.create_dataset("record_onsets", data=onsets.astype(np.float64))
 
 
+# Field widths of an EDF signal header, in order: label, transducer, physical dimension,
+# physical min/max, digital min/max, prefiltering, samples per record, reserved.
+_FIELDS = (16, 80, 8, 8, 8, 8, 8, 80, 8, 32)
+_PHYS_MIN = 3  # index of the physical minimum in _FIELDS (then physical max, digital min, digital max)
+DERIVED = "edf"  # /channels "recipe_derived": recipe_a and recipe_b follow from /edf/header
+
+
+def _numbers(header: bytes, n_signals: int, field: int) -> np.ndarray:
+    start = 256 + n_signals * sum(_FIELDS[:field])
+    width = _FIELDS[field]
+    return np.array([float(header[start + i * width : start + (i + 1) * width].decode("latin-1")
+                           .split("\x00")[0].replace(",", "."))
+                     for i in range(n_signals)], np.float64)
+
+
+def gains(header: bytes, channel_of_signal: np.ndarray, n_channels: int) -> dict[str, np.ndarray] | None:
+    """Each channel's gain ``a = (pmax - pmin) / (dmax - dmin)`` and offset ``b = pmin - dmin·a``
+    from the header's fields of the signal it holds, in float64 (docs/FORMAT.md §6); None where a
+    channel holds no signal or a field is not a number."""
+    cos = np.asarray(channel_of_signal, np.int64)
+    n_signals = cos.size
+    signal = np.full(n_channels, -1, np.int64)
+    held = cos >= 0
+    if len(header) != 256 * (n_signals + 1) or (cos >= n_channels).any():
+        return None
+    signal[cos[held]] = np.flatnonzero(held)
+    if (signal < 0).any():
+        return None
+    try:
+        pmin, pmax, dmin, dmax = (_numbers(header, n_signals, _PHYS_MIN + k)[signal] for k in range(4))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    with np.errstate(all="ignore"):
+        a = (pmax - pmin) / (dmax - dmin)
+        return {"a": a, "b": pmin - dmin * a}
+
+
+def derive_recipe(h5: h5py.File) -> bool:
+    """Drop ``/channels/recipe_a`` and ``recipe_b`` where the header's fields give them back bit
+    for bit (the EDF reader's gains: 16 bytes a channel that no compressor finds again)."""
+    ch, edf = h5["channels"], h5[GROUP]
+    if not {"recipe_a", "recipe_b"} <= set(ch):
+        return False
+    derived = gains(edf["header"][()].tobytes(), edf["channel_of_signal"][()], ch["names"].shape[0])
+    if derived is None or any(ch[f"recipe_{n}"][()].view(np.int64).tolist() != v.view(np.int64).tolist()
+                              for n, v in derived.items()):
+        return False
+    del ch["recipe_a"], ch["recipe_b"]
+    put_text(ch.attrs, "recipe_derived", DERIVED)
+    return True
+
+
 class StoredEdf:
     """The ``/edf`` group of an open archive (an :class:`~.reader.Archive`), checked.
 

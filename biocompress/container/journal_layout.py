@@ -118,7 +118,6 @@ def image(contents: JournalContents) -> tuple[io.BytesIO, int]:
             sections.append((TIMES, contents.end_digest("times_sha256"), times_attrs))
         for section, digest, attrs in sections:
             group = h5.require_group(section)
-            group.create_group("payload")
             index, configs = _index(contents, [b for b in contents.blocks if b.section == section])
             group.create_dataset("index", data=index)
             put_text(group.attrs, "codecs", _codecs_json(configs))

@@ -7,14 +7,25 @@ import numpy as np
 from ..codecs.base import MAX_DECODED_ELEMENTS as MAX_BLOCK_ELEMENTS
 
 FORMAT_NAME = "biocompress"
-FORMAT_VERSION = 5  # 2 added value kind int-native and /channels/stored_samples; 3 the integrity manifest;
+FORMAT_VERSION = 6  # 2 added value kind int-native and /channels/stored_samples; 3 the integrity manifest;
 #                     4 the stream's timestamps (/times) and marker timestamps (/annotations/timestamp);
-#                     5 the metadata packed into /meta (container/packed.py)
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+#                     5 the metadata packed into /meta (container/packed.py); 6 /meta sealed in
+#                     itself (LZMA2), payload segments at the file's root (segment_path)
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 PACKED_VERSION = 5  # from this version on, the metadata tree is packed
+ROOT_SEGMENTS_VERSION = 6  # from this version on, payload segments sit at the file's root
 DATA, TIMES = "data", "times"  # groups of coded blocks: the samples, and their timestamps (one channel)
-SEGMENT_NAME = "{:06d}"  # /data/payload/000000, 000001, ...
+SEGMENT_NAME = "{:06d}"  # before format 6: /data/payload/000000, 000001, ...
 SEGMENT_BYTES = 8 << 20  # blocks are buffered and written as contiguous segments of ~8 MiB
+
+def segment_path(section: str, i: int, version: int = FORMAT_VERSION) -> str:
+    """Where payload segment ``i`` of ``section`` (``data``, ``times``, ``streams/3/data``…)
+    lies in the file. Format 6: at the root, named ``data.000000``, ``streams.3.times.000002``
+    (each group costs a file ~150 bytes); before: ``/data/payload/000000``."""
+    if version >= ROOT_SEGMENTS_VERSION:
+        return "/" + section.strip("/").replace("/", ".") + "." + SEGMENT_NAME.format(i)
+    return f"/{section.strip('/')}/payload/" + SEGMENT_NAME.format(i)
+
 
 INDEX_DTYPE = np.dtype(
     [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import json
 import os
 import stat
@@ -25,7 +26,7 @@ from ..codecs.pool import decode_parts
 from . import integrity, packed
 from .integrity import damage_is_corruption
 from ..codecs.float_codes import codes_to_f64
-from .layout import DATA, FORMAT_NAME, INDEX_DTYPE, MAX_BLOCK_ELEMENTS, PACKED_VERSION, READABLE_VERSIONS, SEGMENT_NAME, TIMES
+from .layout import DATA, FORMAT_NAME, INDEX_DTYPE, MAX_BLOCK_ELEMENTS, PACKED_VERSION, READABLE_VERSIONS, TIMES, segment_path
 
 
 MAX_JSON_BYTES = 256 << 20
@@ -78,7 +79,7 @@ class Archive:
         self.native = self.value_kind == scaling.NATIVE
 
     def _open_hdf5(self) -> h5py.File:
-        """The archive's metadata tree: the file itself, or (format 5) its packed metadata
+        """The archive's metadata tree: the file itself, or (formats 5-6) its packed metadata
         unpacked in memory, the file kept for the payload segments."""
         if not _is_hdf5(self.path):
             raise BadInputError(self.path, "not a biocompress archive (not an HDF5 file)")
@@ -96,26 +97,32 @@ class Archive:
         return self._outer if image is None else image
 
     def _unpacked(self) -> h5py.File | None:
-        """Format 5: the metadata tree, once its SHA-256 and declared size hold; None before."""
+        """Formats 5-6: the metadata tree, once its SHA-256 and declared size hold; None before."""
         outer, where = self._outer, str(self.path)
         sizes = integrity.Sizes(self.path.stat().st_size, where)
-        if "meta_sha256" not in outer.attrs or "meta" not in outer:
+        self._outer_version = version = int(sizes.attr(outer, "format_version"))
+        if version < PACKED_VERSION and "meta_sha256" not in outer.attrs:
             return None
+        if "meta" not in outer:
+            raise CorruptArchiveError(f"{where}: packed metadata is missing")
         blob_ds = outer["meta"]
         if not isinstance(blob_ds, h5py.Dataset) or blob_ds.dtype != np.uint8 or blob_ds.ndim != 1:
             raise CorruptArchiveError(f"{where}: packed metadata is malformed")
         sizes.dataset(blob_ds)
         blob = blob_ds[()].tobytes()
-        if hashlib.sha256(blob).hexdigest() != integrity._plain(sizes.attr(outer, "meta_sha256")):
-            raise CorruptArchiveError(f"{where}: packed metadata is damaged (checksum mismatch)")
-        raw = packed.inflate(blob, int(sizes.attr(outer, "meta_bytes")), where,
-                             packed.meta_bound(self.path.stat().st_size))
+        bound = packed.meta_bound(self.path.stat().st_size)
+        if version >= packed.SEALED_VERSION:
+            raw = packed.open_sealed(blob, where, bound)
+        else:
+            if hashlib.sha256(blob).hexdigest() != integrity._plain(sizes.attr(outer, "meta_sha256")):
+                raise CorruptArchiveError(f"{where}: packed metadata is damaged (checksum mismatch)")
+            raw = packed.inflate(blob, int(sizes.attr(outer, "meta_bytes")), where, bound)
         self._image_size = len(raw)
         return h5py.File(packed.unpack(raw, where), "r")
 
     @property
     def file(self) -> h5py.File:
-        """The HDF5 file on disk. Format 5: it holds the payload segments and ``/meta``; the
+        """The HDF5 file on disk. Formats 5-6: it holds the payload segments and ``/meta``; the
         metadata tree (``h5``) is unpacked in memory. Before: the same as ``h5``."""
         return self._outer
 
@@ -126,7 +133,7 @@ class Archive:
     def _open(self) -> None:
         self.sizes = integrity.Sizes(self._file_size(), str(self.path))
         self.format_version = version = self._check_format()
-        # format 5: the packed metadata's SHA-256 covers it all; formats 3-4: a manifest per part
+        # formats 5-6: the packed metadata's SHA-256 covers it all; formats 3-4: a manifest per part
         self.parts = integrity.Manifest.load(self.h5, self.sizes, required=3 <= version < PACKED_VERSION)
         self.root_attrs = self.parts.attrs("/")
         self.base = self._stream_group(self._wanted_stream)  # "" (the root) or "streams/<k>/"
@@ -154,7 +161,9 @@ class Archive:
         names = [s.split(":")[1] for s in steps]
         if any(s.split(":")[0] not in ("mul", "add") for s in steps):
             raise CorruptArchiveError(f"{self.path}: unknown scaling step in {steps}")
-        params = {n: self._channel_array(f"recipe_{n}", per_channel).astype(np.float64) for n in names}
+        derived = self._derived_recipe(ch_attrs)
+        params = {n: derived[n] if n in derived else self._channel_array(f"recipe_{n}", per_channel).astype(np.float64)
+                  for n in names}
         self.recipe = scaling.Recipe(steps, params)
         self.index = self._read_index()
         unknown = [c.get("id") for c in self.codec_configs if not is_known(c.get("id"))]
@@ -163,6 +172,23 @@ class Archive:
                                       f"{sorted(SHIPPED_IDS)}")
         self._check_stored_model()
         self.times_index = self._read_times() if self._p(TIMES) in self.h5 else None
+
+    def _derived_recipe(self, ch_attrs) -> dict:
+        """The recipe parameters an EDF archive does not store: its header gives them (format 6)."""
+        from . import edf_source
+
+        how = ch_attrs.get("recipe_derived")
+        if how is None:
+            return {}
+        how = how.decode("utf-8", "replace") if isinstance(how, bytes) else str(how)
+        if how != edf_source.DERIVED or self.base or edf_source.GROUP not in self.h5:
+            raise CorruptArchiveError(f"{self.path}: scaling recipe derived from {how!r}, which the archive lacks")
+        header = self.parts.dataset(f"{edf_source.GROUP}/header", 256 * (edf_source.MAX_SIGNALS + 1)).tobytes()
+        cos = self.parts.dataset(f"{edf_source.GROUP}/channel_of_signal", 8 * edf_source.MAX_SIGNALS)
+        derived = edf_source.gains(header, cos, self.n_channels) if cos.ndim == 1 and cos.dtype.kind == "i" else None
+        if derived is None:
+            raise CorruptArchiveError(f"{self.path}: the EDF header does not give the channels' scaling")
+        return derived
 
     def _p(self, path: str) -> str:
         """``path`` within this archive's stream (the root, or /streams/<k>)."""
@@ -220,18 +246,25 @@ class Archive:
         return index
 
     def _payload_sizes(self, section: str) -> list[int]:
-        group = self._outer[self._p(f"{section}/payload")] if self._p(f"{section}/payload") in self._outer \
-            else self.h5[self._p(f"{section}/payload")]
         sizes = []
-        for i in range(len(group)):
-            ds = group.get(SEGMENT_NAME.format(i))
+        for i in itertools.count():  # ends: each step finds another dataset of the file
+            ds = self._segment_dataset(section, i)
+            if ds is None:
+                break
             if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.dtype != np.uint8:
-                raise CorruptArchiveError(f"{self.path}: payload segment {i} is missing or malformed")
+                raise CorruptArchiveError(f"{self.path}: payload segment {i} is malformed")
             integrity.Sizes(self.path.stat().st_size, str(self.path)).dataset(ds)
             if ds.file == self.h5:
                 self.parts.check(ds.name)
             sizes.append(int(ds.shape[0]))
         return sizes
+
+    def _segment_dataset(self, section: str, i: int):
+        """Payload segment ``i`` of ``section``, or None: in the file, or (before format 5) in
+        the metadata tree, which was the file."""
+        version = getattr(self, "_outer_version", self.format_version)
+        path = segment_path(self._p(section), i, version)
+        return self._outer.get(path) if path in self._outer else self.h5.get(path)
 
     @cached_property
     def _codecs(self) -> list:
@@ -252,7 +285,7 @@ class Archive:
             raise CorruptArchiveError(f"{self.path}: {exc}") from exc
 
     def _check_format(self, h5: h5py.File | None = None) -> int:
-        """The format version the file (or, format 5, its packed metadata) says it is in."""
+        """The format version the file (or, formats 5-6, its packed metadata) says it is in."""
         h5 = self.h5 if h5 is None else h5
         sizes = getattr(self, "sizes", None) or integrity.Sizes(self.path.stat().st_size, str(self.path))
         a = h5.attrs
@@ -393,7 +426,7 @@ class Archive:
 
     def check_all(self) -> int:
         """Check every part of the archive against its integrity data; return how many parts
-        that covered (format 5: every object of the packed metadata, whose SHA-256 was checked
+        that covered (formats 5-6: every object of the packed metadata, whose SHA-256 was checked
         on opening; formats 3-4: the manifest's parts; before: 0)."""
         with damage_is_corruption(str(self.path), "archive structure"):
             if self.format_version >= PACKED_VERSION and not self.parts.enabled:
@@ -416,7 +449,7 @@ class Archive:
         return block
 
     def _segment_bytes(self, section: str, seg: int, start: int, n: int) -> bytes:
-        return self._outer[self._p(f"{section}/payload")][SEGMENT_NAME.format(seg)][start : start + n].tobytes()
+        return self._segment_dataset(section, seg)[start : start + n].tobytes()
 
     # --- timestamps -------------------------------------------------------
     @cached_property

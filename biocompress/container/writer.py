@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -19,12 +18,13 @@ from ..system.guarded_file import GuardedFile, hdf5_for_writing
 from ..system.outputs import temporary
 from ..system.signals import check_interrupted
 from . import packed
-from .layout import DATA, FORMAT_NAME, FORMAT_VERSION, INDEX_DTYPE, SEGMENT_BYTES, SEGMENT_NAME, TIMES, put_text
+from .layout import DATA, FORMAT_NAME, FORMAT_VERSION, INDEX_DTYPE, SEGMENT_BYTES, TIMES, put_text, segment_path
 
 
 def json_dataset(group: h5py.Group, name: str, obj) -> None:
     """Store a JSON document as gzip-filtered UTF-8 bytes (any HDF5 reader can inflate it)."""
-    data = np.frombuffer(json.dumps(obj, ensure_ascii=False, allow_nan=False).encode("utf-8"), np.uint8)
+    data = np.frombuffer(json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8"),
+                         np.uint8)
     ds = group.create_dataset(name, data=data, compression="gzip" if data.size > 512 else None)
     put_text(ds.attrs, "content", "application/json; charset=utf-8")
 
@@ -64,10 +64,9 @@ class _Section:
     codec list (in the metadata, ``group``), and its payload segments, written to the file
     (``payload``) as contiguous datasets of ~SEGMENT_BYTES."""
 
-    def __init__(self, group: h5py.Group, payload: h5py.Group):
+    def __init__(self, group: h5py.Group, out: h5py.File, name: str):
         self.group = group
-        self.group.create_group("payload")  # where readers look for the segments' names
-        self.payload = payload
+        self.out, self.name = out, name
         self.index: list[tuple] = []
         self.codecs: list[str] = []
         self._pending: list[bytes] = []
@@ -95,7 +94,7 @@ class _Section:
         if not self._pending:
             return
         data = np.frombuffer(b"".join(self._pending), np.uint8)
-        self.payload.create_dataset(SEGMENT_NAME.format(self._segment), data=data, track_times=False)
+        self.out.create_dataset(segment_path(self.name, self._segment), data=data, track_times=False)
         self._segment += 1
         self._pending, self._pending_bytes = [], 0
 
@@ -116,7 +115,7 @@ class ArchiveWriter:
 
     Payload segments go to the file as the blocks come; everything else (``h5``: the
     archive's groups, datasets and attributes) is built in memory and packed into ``/meta``
-    when the archive is finished (format 5, :mod:`.packed`). Use as a context manager: on an
+    when the archive is finished (formats 5-6, :mod:`.packed`). Use as a context manager: on an
     exception the temporary file is removed and ``dst`` is untouched; :meth:`publish` renames
     it into place.
     """
@@ -134,7 +133,7 @@ class ArchiveWriter:
         self._published = False
 
     def _new_section(self, name: str) -> _Section:
-        return _Section(self.h5.require_group(name), self._out.require_group(f"{name}/payload"))
+        return _Section(self.h5.require_group(name), self._out, name)
 
     def __enter__(self):
         return self
@@ -249,9 +248,8 @@ class ArchiveWriter:
 
 
 def _copy_segment(out: h5py.File, name: str, obj) -> None:
-    if isinstance(obj, h5py.Dataset) and packed.is_payload(name):
-        out.require_group(name.rsplit("/", 1)[0]).create_dataset(name.rsplit("/", 1)[1], data=obj[()],
-                                                                 track_times=False)
+    if isinstance(obj, h5py.Dataset) and name != "meta":
+        out.create_dataset(name, data=obj[()], track_times=False)
 
 
 def write_meta(out: h5py.File, raw: bytes) -> None:
@@ -259,10 +257,7 @@ def write_meta(out: h5py.File, raw: bytes) -> None:
     check it (docs/FORMAT.md §2.1)."""
     put_text(out.attrs, "format", FORMAT_NAME)
     out.attrs["format_version"] = FORMAT_VERSION
-    blob = zlib.compress(raw, 9)
-    out.attrs["meta_bytes"] = np.int64(len(raw))
-    put_text(out.attrs, "meta_sha256", hashlib.sha256(blob).hexdigest())
-    data = np.frombuffer(blob, np.uint8)
+    data = np.frombuffer(packed.seal(raw), np.uint8)
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     dcpl.set_obj_track_times(False)
     if data.size <= COMPACT_LIMIT:  # small: inside its header, no separate allocation
@@ -301,7 +296,7 @@ def write_description(h5: h5py.Group, *, info, ch_types, recipe, kinds, stored, 
     put_text(g.attrs, "ch_names", json.dumps(ann["ch_names"]))
     put_text(g.attrs, "orig_time", ann["orig_time"] or "")
     if source is not None:
-        put_text(h5.attrs, "source", json.dumps(source))
+        put_text(h5.attrs, "source", json.dumps(source, separators=(",", ":")))
 
 
 def fixed_utf8(texts) -> np.ndarray:

@@ -71,6 +71,7 @@ class SignalMatcher:
         sha = json.loads(get_text(h5.attrs, "source"))["sha256"]
         onsets = edf_file.record_onsets(self.path, self.layout)
         edf_source.write(h5, self.path, self.layout, self.channel_of_signal(), sha, onsets)
+        edf_source.derive_recipe(h5)
 
 
 class NullSink:

@@ -84,7 +84,7 @@ def lossy_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
         if steps is not None and step is None:
             lanes += exact_lanes(kinds, recipe, block, a, b)
             continue
-        ae = AECodec.for_stream(first[a:b], quality=quality, step=step, model_path=model_path, groups=units[a:b])
+        ae = AECodec.for_stream(first[a:b], quality=quality, step=step, model_path=model_path)  # each channel its scale
         lanes.append(StreamLane(a, b, ae.get_config(), ae.stream(block, when_due)))
         kinds[a:b] = scaling.LOSSY
     return lanes, kinds
@@ -162,7 +162,7 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
     for a, b in group_runs(stim.tolist(), len(stim)):
         if stim[a]:
             continue
-        found = ae_step_for(first[a:b], units[a:b], np.ones(b - a, bool), aim, model_path)
+        found = ae_step_for(first[a:b], np.ones(b - a, bool), aim, model_path)
         steps[(a, b)] = found[0] if found else None
         ae_bytes = ae_bytes + found[1] if found and ae_bytes is not None else None
     n_ch = first.shape[0]

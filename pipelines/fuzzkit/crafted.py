@@ -33,7 +33,7 @@ MODEL_CONFIG = {"levels": 10, "width": 4700, "latent": 4, "kernel": 6, "lookahea
 def is_packed(path: Path) -> bool:
     """Format 5 and later: the metadata is packed in ``/meta`` (sealed by its SHA-256)."""
     with h5py.File(path, "r") as f:
-        return "meta" in f and "meta_sha256" in f.attrs
+        return "meta" in f and int(f.attrs.get("format_version", 0)) >= 5
 
 
 @contextmanager
@@ -100,40 +100,48 @@ def big_index(clean: Path, dst: Path, rows: int) -> Path:
 
 
 def _packed_big_index(dst: Path, rows: int) -> Path:
-    """Format 5: the packed tree re-written with an index of ``rows`` rows (the real ones, then
-    zeros streamed through zlib, so the forger never holds them), its size and SHA-256 declared
-    to match. Past 2^28 rows the zeros are left out and only the declared sizes lie."""
+    """Format 6: the packed tree re-written with an index of ``rows`` rows (the real ones, then
+    zeros streamed through LZMA, so the forger never holds them), sealed with a matching size and
+    SHA-256. Past 2^28 rows the zeros are left out and only the declared size lies (a u32: past
+    4 GiB it says 4 GiB)."""
+    import hashlib
+    import lzma
+
     from biocompress.container import packed
 
     with h5py.File(dst, "r") as outer:
-        blob = outer["meta"][()].tobytes()
-    raw = zlib.decompress(blob)
+        raw = packed.open_sealed(outer["meta"][()].tobytes(), str(dst))
     (n_head,) = struct.unpack_from("<I", raw, 8)
     header = json.loads(raw[12 : 12 + n_head])
-    values = raw[12 + n_head :]
-    real = None
-    for entry in header["objects"]:
-        if entry[0] == "/data/index":
-            dtype, shape, offset, nbytes = entry[3]
-            real = values[offset : offset + nbytes]
-            itemsize = nbytes // max(int(shape[0]), 1)
-            entry[3] = [dtype, [rows], len(values), rows * itemsize]
-    assert real is not None, "no /data/index in the packed tree"
+    values, offset, cut = raw[12 + n_head :], 0, None
+
+    def size(spec) -> int:
+        return int(np.prod(spec[1], dtype=np.int64)) * np.dtype(packed._dtype_of(spec[0])).itemsize
+
+    for entry in header:  # values follow the header's order: find where the index's ends
+        offset += sum(size(a[1:3]) for a in entry[1])
+        if len(entry) == 3:
+            if entry[0] == "/data/index":
+                itemsize = size(entry[2]) // max(int(entry[2][1][0]), 1)
+                cut = offset + size(entry[2])
+                zeros_total = rows * itemsize - size(entry[2])
+                entry[2][1] = [rows]
+            offset += size(entry[2])
+    assert cut is not None, "no /data/index in the packed tree"
     head = json.dumps(header, separators=(",", ":")).encode("ascii")
-    z = zlib.compressobj(1)
-    parts = [z.compress(packed.MAGIC + struct.pack("<I", len(head)) + head + values + real)]
-    zeros_total = rows * itemsize - len(real)
-    declared = 12 + len(head) + len(values) + rows * itemsize
+    z = lzma.LZMACompressor(format=lzma.FORMAT_RAW, filters=packed._lzma_filters(1))
+    parts = [z.compress(packed.MAGIC + struct.pack("<I", len(head)) + head + values[:cut])]
+    declared = 12 + len(head) + len(values) + zeros_total
     if rows <= 1 << 28:
         zero = bytes(64 << 20)
         left = zeros_total
         while left > 0:
             parts.append(z.compress(zero[: min(left, len(zero))]))
             left -= len(zero)
-    parts.append(z.flush())
-    new_blob = b"".join(parts)
+    parts += [z.compress(values[cut:]), z.flush()]
+    body = struct.pack("<I", min(declared, (1 << 32) - 1)) + b"".join(parts)
     with h5py.File(dst, "r+") as outer:
-        packed.replace_blob(outer, new_blob, declared)
+        packed.replace_blob(outer, hashlib.sha256(body).digest() + body)
     return dst
 
 
@@ -154,9 +162,12 @@ def zlib_bomb(clean: Path, dst: Path, inflated: int = BOMB_BYTES) -> Path:
     with metadata(dst) as f:
         row = f["data/index"][0]
     block = struct.pack("<HI", int(row["ch_stop"] - row["ch_start"]), int(row["t_stop"] - row["t_start"])) + body
+    from biocompress.container.layout import segment_path
+
     with h5py.File(dst, "r+") as f:  # payload segments are in the file itself, whatever the format
-        segment = max(int(s) for s in f["data/payload"]) + 1
-        f["data/payload"].create_dataset(f"{segment:06d}", data=np.frombuffer(block, np.uint8))
+        version = int(f.attrs["format_version"])
+        segment = next(i for i in range(1 << 20) if segment_path("data", i, version) not in f)
+        f.create_dataset(segment_path("data", segment, version), data=np.frombuffer(block, np.uint8))
     with metadata(dst) as f:
         data = f["data"]
         index = data["index"][()]

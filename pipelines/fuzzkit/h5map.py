@@ -36,7 +36,7 @@ OTHER_SIGNATURES = {
 class Region:
     start: int
     stop: int
-    name: str  # e.g. "/data@codecs", "/data/index", "/data/payload/000000 block 3", "ohdr /channels (layout)"
+    name: str  # e.g. "/data@codecs", "/data/index", "/data.000000 block 3", "ohdr /channels (layout)"
     cls: str  # coarse class: superblock, ohdr, attribute, dataset, payload, hdf5-internal, other
 
     @property
@@ -87,7 +87,7 @@ def map_archive(path) -> ArchiveMap:
 
 
 def _dataset_regions(ds: h5py.Dataset, name: str) -> list[Region]:
-    cls = "payload" if name.startswith("/data/payload/") else "dataset"
+    cls = "payload" if name.startswith(("/data/payload/", "/data.")) else "dataset"
     offset = ds.id.get_offset()
     if offset is not None:
         return [Region(offset, offset + ds.id.get_storage_size(), name, cls)]
@@ -103,9 +103,11 @@ def _dataset_regions(ds: h5py.Dataset, name: str) -> list[Region]:
 
 def _block_regions(f: h5py.File) -> list[Region]:
     """The payload blocks, named by their row in the index (when the index reads)."""
+    from biocompress.container.layout import segment_path
+
     try:
-        payload = f["data/payload"]
-        if "meta" in f:  # format 5: the index is in the packed metadata
+        version = int(f.attrs["format_version"])
+        if "meta" in f:  # formats 5-6: the index is in the packed metadata
             from biocompress.container.reader import Archive
 
             with Archive(f.filename) as arc:
@@ -116,7 +118,7 @@ def _block_regions(f: h5py.File) -> list[Region]:
         return []
     out = []
     for i, row in enumerate(index):
-        seg = payload.get(f"{int(row['segment']):06d}")
+        seg = f.get(segment_path("data", int(row["segment"]), version))
         base = seg.id.get_offset() if seg is not None else None
         if base is not None:
             a = base + int(row["offset"])

@@ -182,8 +182,8 @@ class AECodec(Codec):
     @classmethod
     def for_stream(cls, start: np.ndarray, quality: int | None = None, step: float | None = None,
                    model_path=None, groups=None) -> "AECodec":
-        """A codec fitted to the start of a stream (values (n_ch, n)); ``groups``: each
-        channel's unit (channels of one unit share a scale; default: all one unit)."""
+        """A codec fitted to the start of a stream (values (n_ch, n)); ``groups``: a label per
+        channel, channels of one label sharing a scale (default: each channel its own)."""
         model, _, meta = model_file.load(model_path)
         step = QUALITY_STEPS[quality] if step is None else step
         return cls(meta["model_id"], step, Spatial.fit(start, groups).to_config())

@@ -36,13 +36,13 @@ def _worst(codec, x: np.ndarray, judged: np.ndarray) -> tuple[float, int]:
     return (float(p.max()) if p.size else 0.0), len(payload)
 
 
-def ae_step_for(x: np.ndarray, units, judged: np.ndarray, target: float, model_path) -> tuple[float, int] | None:
+def ae_step_for(x: np.ndarray, judged: np.ndarray, target: float, model_path) -> tuple[float, int] | None:
     """The largest latent step whose worst PRDN over channels ``judged`` is ≤ ``target`` on
     ``x``, and the bytes it takes; None where the autoencoder cannot reach the target."""
     from .ae_codec import AECodec
 
     def trial(step):
-        return _worst(AECodec.for_stream(x, step=step, model_path=model_path, groups=units), x, judged)
+        return _worst(AECodec.for_stream(x, step=step, model_path=model_path), x, judged)  # as lossy_lanes codes it
 
     worst, size = trial(MAX_STEP)
     if worst <= target:

@@ -4,9 +4,11 @@ EEG/MEG channels share much of their signal (reference, volume conduction); the
 autoencoder codes principal components of the channels instead of the channels,
 each at a step that gives every component the same absolute error: the allocation
 that minimises the total squared error (reverse water-filling; components far below
-that error are not coded at all). Channels are scaled by one factor per *group*,
-channels measured in one unit (all voltages: EEG, EOG, ECG, …; magnetometers;
-gradiometers), so that within a unit the error is the same for every channel.
+that error are not coded at all). The lossy mode scales each channel by its own
+spread, so that every channel gets about the same *relative* error (PRDN): scaled by one
+factor per unit, a clinical montage's few 50 mV auxiliary channels took the whole
+budget and left its 100 µV EEG channels at 100 % PRDN. Near-lossless scales by *group*
+(channels measured in one unit), as its bound is absolute.
 The transform is fitted once, on the start of the stream, and stored with it.
 
 The inverse transform (decoding) is applied by :func:`fixed_order_product`, not BLAS: a
@@ -70,10 +72,10 @@ class Spatial:
 
     @classmethod
     def fit(cls, x: np.ndarray, groups=None) -> "Spatial":
-        """From a (n_ch, n) stretch of the stream; ``groups``: a unit label per channel
-        (default: one group)."""
+        """From a (n_ch, n) stretch of the stream; ``groups``: a label per channel, channels of
+        one label sharing one scale (default: each channel its own)."""
         x = np.asarray(x, np.float64)
-        groups = np.zeros(x.shape[0], int) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+        groups = np.arange(x.shape[0]) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
         offsets = np.median(x, axis=1)
         spread = np.std(x, axis=1)
         scales = np.ones(x.shape[0])
