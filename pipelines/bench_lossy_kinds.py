@@ -6,8 +6,9 @@ For one or two real recordings of each kind (scalp EEG at 125–1450 Hz, clinica
 imagery, intracranial sEEG and ECoG, high-density EGI, wearable, MEG), every method codes
 the same data channels (EEG, sEEG, ECoG, DBS, MEG), and the result is decoded and compared:
 
-* biocompress lossy at qualities 1–5, through ``biocompress.compress`` as a user runs it
-  (all bytes of the coded blocks, every channel of the file: stim channels ride along exactly);
+* biocompress lossy with a PRDN target (``max_prdn`` = 2, 5, 10, 20 %: rate control) and at
+  qualities 1–5, through ``biocompress.compress`` as a user runs it (all bytes of the coded
+  blocks, every channel of the file: stim channels ride along exactly);
 * DWT: db4, 5 levels, per channel, every sub-band quantized with one step relative to the
   channel's RMS (a sweep of steps), coefficients range-coded with biocompress's adaptive
   residual coder, 4 bytes per channel for the step;
@@ -74,9 +75,7 @@ PRDN_POINTS = (2.0, 5.0, 10.0, 20.0)
 
 
 class Recording:
-    def __init__(self, path: Path, seconds: float, tmp: Path):
-        import mne
-
+    def __init__(self, path: Path, seconds: float):
         raw = open_raw(path)
         if raw.times[-1] > seconds:
             raw.crop(0, seconds, include_tmax=False)
@@ -89,10 +88,7 @@ class Recording:
         centred = self.x - self.x.mean(axis=1, keepdims=True)
         self.norm = np.sqrt((centred**2).sum(axis=1))
         self.codes = _int16_codes(raw, self.picks)
-        self.fif = tmp / f"{path.stem}_raw.fif"  # the cropped recording, as compress() reads it
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            mne.io.RawArray(raw.get_data(), raw.info, verbose="error").save(self.fif, fmt="double", verbose="error")
+        self.raw = raw  # cropped, in memory: compress() reads it as its reader gave it (integer codes kept)
 
     def prdn(self, x_hat: np.ndarray) -> np.ndarray:
         err = np.sqrt(((x_hat - self.x) ** 2).sum(axis=1))
@@ -133,10 +129,17 @@ class Points:
 
 
 def run_ae(rec: Recording, quality: int, tmp: Path):
+    return _lossy(rec, tmp, quality=quality)
+
+
+def run_target(rec: Recording, prdn: float, tmp: Path):
+    return _lossy(rec, tmp, max_prdn=prdn)
+
+
+def _lossy(rec: Recording, tmp: Path, **setting):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dst = biocompress.compress(rec.fif, tmp / "a.bc.h5", mode="lossy", quality=quality, overwrite=True,
-                                   progress=False)
+        dst = biocompress.compress(rec.raw, tmp / "a.bc.h5", mode="lossy", overwrite=True, progress=False, **setting)
         x_hat = biocompress.read_raw(dst).get_data()[rec.picks]
         with biocompress.open(dst) as arc:
             size = int(arc.index["length"].sum())
@@ -175,6 +178,13 @@ def run_wavpack(rec: Recording, bits: int, tmp: Path):
     return rec, size, rec.prdn(x_hat), rec.x.size
 
 
+def _best_at(points: list[tuple[float, float]], prdn: float) -> float | None:
+    """The largest CR among points within ``prdn`` (a method is as good as its best setting
+    that meets the target), or None."""
+    within = [cr for p, cr in points if p <= prdn * (1 + 1e-9)]
+    return max(within) if within else None
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", type=Path, default=HERE.parents[1] / "shared" / "corpus")
@@ -188,7 +198,8 @@ def main(argv=None) -> int:
     wavpack = bool(shutil.which("wavpack") and shutil.which("wvunpack"))
     if not wavpack:
         console.print("[yellow]wavpack/wvunpack not found (apt-get install wavpack): WavPack hybrid skipped[/yellow]")
-    methods = [("biocompress lossy", [(f"Q{q}", run_ae, q) for q in QUALITY_STEPS]),
+    methods = [("biocompress --max-prdn", [(f"{p:g} %", run_target, p) for p in PRDN_POINTS]),
+               ("biocompress lossy", [(f"Q{q}", run_ae, q) for q in QUALITY_STEPS]),
                ("DWT db4 L5", [(f"step {s:g}·rms", run_dwt, s) for s in DWT_REL_STEPS])]
     if wavpack:
         methods.append(("WavPack hybrid", [(f"-b{b}", run_wavpack, b) for b in WAVPACK_BITS]))
@@ -201,7 +212,7 @@ def main(argv=None) -> int:
                 console.print(f"[yellow]{kind}: not found under {a.corpus}; skipped[/yellow]")
                 continue
             t0 = time.perf_counter()
-            recs = [Recording(f, a.seconds, tmp) for f in paths]
+            recs = [Recording(f, a.seconds) for f in paths]
             points = {}
             for method, settings in methods:
                 pts = points[method] = Points()
@@ -216,7 +227,26 @@ def main(argv=None) -> int:
                 for r in pts.rows:
                     table.add_row(method, r["setting"], f"{r['cr']:.1f}", f"{r['prdn']:.2f}", f"{r['worst']:.2f}")
             console.print(table)
-            summary.append((kind, {m: [pts.at(q) for q in PRDN_POINTS] for m, pts in points.items()}))
+            summary.append((kind, {m: [(r["prdn"], r["cr"]) for r in pts.rows if r["prdn"] > 0]
+                                   for m, pts in points.items()}, points["biocompress --max-prdn"].rows))
+    table = Table(title="--max-prdn P: achieved PRDN (RMS over data channels, worst channel) and CR, against "
+                  "DWT's CR at the same achieved PRDN")
+    table.add_column("kind")
+    for q in PRDN_POINTS:
+        table.add_column(f"P={q:g} %: PRDN / worst / CR / ÷ DWT", justify="right")
+    held = []
+    for kind, crs, targets in summary:
+        cells = []
+        for q, row in zip(PRDN_POINTS, targets):
+            dwt = interpolate_cr(crs["DWT db4 L5"], row["prdn"]) if row["prdn"] > 0 else None
+            ok = row["worst"] <= q * (1 + 1e-9) and (row["prdn"] >= 0.8 * q or row["prdn"] == 0)
+            held.append(ok)
+            versus = "n/a" if dwt is None else f"{row['cr'] / dwt:.2f}×"
+            cells.append(f"{row['prdn']:.2f} / {row['worst']:.2f} / {row['cr']:.1f} / {versus}{'' if ok else ' ✗'}")
+        table.add_row(kind, *cells)
+    console.print(table)
+    console.print(f"targets held (worst channel ≤ P, RMS PRDN ≥ 0.8·P): {sum(held)} of {len(held)} "
+                  "(✗ marks the others)")
     table = Table(title="CR at equal PRDN (log-log interpolation; n/a: outside the method's measured range)")
     table.add_column("kind")
     for q in PRDN_POINTS:
@@ -224,10 +254,11 @@ def main(argv=None) -> int:
             table.add_column(f"{col} @{q:g} %", justify="right")
     fmt = lambda v: "n/a" if v is None else f"{v:.1f}"  # noqa: E731
     ratios = {q: [] for q in PRDN_POINTS}
-    for kind, crs in summary:
+    for kind, crs, _ in summary:
         cells = []
-        for i, q in enumerate(PRDN_POINTS):
-            ae, dwt = crs["biocompress lossy"][i], crs["DWT db4 L5"][i]
+        ae_points = crs["biocompress --max-prdn"] + crs["biocompress lossy"]
+        for q in PRDN_POINTS:
+            ae, dwt = _best_at(ae_points, q), interpolate_cr(crs["DWT db4 L5"], q)
             ratio = ae / dwt if ae and dwt else None
             if ratio:
                 ratios[q].append(ratio)
