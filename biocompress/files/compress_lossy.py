@@ -75,7 +75,8 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         return lossy_plan(mode, first, kinds, recipe, stim, units, raw.ch_names, quality=quality,
                           max_error_uv=max_error_uv, model_path=model_path, model_id=meta["model_id"],
                           block=block_samples, to_codes=to_codes, where=src_path,
-                          aim_prdn=None if max_prdn is None else max_prdn * tighten, delta_scale=delta_scale)
+                          aim_prdn=None if max_prdn is None else max_prdn * tighten, delta_scale=delta_scale,
+                          prefer_residual=prefer_residual)
 
     def encode(lanes, writer):
         tally = SizeTally(lanes)
@@ -158,7 +159,8 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
             writer.discard()
             raise
 
-    tighten, delta_scale, calibrated = MARGIN, None, False
+    tighten, delta_scale, calibrated, prefer_residual = MARGIN, None, False, False
+    held = None  # the settings of a coding that kept every channel within the target, if any
     lossless_cache: dict = {}  # channel groups → their lossless sizes: the same for every attempt
     if max_prdn is None:
         return attempt(lambda prdn, bounded: True)[0]
@@ -171,12 +173,22 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
             return path
         prdn, bounded = missed
         worst, _ = _judged(prdn, stim)
+        if worst <= max_prdn and held is None:  # every channel within the target, the mean low: kept in reserve
+            held = (tighten, delta_scale, prefer_residual)
         if bounded:  # each channel's bound scaled by how far the whole recording's PRDN fell from the aim
             ratio = np.array([MARGIN * max_prdn / p if p else 1.0 for p in prdn])
             delta_scale = (1.0 if delta_scale is None else delta_scale) * np.clip(ratio, 0.25, 3.0)
             calibrated = True
-        else:  # one step for a run of channels: aim lower
+        elif not prefer_residual and (kinds == 0).all():  # one step for a run missed: a bound per channel
+            prefer_residual = True
+        else:  # aim lower
             tighten *= min(0.85, max_prdn / max(worst, 1e-12))
+    if held is not None:  # no coding met both: the first that kept every channel within the target
+        tighten, delta_scale, prefer_residual = held
+        calibrated = True
+        path, missed = attempt(lambda prdn, bounded: _judged(prdn, stim)[0] <= max_prdn)
+        if missed is None:
+            return path
     return None  # the target was not held on the whole recording: store every channel exactly
 
 

@@ -148,13 +148,16 @@ class LossyPlan:
 
 def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units,
                 aim: float, model_path, model_id: str, block: int, to_codes: Callable,
-                when_due: bool = False, delta_scale: np.ndarray | None = None) -> LossyPlan:
+                when_due: bool = False, delta_scale: np.ndarray | None = None,
+                prefer_residual: bool = False) -> LossyPlan:
     """Lanes that keep every non-trigger channel's PRDN at or below ``aim`` % on the first block
     (codecs.lossy.rate): per run of channels the autoencoder's largest step that does, or, for
     integer-coded recordings, a bounded residual per channel when that takes fewer bytes (or the
     autoencoder cannot reach ``aim``); runs out of the autoencoder's reach otherwise stored exactly.
     ``delta_scale``: per channel, a factor on the residual's bound (what the whole recording
-    showed, where it differs from the first block)."""
+    showed, where it differs from the first block). ``prefer_residual``: the bounded residual
+    wherever it is possible, whatever its size (the autoencoder's step, fitted on the first
+    block, missed the target on the whole recording)."""
     from ..codecs import get_codec
     from ..codecs.lossy.rate import ae_step_for, refine_bounds, residual_bounds
 
@@ -180,7 +183,7 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
         lane, deltas, step = near_lossless_lane(first, recipe, stim, units, max(typical_uv, 1e-12), model_id, block,
                                                 to_codes, deltas=deltas)
         nl_bytes = len(get_codec(lane.config).encode(codes))
-        if ae_bytes is None or nl_bytes < ae_bytes:
+        if ae_bytes is None or nl_bytes < ae_bytes or prefer_residual:
             return LossyPlan([lane], kinds, step, None, deltas * per_code)
     lanes, kinds = lossy_lanes(first, kinds, recipe, stim, units, None, model_path, block, when_due, steps=steps)
     found = [s for s in steps.values() if s is not None]
@@ -190,7 +193,7 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
 def lossy_plan(mode: str, first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units,
                ch_names, *, quality: int | None, max_error_uv: float | None, model_path, model_id: str, block: int,
                to_codes: Callable, where=None, when_due: bool = False, aim_prdn: float | None = None,
-               delta_scale: np.ndarray | None = None) -> LossyPlan:
+               delta_scale: np.ndarray | None = None, prefer_residual: bool = False) -> LossyPlan:
     """Lanes for ``mode`` "lossy" (the autoencoder at ``quality``; quality 5 of integer-coded
     channels: a bounded residual of 2.6 % of the RMS) or "near-lossless" (every sample within
     ``max_error_uv``; integer-coded channels only: BadInputError naming ``where`` otherwise).
@@ -200,7 +203,7 @@ def lossy_plan(mode: str, first: np.ndarray, kinds: np.ndarray, recipe: scaling.
 
     if mode == "lossy" and aim_prdn is not None:
         return target_plan(first, kinds, recipe, stim, units, aim_prdn, model_path, model_id, block, to_codes, when_due,
-                           delta_scale)
+                           delta_scale, prefer_residual)
     if mode == "lossy" and quality in QUALITY_BOUND and (kinds == 0).all():
         # the top quality is beyond the autoencoder alone: a bounded residual on the integer codes
         centred = first - np.median(first, axis=1, keepdims=True)
