@@ -48,6 +48,7 @@ from rich.table import Table  # noqa: E402
 import biocompress  # noqa: E402
 from bench_lossy import interpolate_cr  # noqa: E402
 from biocompress.bench import write_rows_csv  # noqa: E402
+from biocompress.bench.lossless import geomean  # noqa: E402
 from biocompress.bench.external import pack, unpack  # noqa: E402
 from biocompress.codecs.lossless import residual_coder  # noqa: E402
 from biocompress.codecs.lossy.qualities import QUALITY_STEPS  # noqa: E402
@@ -269,7 +270,7 @@ def main(argv=None) -> int:
     console.print(table)
     for q in (5.0, 10.0):
         r = ratios[q]
-        geo = math.exp(sum(map(math.log, r)) / len(r)) if r else None
+        geo = geomean(r) if r else None
         console.print(f"PRDN {q:g} %: AE ÷ DWT geometric mean over {len(r)} kinds with both points "
                       f"{fmt(geo)}× (target ≥ 2×), lowest {fmt(min(r) if r else None)}× (target ≥ 1.5× on each kind)")
     if a.csv:
