@@ -90,8 +90,8 @@ def derive_recipe(h5: h5py.File) -> bool:
     if not {"recipe_a", "recipe_b"} <= set(ch):
         return False
     derived = gains(edf["header"][()].tobytes(), edf["channel_of_signal"][()], ch["names"].shape[0])
-    if derived is None or any(ch[f"recipe_{n}"][()].view(np.int64).tolist() != v.view(np.int64).tolist()
-                              for n, v in derived.items()):
+    if derived is None or not all(np.array_equal(ch[f"recipe_{n}"][()].view(np.int64), v.view(np.int64))
+                                  for n, v in derived.items()):
         return False
     del ch["recipe_a"], ch["recipe_b"]
     put_text(ch.attrs, "recipe_derived", DERIVED)

@@ -123,29 +123,26 @@ def open_sealed(blob: bytes, where: str, bound: int = MAX_META_BYTES) -> bytes:
     digest, expected = _SEAL.unpack_from(blob)
     if hashlib.sha256(memoryview(blob)[32:]).digest() != digest:
         raise CorruptArchiveError(f"{where}: packed metadata is damaged (checksum mismatch)")
-    if not 0 < expected <= min(bound, MAX_META_BYTES):
-        raise CorruptArchiveError(f"{where}: packed metadata declares {expected} bytes")
-    z = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2, "dict_size": _LZMA_DICT}])
-    try:
-        raw = z.decompress(memoryview(blob)[_SEAL.size :], expected + 1)
-    except lzma.LZMAError as exc:
-        raise CorruptArchiveError(f"{where}: packed metadata cannot be inflated ({exc})") from None
-    if len(raw) != expected or not z.eof or z.unused_data:
-        raise CorruptArchiveError(f"{where}: packed metadata is not the {expected} bytes it declares")
-    return raw
+    lzma2 = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2, "dict_size": _LZMA_DICT}])
+    return _inflate_exactly(lzma2, lzma.LZMAError, memoryview(blob)[_SEAL.size :], expected, where, bound)
 
 
 def inflate(blob: bytes, expected: int, where: str, bound: int = MAX_META_BYTES) -> bytes:
     """Format 5: the packed tree's bytes, never inflated past ``expected`` (the size the file declares),
     itself no more than ``bound`` (:func:`meta_bound` of the file's size)."""
+    return _inflate_exactly(zlib.decompressobj(), zlib.error, blob, expected, where, bound)
+
+
+def _inflate_exactly(decompressor, error: type[Exception], data, expected: int, where: str, bound: int) -> bytes:
+    """``data`` through ``decompressor`` (zlib or LZMA), once ``expected`` is within ``bound``:
+    exactly ``expected`` bytes and the stream's end, never inflating past them."""
     if not 0 < expected <= min(bound, MAX_META_BYTES):
         raise CorruptArchiveError(f"{where}: packed metadata declares {expected} bytes")
-    z = zlib.decompressobj()
     try:
-        raw = z.decompress(blob, expected + 1)
-    except zlib.error as exc:
+        raw = decompressor.decompress(data, expected + 1)
+    except error as exc:
         raise CorruptArchiveError(f"{where}: packed metadata cannot be inflated ({exc})") from None
-    if len(raw) != expected or not z.eof or z.unused_data:
+    if len(raw) != expected or not decompressor.eof or decompressor.unused_data:
         raise CorruptArchiveError(f"{where}: packed metadata is not the {expected} bytes it declares")
     return raw
 

@@ -185,7 +185,6 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
             tighten *= min(0.85, max_prdn / max(worst, 1e-12))
     if held is not None:  # no coding met both: the first that kept every channel within the target
         tighten, delta_scale, prefer_residual = held
-        calibrated = True
         path, missed = attempt(lambda prdn, bounded: _judged(prdn, stim)[0] <= max_prdn)
         if missed is None:
             return path
