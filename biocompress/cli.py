@@ -23,6 +23,7 @@ from typer.core import TyperGroup
 
 from .system import interrupts
 from .system.failures import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, exit_status  # noqa: F401
+from .system.quick_exit import exit_now
 from .system.signals import clear_interrupt, request_interrupt, stop_on_signals
 
 STATUS_EVERY_S = 5.0  # stream, receive: the status line's period when stderr is not a terminal
@@ -873,6 +874,9 @@ def main() -> None:  # pragma: no cover
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         typer.main.get_command(app)()  # not app(): it would install typer's own excepthook
+    except SystemExit as exc:  # how click ends every command, success included
+        exit_now(exc.code)
+        raise
     except Exception as exc:  # noqa: BLE001 - raised outside any command (e.g. while starting)
         code, message = exit_status(exc)
         if _SETTINGS["debug"]:

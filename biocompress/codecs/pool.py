@@ -82,23 +82,26 @@ def _decode_part(config: dict, part):
     return get_codec(config).decode_part(part)
 
 
-def _start_worker(through_server: bool = False) -> None:
+def _start_worker(through_server: bool = False, warm: bool = False) -> None:
     from ..system.processes import start_worker
-
-    start_worker(through_server)
-    _warm_up()
-
-
-def _warm_up() -> None:
-    """One BLAS thread per worker (two workers each spinning two BLAS threads on two
-    cores run 5× slower than one), and JIT kernels loaded once per worker."""
     from ..system.threads import one_thread_per_process
 
+    start_worker(through_server)
+    # one BLAS thread per worker: two workers each spinning two BLAS threads on two cores run 5× slower
     one_thread_per_process()
-    codes = np.cumsum(np.random.default_rng(0).integers(-9, 10, (2, 600)), axis=1)
-    from .lossless import LosslessCodec
+    if warm:
+        _load_decoder_kernels()
 
-    codec = LosslessCodec(frame=256)
+
+def _load_decoder_kernels() -> None:
+    """The default integer codec's JIT kernels, loaded now rather than in a reader's first
+    request (read pool workers live as long as the process). Encode workers skip this:
+    their first block loads what it needs, and loading more costs each of them CPU time
+    that the other worker and the reading process need."""
+    codes = np.cumsum(np.random.default_rng(0).integers(-9, 10, (2, 600)), axis=1)
+    from .lossless import LPCV4Codec
+
+    codec = LPCV4Codec()
     codec.decode(codec.encode(codes))
 
 
@@ -185,6 +188,14 @@ def no_read_pool() -> None:
     _READ_POOL[:] = [None]
 
 
+def close_read_pool() -> None:
+    """Stop the read pool's workers, if it was started; a later read starts a new one."""
+    pool = _READ_POOL[0] if _READ_POOL else None
+    _READ_POOL.clear()
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 @contextmanager
 def reads_here():
     """Decode reads in this process while inside, without starting a read pool; the read
@@ -216,7 +227,7 @@ def read_pool():
                 ctx.set_forkserver_preload(["biocompress.codecs.pool"])
                 with deferred():
                     pool = ProcessPoolExecutor(default_workers() - 1, mp_context=ctx, initializer=_start_worker,
-                                               initargs=(True,))
+                                               initargs=(True, True))
                     with _main_hidden():
                         started = pool.submit(int)  # starts the worker now; fails here, not in a read
                 started.result()
