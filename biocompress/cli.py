@@ -29,6 +29,13 @@ from .system.signals import clear_interrupt, request_interrupt, stop_on_signals
 STATUS_EVERY_S = 5.0  # stream, receive: the status line's period when stderr is not a terminal
 
 
+# what click itself turns into a usage message or an exit code (typer ≥ 0.2x raises its own
+# vendored click's exceptions, whose common base is typer.exceptions.TyperException)
+_TYPER_CLICK_ERROR = getattr(getattr(typer, "exceptions", None), "TyperException", None)
+_USAGE_AND_EXITS = (typer.Exit, click.exceptions.Exit, click.ClickException, click.Abort, SystemExit) \
+    + ((_TYPER_CLICK_ERROR,) if _TYPER_CLICK_ERROR else ())
+
+
 class _Handled(TyperGroup):
     """Runs every command through one handler: no traceback reaches the user (unless
     --debug), every failure gets its exit code."""
@@ -36,7 +43,7 @@ class _Handled(TyperGroup):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except (typer.Exit, click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+        except _USAGE_AND_EXITS:
             raise
         except BaseException as exc:  # noqa: BLE001 - this is the one place they all end
             code, message = exit_status(exc)

@@ -351,3 +351,15 @@ def test_demo_missing_folder_exit_2(tmp_path):
     assert res.exit_code == 2
     res = invoke("demo", tmp_path)  # exists, holds no recordings
     assert res.exit_code == 2 and "no recordings" in words(res.output)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("info",), "Missing argument"),
+    (("report", "x.bc.h5", "-o", "x.png"), "Missing option"),
+    (("compress", "--mode"), "requires an argument"),
+    (("verify", "--no-such-option"), "No such option"),
+])
+def test_usage_errors_are_usage_errors_not_internal_ones(args, expected):
+    res = invoke(*args)
+    assert res.exit_code == 2, res.output
+    assert expected in res.output and "internal error" not in res.output

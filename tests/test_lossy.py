@@ -13,8 +13,11 @@ from typer.testing import CliRunner
 
 import biocompress
 from biocompress.cli import app
+from biocompress.errors import CorruptArchiveError
 from biocompress.codecs.lossy import model_file
+from biocompress.codecs import get_codec
 from biocompress.codecs.lossy.ae_codec import QUALITY_STEPS, AECodec
+from biocompress.codecs.lossy.grid import STEPS_PER_BOUND, GridCodec, grid_for
 from biocompress.codecs.lossy.near_lossless import NearLosslessCodec, dpcm_decode, dpcm_encode
 from biocompress.io.source import open_raw
 from codec_conformance import check_lossy_codec
@@ -50,6 +53,40 @@ def test_near_lossless_codec_conformance():
     deltas = np.full(codes.shape[0], 300)
     codec = NearLosslessCodec(AECodec.for_stream(codes.astype(float), step=2.0).get_config(), deltas)
     check_lossy_codec(codec, codes, max_error=deltas)
+
+
+def test_grid_codec_conformance():
+    x = eeg_values(6000)
+    bounds = 0.05 * x.std(axis=1)
+    grid, offsets = grid_for(x, bounds)
+    codes = np.rint((x - offsets[:, None]) / grid[:, None])
+    inner = NearLosslessCodec(AECodec.for_stream(codes, step=2.0).get_config(), [STEPS_PER_BOUND] * x.shape[0])
+    codec = GridCodec(grid, offsets, inner.get_config())
+    # within the bound in grid steps, plus half a step for the rounding onto the grid
+    check_lossy_codec(codec, x, max_error=(STEPS_PER_BOUND + 0.5) * grid * (1 + 1e-9))
+
+
+@pytest.mark.parametrize("change", [
+    {"grid": [0.0, 1.0]}, {"grid": [float("nan"), 1.0]}, {"grid": [-1.0, 1.0]}, {"offsets": [0.0, float("inf")]},
+    {"grid": [1.0, 1.0, 1.0]}, {"inner": {"id": "lpc-v4"}}, {"inner": "nl-v1"},
+])
+def test_grid_codec_refuses_configs_it_cannot_use(change):
+    x = eeg_values(600)[:2]
+    inner = NearLosslessCodec(AECodec.for_stream(x, step=2.0).get_config(), [4, 4]).get_config()
+    config = {"id": "grid-v1", "grid": [1e-6, 1e-6], "offsets": [0.0, 0.0], "inner": inner, **change}
+    with pytest.raises(CorruptArchiveError):
+        get_codec(config)
+
+
+def test_grid_codec_refuses_values_off_its_grid():
+    x = eeg_values(600)[:2]
+    inner = NearLosslessCodec(AECodec.for_stream(x, step=2.0).get_config(), [4, 4]).get_config()
+    codec = GridCodec([1e-30, 1e-30], [0.0, 0.0], inner)
+    with pytest.raises(ValueError):
+        codec.encode(x)
+    x[0, 5] = np.nan
+    with pytest.raises(ValueError):
+        GridCodec([1e-6, 1e-6], [0.0, 0.0], inner).encode(x)
 
 
 def test_stream_blocks_decode_alone_and_without_seams():

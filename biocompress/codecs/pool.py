@@ -261,7 +261,8 @@ def workers_know(config: dict) -> bool:
     if cid in _LAZY:
         from .lossy import model_file
 
-        model = config.get("model") or config.get("sketch", {}).get("model")
+        inner = config.get("inner", config)  # grid-v1 wraps nl-v1
+        model = inner.get("model") or inner.get("sketch", {}).get("model")
         return model_file.is_shipped(model)
     cls = _REGISTRY.get(cid)
     return cls is not None and cls.__module__.startswith("biocompress.")

@@ -37,6 +37,7 @@ from ..stream.sources import raw_chunks
 
 
 TARGET_ATTEMPTS = 4  # --max-prdn: codings of the recording before its channels are stored exactly
+BOUNDED_CODECS = ("nl-v1", "grid-v1")  # a bound per channel, which rate control calibrates
 
 
 def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_error_uv: float | None,
@@ -137,7 +138,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                            "first_samp": int(raw.first_samp), "block_samples": block_samples, "samples_sha256": "",
                            "samples_hash_layout": "sha256 of float64 little-endian samples (decoded), time-major"})
             figures = _check(writer, raw, whole, block_samples, label, deltas_si, progress)
-            bounded = any(lane.config.get("id") == "nl-v1" for lane in plan.lanes if isinstance(lane, StreamLane))
+            bounded = any(lane.config.get("id") in BOUNDED_CODECS for lane in plan.lanes if isinstance(lane, StreamLane))
             if not publish_if(figures["per_channel"]["prdn"], bounded):
                 writer.discard()
                 return None, (figures["per_channel"]["prdn"], bounded)
@@ -159,7 +160,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
             writer.discard()
             raise
 
-    tighten, delta_scale, calibrated, prefer_residual = MARGIN, None, False, False
+    tighten, delta_scale, calibrated, prefer_residual = MARGIN, None, 0, False
     held = None  # the settings of a coding that kept every channel within the target, if any
     lossless_cache: dict = {}  # channel groups → their lossless sizes: the same for every attempt
     if max_prdn is None:
@@ -167,7 +168,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
     for _ in range(TARGET_ATTEMPTS):
         def on_target(prdn, bounded):
             worst, mean = _judged(prdn, stim)
-            return worst <= max_prdn and (calibrated or not bounded or mean >= LOW_MEAN * max_prdn)
+            return worst <= max_prdn and (calibrated >= CALIBRATIONS or not bounded or mean >= LOW_MEAN * max_prdn)
         path, missed = attempt(on_target)
         if missed is None:
             return path
@@ -178,8 +179,8 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         if bounded:  # each channel's bound scaled by how far the whole recording's PRDN fell from the aim
             ratio = np.array([MARGIN * max_prdn / p if p else 1.0 for p in prdn])
             delta_scale = (1.0 if delta_scale is None else delta_scale) * np.clip(ratio, 0.25, 3.0)
-            calibrated = True
-        elif not prefer_residual and (kinds == 0).all():  # one step for a run missed: a bound per channel
+            calibrated += 1
+        elif not prefer_residual:  # one step for a run missed: a bound per channel
             prefer_residual = True
         else:  # aim lower
             tighten *= min(0.85, max_prdn / max(worst, 1e-12))
@@ -192,6 +193,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
 
 
 LOW_MEAN = 0.8  # --max-prdn: channels with a bound each are calibrated again when their mean PRDN is below this × P
+CALIBRATIONS = 2  # ... at most this many times (a channel's bound moves by 3× at most each time)
 
 
 def _judged(prdn: list, stim: np.ndarray) -> tuple[float, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,6 +15,10 @@ from .lanes import ChainLane, CodesLane, Lane, NativeLane, StreamLane, TimesLane
 SKETCH_STEP_PER_DELTA = 20.0  # near-lossless: autoencoder step ≈ 20 error bounds / RMS (validation sweep)
 # Lossy qualities reached with a bounded residual (integer-coded recordings): |error| ≤ this × the RMS
 QUALITY_BOUND = {5: 0.026}
+# grid-v1: a sketch twice as coarse as near-lossless takes, so that its own error exceeds the target on
+# (nearly) every channel and each channel's bound sets its PRDN (1×: channels the sketch alone keeps
+# within the target stay far under it; 4×: more bytes, on BrainVision and EEGLAB float recordings)
+GRID_SKETCH_STEP_PER_BOUND = 2 * SKETCH_STEP_PER_DELTA
 
 
 def lossless_lanes(kinds: np.ndarray, recipe: scaling.Recipe, block: int, group_channels: int,
@@ -107,9 +112,7 @@ def near_lossless_lane(first: np.ndarray, recipe: scaling.Recipe, stim: np.ndarr
     maps a chunk's values to codes. Returns the lane, the bound per channel in codes, and the
     sketch's latent step. ``deltas``: each channel's bound in codes instead (``max_error_uv``
     then only sets the sketch's step)."""
-    from ..codecs.lossy.ae_codec import AECodec  # torch: only for the lossy modes
-    from ..codecs.lossy.near_lossless import NearLosslessCodec
-    from ..codecs.lossy.spatial import Spatial
+    from ..codecs.lossy.near_lossless import NearLosslessCodec  # torch: only for the lossy modes
 
     n_ch = first.shape[0]
     per_code = scaling.value_per_code(recipe, n_ch)
@@ -120,12 +123,60 @@ def near_lossless_lane(first: np.ndarray, recipe: scaling.Recipe, stim: np.ndarr
     values0 = scaling.to_codes(recipe, first, np.arange(n_ch), 0).astype(np.float64) * per_code[:, None]
     rms = max(float(np.sqrt(np.mean((values0 - np.median(values0, axis=1, keepdims=True)) ** 2))), 1e-30)
     step = float(np.clip(SKETCH_STEP_PER_DELTA * max_error_uv * 1e-6 / rms, 0.05, 64.0))
+    codec = NearLosslessCodec(_sketch(values0, units, per_code, step, model_id), deltas.tolist())
+    return StreamLane(0, n_ch, codec.get_config(), codec.stream(block), to_codes), deltas, step
+
+
+def _sketch(values0: np.ndarray, units, per_code: np.ndarray, step: float, model_id: str) -> dict:
+    """The autoencoder sketch of ``nl-v1`` on codes worth ``per_code`` each (``values0``: the
+    first block in the channels' units)."""
+    from ..codecs.lossy.ae_codec import AECodec
+    from ..codecs.lossy.spatial import Spatial
+
     spatial = Spatial.fit(values0, units)
     spatial.offsets /= per_code  # the sketch runs on codes: fold each channel's unit into its scale
     spatial.scales /= per_code
-    sketch = {"id": AECodec.codec_id, "model": model_id, "step": step, "spatial": spatial.to_config()}
-    codec = NearLosslessCodec(sketch, deltas.tolist())
-    return StreamLane(0, n_ch, codec.get_config(), codec.stream(block), to_codes), deltas, step
+    return {"id": AECodec.codec_id, "model": model_id, "step": step, "spatial": spatial.to_config()}
+
+
+def grid_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units,
+               aim: float, model_id: str, block: int,
+               delta_scale: np.ndarray | None = None) -> tuple[list[Lane], np.ndarray, np.ndarray]:
+    """A PRDN target ``aim`` % for recordings whose samples are not integer codes: each run of
+    non-trigger channels on a fine grid through ``grid-v1`` (``nl-v1`` with a bound per
+    channel, refined on the first block as for integer codes), trigger channels exact.
+    Returns the lanes, the value kinds the archive records, and the bound per channel in its unit."""
+    from ..codecs.lossy.grid import STEPS_PER_BOUND, GridCodec, grid_for
+    from ..codecs.lossy.near_lossless import NearLosslessCodec
+    from ..codecs.lossy.rate import refine_bounds
+
+    kinds = np.array(kinds)
+    lanes: list[Lane] = []
+    bounds_si = np.zeros(len(kinds))
+    for a, b in group_runs(stim.tolist(), len(stim)):
+        if stim[a]:
+            lanes += exact_lanes(kinds, recipe, block, a, b)
+            continue
+        x = first[a:b]
+        sigma = x.std(axis=1)
+        live = sigma > 0
+        if not live.any():  # constant on the first block: any grid step will do
+            sigma[:] = np.maximum(np.abs(x).max(axis=1), 1e-30)
+            live[:] = True
+        bounds = math.sqrt(3) * aim / 100 * np.where(live, sigma, np.median(sigma[live]))
+        grid, offsets = grid_for(x, bounds)
+        codes = np.rint((x - offsets[:, None]) / grid[:, None]).astype(np.int64)
+        deltas = np.where(live, STEPS_PER_BOUND, 0).astype(np.int64)
+        step = float(np.clip(GRID_SKETCH_STEP_PER_BOUND * math.sqrt(3) * aim / 100, 0.05, 64.0))
+        sketch = _sketch(codes * grid[:, None], units[a:b], grid, step, model_id)
+        deltas = refine_bounds(lambda d: NearLosslessCodec(sketch, d.tolist()), codes, deltas, aim)
+        if delta_scale is not None:
+            deltas = np.floor(deltas * delta_scale[a:b]).astype(np.int64)
+        codec = GridCodec(grid, offsets, NearLosslessCodec(sketch, deltas.tolist()).get_config())
+        lanes.append(StreamLane(a, b, codec.get_config(), codec.stream(block), codec.to_codes))
+        kinds[a:b] = scaling.LOSSY
+        bounds_si[a:b] = deltas * grid
+    return lanes, kinds, bounds_si
 
 
 
@@ -185,6 +236,13 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
         nl_bytes = len(get_codec(lane.config).encode(codes))
         if ae_bytes is None or nl_bytes < ae_bytes or prefer_residual:
             return LossyPlan([lane], kinds, step, None, deltas * per_code)
+    elif (~stim).any():  # samples that are not integer codes: a grid gives them some
+        lanes, grid_kinds, _ = grid_lanes(first, kinds, recipe, stim, units, aim, model_id, block, delta_scale)
+        grid_bytes = sum(len(get_codec(ln.config).encode(first[ln.start : ln.stop]))
+                         for ln in lanes if isinstance(ln, StreamLane))
+        if ae_bytes is None or grid_bytes < ae_bytes or prefer_residual:
+            found = [s for s in steps.values() if s is not None]
+            return LossyPlan(lanes, grid_kinds, min(found) if found else 0.0, None, None)
     lanes, kinds = lossy_lanes(first, kinds, recipe, stim, units, None, model_path, block, when_due, steps=steps)
     found = [s for s in steps.values() if s is not None]
     return LossyPlan(lanes, kinds, min(found) if found else 0.0, None, None)

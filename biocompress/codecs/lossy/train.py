@@ -29,6 +29,7 @@ class Recording:
     name: str
     sfreq: float
     x: np.ndarray  # float32 (n_channels, n), each channel in units of its scale
+    group: str = ""  # recordings of one kind: batches draw kinds equally, however many files each has
 
 
 @dataclass
@@ -37,6 +38,7 @@ class TrainConfig:
     batch: int = 32
     crop: int = 2048
     lam: float = 120.0
+    threads: int = 0  # torch threads (0: torch's default)
     lr: float = 2e-3
     log2_step_range: tuple[float, float] = (-1.5, 1.5)
     seed: int = 0
@@ -48,17 +50,24 @@ def channel_scale(x: np.ndarray) -> np.ndarray:
     return np.maximum(np.std(x, axis=-1), 1e-12)
 
 
-def load_recordings(paths, progress=None) -> list[Recording]:
-    """Read recordings with MNE; each channel centred and divided by its scale."""
+def load_recordings(paths, progress=None, group: str = "", data_only: bool = False) -> list[Recording]:
+    """Read recordings with MNE; each channel centred and divided by its scale.
+    ``data_only``: only data channels (EEG, MEG, iEEG, …) that are not flat."""
     from ...io.source import open_raw
 
     out = []
     for p in paths:
         raw = open_raw(p)
         x = raw.get_data()
+        if data_only:
+            import mne
+
+            picks = mne.pick_types(raw.info, meg=True, eeg=True, seeg=True, ecog=True, dbs=True, exclude=[])
+            x = x[picks]
+            x = x[np.std(x, axis=1) > 0]
         x = x - np.median(x, axis=1, keepdims=True)
         x = (x / channel_scale(x)[:, None]).astype(np.float32)
-        out.append(Recording(Path(p).name, float(raw.info["sfreq"]), x))
+        out.append(Recording(Path(p).name, float(raw.info["sfreq"]), x, group))
         if progress:
             progress(1)
     return out
@@ -66,8 +75,13 @@ def load_recordings(paths, progress=None) -> list[Recording]:
 
 def _batch(recs: list[Recording], n: int, length: int, rng: np.random.Generator) -> torch.Tensor:
     out = np.empty((n, 1, length), np.float32)
+    groups: dict[str, list[Recording]] = {}
+    for r in recs:
+        groups.setdefault(r.group, []).append(r)
+    kinds = list(groups.values())
     for i in range(n):
-        r = recs[rng.integers(len(recs))]
+        pool = kinds[rng.integers(len(kinds))]
+        r = pool[rng.integers(len(pool))]
         ch = rng.integers(r.x.shape[0])
         t0 = rng.integers(0, r.x.shape[1] - length)
         out[i, 0] = r.x[ch, t0 : t0 + length]
@@ -98,6 +112,8 @@ def crop_length(cfg: TrainConfig, model: ConvAutoencoder | None = None) -> int:
 def train(train_recs: list[Recording], val_recs: list[Recording], cfg: TrainConfig, log=print):
     """Train for ``cfg.minutes``; return (model, prior, history of validation points)."""
     torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
     model = ConvAutoencoder(**cfg.model)
     prior = FactorizedPrior(model.config["latent"])
@@ -125,8 +141,8 @@ def train(train_recs: list[Recording], val_recs: list[Recording], cfg: TrainConf
             point = {"step": step_i, "minutes": elapsed / 60, "val_bits": float(vb),
                      "val_prdn": 100 * math.sqrt(float(vm))}
             history.append(point)
-            log(f"step {step_i:6d}  {elapsed / 60:5.1f} min  train {float(bits):.3f} b/s, "
-                f"MSE {float(mse):.4f}; validation (step 1, rounded) {point['val_bits']:.3f} b/s, "
+            log(f"step {step_i:6d}  {elapsed / 60:5.1f} min  train {bits.item():.3f} b/s, "
+                f"MSE {mse.item():.4f}; validation (step 1, rounded) {point['val_bits']:.3f} b/s, "
                 f"PRDN {point['val_prdn']:.1f} %")
     return model, prior, history
 
