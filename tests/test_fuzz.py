@@ -1,6 +1,6 @@
 """A bounded slice of the archive fuzzer (pipelines/fuzz.py), and the crafted hostile archives.
 
-40 mutants over every kind of archive (lossless EDF, BDF, float32, lossy, near-lossless),
+40 mutants over every kind of archive (lossless EDF, BDF, float32, lossy, near-lossless, float lossy),
 each put through ``info --json``, ``verify``, ``verify ARCHIVE SOURCE``,
 ``read_raw(...).get_data()`` and, for EDF/BDF, ``restore``, in a worker process with a
 watchdog. The target of issue 10: no silent wrong values, no untyped exception, no hang,

@@ -2,7 +2,8 @@
 
 Kinds: ``edf`` (lossless EDF, 16 s of Subject00_2.edf), ``bdf`` (test_bdf_stim_channel.bdf),
 ``float`` (float32 BrainVision test_NO.vhdr), ``lossy`` (quality 3) and ``near-lossless``
-(``max_error_uv=1``), both of the same 16 s EDF. Small blocks (2048 samples, 1024 for the
+(``max_error_uv=1``), both of the same 16 s EDF, and ``float-lossy`` (the BrainVision file at
+``max_prdn=5``: grid-v1 blocks). Small blocks (2048 samples, 1024 for the
 float file) give every archive several index rows and payload blocks to damage.
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "data_samples"
-KINDS = ("edf", "bdf", "float", "lossy", "near-lossless")
+KINDS = ("edf", "bdf", "float", "lossy", "near-lossless", "float-lossy")
 EDF_RECORDS = 16  # 1 s records of Subject00_2.edf kept for the cropped EDF
 
 
@@ -60,6 +61,7 @@ def build_targets(workdir, kinds=KINDS) -> list[Target]:
         "float": (SAMPLES / "test_NO.vhdr", {}, 1024, False),
         "lossy": (edf, {"mode": "lossy", "quality": 3}, 2048, False),
         "near-lossless": (edf, {"mode": "near-lossless", "max_error_uv": 1.0}, 2048, False),
+        "float-lossy": (SAMPLES / "test_NO.vhdr", {"mode": "lossy", "max_prdn": 5.0}, 1024, False),
     }
     out = []
     for kind in kinds:
