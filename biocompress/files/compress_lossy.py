@@ -77,7 +77,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                           max_error_uv=max_error_uv, model_path=model_path, model_id=meta["model_id"],
                           block=block_samples, to_codes=to_codes, where=src_path,
                           aim_prdn=None if max_prdn is None else max_prdn * tighten, delta_scale=delta_scale,
-                          prefer_residual=prefer_residual)
+                          prefer_residual=prefer_residual, gains=gains)
 
     def encode(lanes, writer):
         tally = SizeTally(lanes)
@@ -160,7 +160,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
             writer.discard()
             raise
 
-    tighten, delta_scale, calibrated, prefer_residual = MARGIN, None, 0, False
+    tighten, delta_scale, calibrated, prefer_residual, gains = MARGIN, None, 0, False, None
     held = None  # the settings of a coding that kept every channel within the target, if any
     lossless_cache: dict = {}  # channel groups → their lossless sizes: the same for every attempt
     if max_prdn is None:
@@ -168,32 +168,37 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
     for _ in range(TARGET_ATTEMPTS):
         def on_target(prdn, bounded):
             worst, mean = _judged(prdn, stim)
-            return worst <= max_prdn and (calibrated >= CALIBRATIONS or not bounded or mean >= LOW_MEAN * max_prdn)
+            return worst <= max_prdn and (calibrated >= CALIBRATIONS or mean >= LOW_MEAN * max_prdn)
         path, missed = attempt(on_target)
         if missed is None:
             return path
         prdn, bounded = missed
         worst, _ = _judged(prdn, stim)
         if worst <= max_prdn and held is None:  # every channel within the target, the mean low: kept in reserve
-            held = (tighten, delta_scale, prefer_residual)
-        if bounded:  # each channel's bound scaled by how far the whole recording's PRDN fell from the aim
-            ratio = np.array([MARGIN * max_prdn / p if p else 1.0 for p in prdn])
+            held = (tighten, delta_scale, prefer_residual, gains)
+        # each channel scaled by how far the whole recording's PRDN fell from the aim: its bound (a
+        # bounded residual) or its scale in the autoencoder (where one step serves a run of channels)
+        ratio = np.array([MARGIN * max_prdn / p if p else 1.0 for p in prdn])
+        if bounded:
             delta_scale = (1.0 if delta_scale is None else delta_scale) * np.clip(ratio, 0.25, 3.0)
+            calibrated += 1
+        elif (worst <= max_prdn or gains is not None) and calibrated < CALIBRATIONS:
+            gains = (1.0 if gains is None else gains) * np.clip(ratio, 0.5, 3.0)
             calibrated += 1
         elif not prefer_residual:  # one step for a run missed: a bound per channel
             prefer_residual = True
         else:  # aim lower
             tighten *= min(0.85, max_prdn / max(worst, 1e-12))
     if held is not None:  # no coding met both: the first that kept every channel within the target
-        tighten, delta_scale, prefer_residual = held
+        tighten, delta_scale, prefer_residual, gains = held
         path, missed = attempt(lambda prdn, bounded: _judged(prdn, stim)[0] <= max_prdn)
         if missed is None:
             return path
     return None  # the target was not held on the whole recording: store every channel exactly
 
 
-LOW_MEAN = 0.8  # --max-prdn: channels with a bound each are calibrated again when their mean PRDN is below this × P
-CALIBRATIONS = 2  # ... at most this many times (a channel's bound moves by 3× at most each time)
+LOW_MEAN = 0.8  # --max-prdn: channels are calibrated again when their mean PRDN is below this × P...
+CALIBRATIONS = 2  # ... at most this many times (a channel's bound or scale moves by 3× at most each time)
 
 
 def _judged(prdn: list, stim: np.ndarray) -> tuple[float, float]:

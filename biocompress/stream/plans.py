@@ -71,12 +71,13 @@ def live_lossless_lanes(kinds: np.ndarray, recipe: scaling.Recipe, sfreq: float,
 
 def lossy_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units,
                 quality: int | None, model_path, block: int, when_due: bool = False,
-                steps: dict | None = None) -> tuple[list[Lane], np.ndarray]:
+                steps: dict | None = None, gains: np.ndarray | None = None) -> tuple[list[Lane], np.ndarray]:
     """Autoencoder lanes over each run of non-trigger channels, fitted on ``first`` (the first
     block's values); trigger channels (``stim``) stay exact. Returns the lanes and the value
     kinds the archive records (``lossy`` where the autoencoder codes a channel). ``when_due``:
     the network runs once per block rather than once per chunk (live streams). ``steps``:
-    (start, stop) of a run → its latent step (instead of ``quality``'s), or None: stored exactly."""
+    (start, stop) of a run → its latent step (instead of ``quality``'s), or None: stored exactly.
+    ``gains``: per channel, a factor on its scale in the autoencoder (a PRDN target's calibration)."""
     from ..codecs.lossy.ae_codec import AECodec  # torch: only for the lossy modes
 
     kinds = np.array(kinds)
@@ -89,7 +90,8 @@ def lossy_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
         if steps is not None and step is None:
             lanes += exact_lanes(kinds, recipe, block, a, b)
             continue
-        ae = AECodec.for_stream(first[a:b], quality=quality, step=step, model_path=model_path)  # each channel its scale
+        ae = AECodec.for_stream(first[a:b], quality=quality, step=step, model_path=model_path,  # each channel its scale
+                                gains=None if gains is None else gains[a:b])
         lanes.append(StreamLane(a, b, ae.get_config(), ae.stream(block, when_due)))
         kinds[a:b] = scaling.LOSSY
     return lanes, kinds
@@ -200,7 +202,7 @@ class LossyPlan:
 def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units,
                 aim: float, model_path, model_id: str, block: int, to_codes: Callable,
                 when_due: bool = False, delta_scale: np.ndarray | None = None,
-                prefer_residual: bool = False) -> LossyPlan:
+                prefer_residual: bool = False, gains: np.ndarray | None = None) -> LossyPlan:
     """Lanes that keep every non-trigger channel's PRDN at or below ``aim`` % on the first block
     (codecs.lossy.rate): per run of channels the autoencoder's largest step that does, or, for
     integer-coded recordings, a bounded residual per channel when that takes fewer bytes (or the
@@ -208,7 +210,8 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
     ``delta_scale``: per channel, a factor on the residual's bound (what the whole recording
     showed, where it differs from the first block). ``prefer_residual``: the bounded residual
     wherever it is possible, whatever its size (the autoencoder's step, fitted on the first
-    block, missed the target on the whole recording)."""
+    block, missed the target on the whole recording). ``gains``: per channel, a factor on its
+    scale in the autoencoder (calibrated on the whole recording, :func:`lossy_lanes`)."""
     from ..codecs import get_codec
     from ..codecs.lossy.rate import ae_step_for, refine_bounds, residual_bounds
 
@@ -243,7 +246,8 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
         if ae_bytes is None or grid_bytes < ae_bytes or prefer_residual:
             found = [s for s in steps.values() if s is not None]
             return LossyPlan(lanes, grid_kinds, min(found) if found else 0.0, None, None)
-    lanes, kinds = lossy_lanes(first, kinds, recipe, stim, units, None, model_path, block, when_due, steps=steps)
+    lanes, kinds = lossy_lanes(first, kinds, recipe, stim, units, None, model_path, block, when_due, steps=steps,
+                               gains=gains)
     found = [s for s in steps.values() if s is not None]
     return LossyPlan(lanes, kinds, min(found) if found else 0.0, None, None)
 
@@ -251,7 +255,8 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
 def lossy_plan(mode: str, first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units,
                ch_names, *, quality: int | None, max_error_uv: float | None, model_path, model_id: str, block: int,
                to_codes: Callable, where=None, when_due: bool = False, aim_prdn: float | None = None,
-               delta_scale: np.ndarray | None = None, prefer_residual: bool = False) -> LossyPlan:
+               delta_scale: np.ndarray | None = None, prefer_residual: bool = False,
+               gains: np.ndarray | None = None) -> LossyPlan:
     """Lanes for ``mode`` "lossy" (the autoencoder at ``quality``; quality 5 of integer-coded
     channels: a bounded residual of 2.6 % of the RMS) or "near-lossless" (every sample within
     ``max_error_uv``; integer-coded channels only: BadInputError naming ``where`` otherwise).
@@ -261,7 +266,7 @@ def lossy_plan(mode: str, first: np.ndarray, kinds: np.ndarray, recipe: scaling.
 
     if mode == "lossy" and aim_prdn is not None:
         return target_plan(first, kinds, recipe, stim, units, aim_prdn, model_path, model_id, block, to_codes, when_due,
-                           delta_scale, prefer_residual)
+                           delta_scale, prefer_residual, gains)
     if mode == "lossy" and quality in QUALITY_BOUND and (kinds == 0).all():
         # the top quality is beyond the autoencoder alone: a bounded residual on the integer codes
         centred = first - np.median(first, axis=1, keepdims=True)

@@ -181,12 +181,13 @@ class AECodec(Codec):
 
     @classmethod
     def for_stream(cls, start: np.ndarray, quality: int | None = None, step: float | None = None,
-                   model_path=None, groups=None) -> "AECodec":
+                   model_path=None, groups=None, gains=None) -> "AECodec":
         """A codec fitted to the start of a stream (values (n_ch, n)); ``groups``: a label per
-        channel, channels of one label sharing a scale (default: each channel its own)."""
+        channel, channels of one label sharing a scale (default: each channel its own);
+        ``gains``: per channel, a factor on its scale (:meth:`Spatial.fit`)."""
         model, _, meta = model_file.load(model_path)
         step = QUALITY_STEPS[quality] if step is None else step
-        return cls(meta["model_id"], step, Spatial.fit(start, groups).to_config())
+        return cls(meta["model_id"], step, Spatial.fit(start, groups, gains).to_config())
 
     def get_config(self) -> dict:
         return {"id": self.codec_id, "model": self.model_name, "step": self.step, "spatial": self.spatial.to_config()}

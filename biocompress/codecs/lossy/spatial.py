@@ -71,9 +71,10 @@ class Spatial:
     sigmas: np.ndarray  # (n_ch,) standard deviation of each component
 
     @classmethod
-    def fit(cls, x: np.ndarray, groups=None) -> "Spatial":
+    def fit(cls, x: np.ndarray, groups=None, gains=None) -> "Spatial":
         """From a (n_ch, n) stretch of the stream; ``groups``: a label per channel, channels of
-        one label sharing one scale (default: each channel its own)."""
+        one label sharing one scale (default: each channel its own). ``gains``: per channel, a
+        factor on its scale (> 1: the channel is coded more coarsely, its PRDN about that much higher)."""
         x = np.asarray(x, np.float64)
         groups = np.arange(x.shape[0]) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
         offsets = np.median(x, axis=1)
@@ -82,6 +83,8 @@ class Spatial:
         for g in np.unique(groups):
             rms = float(np.sqrt(np.mean(spread[groups == g] ** 2)))
             scales[groups == g] = rms if rms > 0 else 1.0
+        if gains is not None:
+            scales *= np.asarray(gains, np.float64)
         s = (x - offsets[:, None]) / scales[:, None]
         if x.shape[0] == 1:
             return cls(offsets, scales, np.ones((1, 1)), np.atleast_1d(np.std(s)))
