@@ -108,6 +108,8 @@ def compress(
     max_error: Optional[float] = typer.Option(None, "--max-error", help="near-lossless: bound on |error| in µV."),
     max_prdn: Optional[float] = typer.Option(None, "--max-prdn", help="lossy, instead of --quality: no channel's "
                                              "PRDN above P % (rate control; checked by verify)."),
+    bitrate: Optional[float] = typer.Option(None, "--bitrate", help="lossy, instead of --quality: B coded bits "
+                                            "per sample (rate control; the fidelity it gives is stated)."),
     model: Optional[Path] = typer.Option(None, "--model", help="lossy modes: a model from `biocompress train`."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: every core)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print errors only."),
@@ -121,7 +123,7 @@ def compress(
     from .files.compress import compress as do_compress
     from .files.modes import mode_problem
 
-    problem = mode_problem(mode, quality, max_error, max_prdn)
+    problem = mode_problem(mode, quality, max_error, max_prdn, bitrate)
     if problem:
         _fail(problem, 2)
     if workers is not None and workers < 1:
@@ -129,14 +131,15 @@ def compress(
     if _one_input(inputs, recursive, archives=False):
         path = do_compress(inputs[0], output, mode=mode, overwrite=force, progress=err.is_terminal and not quiet,
                            quality=quality, max_error_uv=max_error, model=model, workers=workers, level=level,
-                           stream=stream, max_prdn=max_prdn)
+                           stream=stream, max_prdn=max_prdn, bitrate=bitrate)
         if not quiet:
             _print_summary(path, requested=mode)
         return
     if stream is not None:
         _fail("--stream picks the main stream of one XDF file; give one input", 2)
-    if max_prdn is not None:
-        _fail("--max-prdn compresses one recording at a time for now; give one input", 2)
+    if max_prdn is not None or bitrate is not None:
+        _fail(f"{'--max-prdn' if max_prdn is not None else '--bitrate'} compresses one recording at a time for now; "
+              "give one input", 2)
     from .batch.many import compress_tasks
 
     tasks = compress_tasks(inputs, output_dir=_output_folder(output), recursive=recursive, force=force, mode=mode,
@@ -466,6 +469,7 @@ def _fidelity_summary(arc) -> dict:
 def _lossy_line(lossy: dict) -> str:
     setting = (f"quality {lossy['quality']}" if "quality" in lossy else
                f"max PRDN {lossy['max_prdn']} %" if "max_prdn" in lossy else
+               f"{lossy['bitrate']:g} bits/sample" if "bitrate" in lossy else
                f"max error {lossy['max_error_uv']} µV" if "max_error_uv" in lossy else None)
     return ", ".join(str(p) for p in (lossy.get("mode"), setting, f"model {lossy.get('model_id')}") if p)
 

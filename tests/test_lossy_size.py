@@ -155,3 +155,32 @@ def test_cli_max_prdn_settings_are_checked(args, tmp_path):
     assert not (tmp_path / "x.bc.h5").exists()
     with pytest.raises(biocompress.BadInputError):
         biocompress.compress(src, tmp_path / "y.bc.h5", mode="near-lossless", max_error_uv=1, max_prdn=5)
+
+
+# --- --bitrate: bits per sample instead of a quality ------------------------------------------
+@pytest.mark.filterwarnings("ignore:.*approximate the source")
+@pytest.mark.parametrize("name, bits", [("Subject00_2.edf", 0.5), ("Subject00_2.edf", 1.0), ("test_NO.vhdr", 1.0)])
+def test_bitrate_is_met_stated_and_verified(name, bits, tmp_path):
+    src = SAMPLES_DIR / name
+    dst = biocompress.compress(src, tmp_path / "t.bc.h5", mode="lossy", bitrate=bits)
+    with biocompress.open(dst) as arc:
+        achieved = 8 * int(arc.index["length"].sum()) / (arc.n_channels * arc.n_samples)
+        assert float(arc.lossy_attrs["bitrate"]) == bits
+        assert arc.fidelity["target"] == {"bitrate": bits, "achieved_bitrate": pytest.approx(achieved, rel=1e-12)}
+    assert abs(achieved - bits) <= 0.1 * bits
+    report = verify_archive(dst, src)
+    assert report["ok"], report["lines"]
+    assert any(line.startswith("bitrate: ") and f"(target {bits:g})" in line for line in report["lines"])
+    res = invoke("info", dst)
+    assert res.exit_code == 0 and f"{bits:g} bits/sample" in res.output
+
+
+@pytest.mark.parametrize("args", [["--bitrate", "0"], ["--bitrate", "1", "--quality", "3"],
+                                  ["--bitrate", "1", "--max-prdn", "5"], ["--bitrate", "100"]])
+def test_cli_bitrate_settings_are_checked(args, tmp_path):
+    src = SAMPLES_DIR / "test_utf8_annotations.edf"
+    res = invoke("compress", src, "-o", tmp_path / "x.bc.h5", "--mode", "lossy", *args)
+    assert res.exit_code == 2 and "--bitrate" in res.output
+    assert not (tmp_path / "x.bc.h5").exists()
+    with pytest.raises(biocompress.BadInputError):
+        biocompress.compress(src, tmp_path / "y.bc.h5", mode="near-lossless", max_error_uv=1, bitrate=1)

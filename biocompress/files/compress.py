@@ -96,7 +96,8 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
              block_samples: int = BLOCK_SAMPLES, group_channels: int = GROUP_CHANNELS,
              workers: int | None = None, progress: bool = False, verify: bool = True,
              quality: int | None = None, max_error_uv: float | None = None, model=None,
-             level: str = "default", stream=None, max_prdn: float | None = None) -> Path:
+             level: str = "default", stream=None, max_prdn: float | None = None,
+             bitrate: float | None = None) -> Path:
     """Compress a recording (a path MNE reads, an XDF file, or an ``mne.io.Raw``) into an archive.
 
     An XDF file (``.xdf``, ``.xdfz``) becomes one archive holding every stream, losslessly,
@@ -106,7 +107,8 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
 
     ``mode``: "lossless" (default), "lossy" (autoencoder, ``quality`` 1…5, 1 smallest; or
     ``max_prdn``: a target, no channel's PRDN above it, stored and checked by ``verify``)
-    or "near-lossless" (every sample within ``max_error_uv`` µV; 0 = lossless).
+    or ``bitrate``: coded bits per sample, the fidelity stated in the archive), or "near-lossless"
+    (every sample within ``max_error_uv`` µV; 0 = lossless).
     ``level``: effort of the lossless integer coder, as flac and zstd users know it:
     "fast" (bulk conversion, live streams), "default", "max" (much slower, the last percent).
     ``model``: a model file from ``biocompress train`` (default: the shipped model).
@@ -149,6 +151,8 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
         raise BadInputError(None, f"mode must be one of {MODES}, got {mode!r}")
     if max_prdn is not None and mode_problem(mode, quality, max_error_uv, max_prdn):
         raise BadInputError(None, f"max_prdn={max_prdn!r}: {mode_problem(mode, quality, max_error_uv, max_prdn)}")
+    if bitrate is not None and mode_problem(mode, quality, max_error_uv, max_prdn, bitrate):
+        raise BadInputError(None, f"bitrate={bitrate!r}: {mode_problem(mode, quality, max_error_uv, max_prdn, bitrate)}")
     if level not in LEVELS:
         raise BadInputError(None, f"level must be one of {', '.join(LEVELS)}, got {level!r}")
     source_warnings: list[str] = []
@@ -179,11 +183,13 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
         return _compress_checked(raw, src_path, dst, mode, exact_edf, overwrite=overwrite,
                                  block_samples=block_samples, group_channels=group_channels, workers=workers,
                                  progress=progress, verify=verify, quality=quality, max_error_uv=max_error_uv,
-                                 model=model, write_metadata=write_metadata, level=level, max_prdn=max_prdn)
+                                 model=model, write_metadata=write_metadata, level=level, max_prdn=max_prdn,
+                                 bitrate=bitrate)
 
 
 def _compress_checked(raw, src_path, dst, mode, exact_edf, *, overwrite, block_samples, group_channels, workers,
-                      progress, verify, quality, max_error_uv, model, write_metadata, level, max_prdn=None) -> Path:
+                      progress, verify, quality, max_error_uv, model, write_metadata, level, max_prdn=None,
+                      bitrate=None) -> Path:
     if mode == "near-lossless" and max_error_uv == 0:
         mode = "lossless"
     if mode != "lossless":
@@ -191,7 +197,7 @@ def _compress_checked(raw, src_path, dst, mode, exact_edf, *, overwrite, block_s
 
         path = compress_lossy(raw, src_path, dst, mode=mode, quality=quality, max_error_uv=max_error_uv,
                               model=model, overwrite=overwrite, block_samples=block_samples, progress=progress,
-                              write_metadata=write_metadata, max_prdn=max_prdn)
+                              write_metadata=write_metadata, max_prdn=max_prdn, bitrate=bitrate)
         if path is not None:
             return path
         mode = "lossless"  # coded losslessly, every channel takes no more bytes than lossily

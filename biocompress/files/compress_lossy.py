@@ -20,12 +20,13 @@ import numpy as np
 from ..container import fingerprint
 from ..codecs.lossy import model_file
 from ..codecs.lossy.qualities import QUALITY_STEPS
-from ..container.layout import MAX_BLOCK_ELEMENTS, put_text
+from ..container.layout import DATA, MAX_BLOCK_ELEMENTS, put_text
 from ..container.reader import Archive, sample_bytes
 from ..container.writer import ArchiveWriter, json_dataset
 from ..errors import BadInputError, VerificationError
 from .exact_fallback import GroupSizes, SizeTally, lossless_sizes
 from .fidelity import FidelityMeter
+from .modes import mode_problem
 from ..io import scaling
 from ..io.source import iter_samples, needs_whole_read
 from ..progress import progress_bar
@@ -37,15 +38,17 @@ from ..stream.sources import raw_chunks
 
 
 TARGET_ATTEMPTS = 4  # --max-prdn: codings of the recording before its channels are stored exactly
+BITRATE_ATTEMPTS, BITRATE_TOLERANCE = 3, 0.05  # --bitrate: codings at most; the last is kept whatever it took
 BOUNDED_CODECS = ("nl-v1", "grid-v1")  # a bound per channel, which rate control calibrates
 
 
 def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_error_uv: float | None,
                    model=None, overwrite: bool, block_samples: int, progress: bool, write_metadata,
-                   max_prdn: float | None = None):
+                   max_prdn: float | None = None, bitrate: float | None = None):
     """Write the lossy archive and return its path; None, writing nothing, where coding every
     channel losslessly takes no more bytes, or where ``max_prdn`` could not be held otherwise
-    (the caller then writes the lossless archive)."""
+    (the caller then writes the lossless archive). ``bitrate``: coded bits per sample (every
+    channel's samples), instead of a quality or a PRDN target."""
     n_ch, label = raw.info["nchan"], src_path.name if src_path else "recording"
     block_samples = max(256, min(block_samples, MAX_BLOCK_ELEMENTS // n_ch // 256 * 256))  # blocks span every channel
     whole = raw.get_data() if needs_whole_read(raw) else None
@@ -57,7 +60,9 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
     if max_prdn is not None and (mode != "lossy" or quality is not None or not 0 < max_prdn < 100):
         raise BadInputError(None, "max_prdn is a PRDN target in % (0 < P < 100) for mode lossy, instead of a "
                             f"quality; got {max_prdn!r} with mode {mode!r}, quality {quality!r}")
-    if mode == "lossy" and max_prdn is None and quality not in QUALITY_STEPS:
+    if bitrate is not None and mode_problem(mode, quality, max_error_uv, max_prdn, bitrate):
+        raise BadInputError(None, f"bitrate={bitrate!r}: {mode_problem(mode, quality, max_error_uv, max_prdn, bitrate)}")
+    if mode == "lossy" and max_prdn is None and bitrate is None and quality not in QUALITY_STEPS:
         raise BadInputError(None, f"quality must be one of {sorted(QUALITY_STEPS)}, got {quality!r}")
     if mode == "near-lossless" and (max_error_uv is None or not max_error_uv >= 0):
         raise BadInputError(None, f"--max-error must be a non-negative number of µV, got {max_error_uv!r}")
@@ -77,7 +82,8 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                           max_error_uv=max_error_uv, model_path=model_path, model_id=meta["model_id"],
                           block=block_samples, to_codes=to_codes, where=src_path,
                           aim_prdn=None if max_prdn is None else max_prdn * tighten, delta_scale=delta_scale,
-                          prefer_residual=prefer_residual, gains=gains)
+                          prefer_residual=prefer_residual, gains=gains,
+                          aim_bits=None if bitrate is None else bits_aim)
 
     def encode(lanes, writer):
         tally = SizeTally(lanes)
@@ -97,9 +103,9 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         return tally
 
     def attempt(publish_if):
-        """One coding of the recording: (path, None) where ``publish_if(per-channel PRDN, bounded)``
-        accepts it (``bounded``: channels coded with a bound each, nl-v1), else (None, (PRDN,
-        bounded)); (None, None) where lossless coding is the smaller."""
+        """One coding of the recording: (path, None) where ``publish_if(per-channel PRDN, bounded,
+        bits per sample)`` accepts it (``bounded``: channels coded with a bound each, nl-v1 or
+        grid-v1), else (None, (PRDN, bounded, bits)); (None, None) where lossless coding is the smaller."""
         plan = make_plan()
         step, bound_uv, deltas_si = plan.step, plan.max_error_uv, plan.deltas_si
         writer = ArchiveWriter(dst, mode=mode)
@@ -130,6 +136,8 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                 g.attrs["quality"] = int(quality)
             if max_prdn is not None:
                 g.attrs["max_prdn"] = float(max_prdn)
+            if bitrate is not None:
+                g.attrs["bitrate"] = float(bitrate)
             if bound_uv is not None:
                 g.attrs["max_error_uv"] = float(bound_uv)
             if model is not None and meta["model_id"] != model_file.load()[2]["model_id"]:
@@ -139,9 +147,10 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                            "samples_hash_layout": "sha256 of float64 little-endian samples (decoded), time-major"})
             figures = _check(writer, raw, whole, block_samples, label, deltas_si, progress)
             bounded = any(lane.config.get("id") in BOUNDED_CODECS for lane in plan.lanes if isinstance(lane, StreamLane))
-            if not publish_if(figures["per_channel"]["prdn"], bounded):
+            bits = 8 * sum(row[6] for row in writer.section(DATA).index) / max(n_ch * raw.n_times, 1)
+            if not publish_if(figures["per_channel"]["prdn"], bounded, bits):
                 writer.discard()
-                return None, (figures["per_channel"]["prdn"], bounded)
+                return None, (figures["per_channel"]["prdn"], bounded, bits)
             with writer.amend() as h5:
                 put_text(h5["data"].attrs, "samples_sha256", figures.pop("sha256"))
                 stats = figures.pop("fingerprint")
@@ -152,6 +161,8 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                         "reason": "the lossless coding of these channels is no larger than their lossy coding"}
                 if max_prdn is not None:
                     figures["target"] = {"max_prdn": float(max_prdn), "aimed_at": float(max_prdn * tighten)}
+                if bitrate is not None:
+                    figures["target"] = {"bitrate": float(bitrate), "achieved_bitrate": float(bits)}
                 group = h5.create_group("fidelity")
                 json_dataset(group, "json", figures)
                 fingerprint.write(group, stats, block_samples)
@@ -161,18 +172,26 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
             raise
 
     tighten, delta_scale, calibrated, prefer_residual, gains = MARGIN, None, 0, False, None
+    bits_aim = bitrate  # --bitrate: the budget on the first block, scaled by what the whole recording took
     held = None  # the settings of a coding that kept every channel within the target, if any
     lossless_cache: dict = {}  # channel groups → their lossless sizes: the same for every attempt
+    if bitrate is not None:
+        for i in range(BITRATE_ATTEMPTS):
+            last = i == BITRATE_ATTEMPTS - 1
+            path, missed = attempt(lambda prdn, bounded, bits: last or abs(bits - bitrate) <= BITRATE_TOLERANCE * bitrate)
+            if missed is None:
+                return path
+            bits_aim *= bitrate / max(missed[2], 1e-9)
     if max_prdn is None:
-        return attempt(lambda prdn, bounded: True)[0]
+        return attempt(lambda prdn, bounded, bits: True)[0]
     for _ in range(TARGET_ATTEMPTS):
-        def on_target(prdn, bounded):
+        def on_target(prdn, bounded, bits):
             worst, mean = _judged(prdn, stim)
             return worst <= max_prdn and (calibrated >= CALIBRATIONS or mean >= LOW_MEAN * max_prdn)
         path, missed = attempt(on_target)
         if missed is None:
             return path
-        prdn, bounded = missed
+        prdn, bounded, _ = missed
         worst, _ = _judged(prdn, stim)
         if worst <= max_prdn and held is None:  # every channel within the target, the mean low: kept in reserve
             held = (tighten, delta_scale, prefer_residual, gains)
@@ -191,7 +210,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
             tighten *= min(0.85, max_prdn / max(worst, 1e-12))
     if held is not None:  # no coding met both: the first that kept every channel within the target
         tighten, delta_scale, prefer_residual, gains = held
-        path, missed = attempt(lambda prdn, bounded: _judged(prdn, stim)[0] <= max_prdn)
+        path, missed = attempt(lambda prdn, bounded, bits: _judged(prdn, stim)[0] <= max_prdn)
         if missed is None:
             return path
     return None  # the target was not held on the whole recording: store every channel exactly

@@ -156,7 +156,19 @@ def check_claims(arc, raw, progress=None) -> tuple[bool, list[str]]:
             lines.append(f"exact channels: {exact_ch.size} bit-exact")
     fig_ok, fig_line = _compare_figures(arc, meter, _code_slack(arc, deltas))
     target_ok, target_lines = _check_target(arc, meter)
-    return ok and fig_ok and target_ok, lines + [fig_line] + target_lines
+    rate_ok, rate_lines = _check_bitrate(arc)
+    return ok and fig_ok and target_ok and rate_ok, lines + [fig_line] + target_lines + rate_lines
+
+
+def _check_bitrate(arc) -> tuple[bool, list[str]]:
+    """``/lossy`` bitrate: the bits per sample the fidelity figures state are what the blocks take."""
+    if "bitrate" not in arc.lossy_attrs:
+        return True, []
+    achieved = 8 * int(arc.index["length"].sum()) / max(arc.n_channels * arc.n_samples, 1)
+    stated = ((arc.fidelity or {}).get("target") or {}).get("achieved_bitrate")
+    if not isinstance(stated, (int, float)) or abs(stated - achieved) > 1e-9 * max(achieved, 1.0):
+        return False, [f"bitrate: the archive states {stated} bits/sample; its blocks take {achieved:.4f}"]
+    return True, [f"bitrate: {achieved:.4f} bits/sample (target {float(arc.lossy_attrs['bitrate']):g})"]
 
 
 def _check_target(arc, meter: FidelityMeter) -> tuple[bool, list[str]]:

@@ -256,14 +256,24 @@ def lossy_plan(mode: str, first: np.ndarray, kinds: np.ndarray, recipe: scaling.
                ch_names, *, quality: int | None, max_error_uv: float | None, model_path, model_id: str, block: int,
                to_codes: Callable, where=None, when_due: bool = False, aim_prdn: float | None = None,
                delta_scale: np.ndarray | None = None, prefer_residual: bool = False,
-               gains: np.ndarray | None = None) -> LossyPlan:
+               gains: np.ndarray | None = None, aim_bits: float | None = None) -> LossyPlan:
     """Lanes for ``mode`` "lossy" (the autoencoder at ``quality``; quality 5 of integer-coded
     channels: a bounded residual of 2.6 % of the RMS) or "near-lossless" (every sample within
     ``max_error_uv``; integer-coded channels only: BadInputError naming ``where`` otherwise).
     ``first``: the stream's first block of values, which the codecs are fitted to; ``when_due``:
-    see :func:`lossy_lanes`. ``aim_prdn``: a PRDN target instead of a quality (:func:`target_plan`)."""
+    see :func:`lossy_lanes`. ``aim_prdn``: a PRDN target instead of a quality (:func:`target_plan`);
+    ``aim_bits``: bits per sample instead (the autoencoder's finest step within them on the first
+    block, one step for every run of non-trigger channels)."""
     from ..codecs.lossy.qualities import QUALITY_STEPS
 
+    if mode == "lossy" and aim_bits is not None:
+        from ..codecs.lossy.rate import ae_step_for_bits
+
+        step = ae_step_for_bits(first[~stim], aim_bits, model_path) if (~stim).any() else 1.0
+        runs = [(a, b) for a, b in group_runs(stim.tolist(), len(stim)) if not stim[a]]
+        lanes, kinds = lossy_lanes(first, kinds, recipe, stim, units, None, model_path, block, when_due,
+                                   steps={run: step for run in runs})
+        return LossyPlan(lanes, kinds, step, None, None)
     if mode == "lossy" and aim_prdn is not None:
         return target_plan(first, kinds, recipe, stim, units, aim_prdn, model_path, model_id, block, to_codes, when_due,
                            delta_scale, prefer_residual, gains)

@@ -61,6 +61,28 @@ def ae_step_for(x: np.ndarray, judged: np.ndarray, target: float, model_path) ->
     return math.exp(good), good_size
 
 
+def ae_step_for_bits(x: np.ndarray, bits: float, model_path) -> float:
+    """The finest latent step whose coding of ``x`` takes at most ``bits`` per sample (the
+    coarsest step, MAX_STEP, where none does): bytes fall as the step grows."""
+    from .ae_codec import AECodec
+
+    def size(step):
+        return 8 * len(AECodec.for_stream(x, step=step, model_path=model_path).encode(x)) / max(x.size, 1)
+
+    if size(MAX_STEP) > bits:
+        return MAX_STEP
+    if size(MIN_STEP) <= bits:
+        return MIN_STEP
+    fine, coarse = math.log(MIN_STEP), math.log(MAX_STEP)  # fine: over budget; coarse: within
+    for _ in range(BISECTIONS):
+        mid = (fine + coarse) / 2
+        if size(math.exp(mid)) <= bits:
+            coarse = mid
+        else:
+            fine = mid
+    return math.exp(coarse)
+
+
 def residual_bounds(codes: np.ndarray, exact: np.ndarray, target: float) -> np.ndarray:
     """Per channel, the bound δ in codes that puts its PRDN near ``target`` % (0: exact)."""
     sigma = codes.astype(np.float64).std(axis=1)
