@@ -52,6 +52,7 @@ from biocompress.bench import write_rows_csv  # noqa: E402
 from biocompress.bench.lossless import geomean  # noqa: E402
 from biocompress.bench.external import pack, unpack  # noqa: E402
 from biocompress.codecs.lossless import residual_coder  # noqa: E402
+from biocompress.container.packed import packed_cost  # noqa: E402
 from biocompress.codecs.lossy.qualities import QUALITY_STEPS  # noqa: E402
 from biocompress.io import scaling  # noqa: E402
 from biocompress.io.source import open_raw  # noqa: E402
@@ -150,10 +151,10 @@ def _lossy(rec: Recording, tmp: Path, **setting):
                                    model=MODEL, **setting)
         x_hat = biocompress.read_raw(dst).get_data()[rec.picks]
         with biocompress.open(dst) as arc:
-            # the blocks and the codec configurations they need (an autoencoder's spatial transform is
-            # n_ch² floats: for 300 channels, more than the blocks), as compress weighs lossy against
+            # the blocks and the codec configurations they need, LZMA-packed as the archive stores them
+            # (an autoencoder's spatial transform is n_ch² floats), as compress weighs lossy against
             # lossless; a --model file stored in the archive is not counted
-            size = int(arc.index["length"].sum()) + sum(len(json.dumps(c)) for c in arc.codec_configs)
+            size = int(arc.index["length"].sum()) + sum(packed_cost(json.dumps(c).encode()) for c in arc.codec_configs)
             if "max_prdn" in setting:
                 BANDS[(rec.name, setting["max_prdn"])] = ((arc.fidelity or {}).get("headline") or {}).get("bands") or {}
     return rec, size, rec.prdn(x_hat), rec.n_all

@@ -97,8 +97,9 @@ def test_lossy_chunks_verify_and_record_their_fidelity(tmp_path):
         overall = arc.fidelity["overall"]
         y = arc.read()
     error = y - x.astype(np.float64) * 1e-6
-    assert overall["max_abs_error_uv"] == pytest.approx(np.abs(error).max() * 1e6, rel=1e-6)
-    assert overall["rmse_uv"] == pytest.approx(np.sqrt(np.mean(error**2)) * 1e6, rel=1e-6)
+    # figures are stored to 6 significant digits
+    assert overall["max_abs_error_uv"] == pytest.approx(np.abs(error).max() * 1e6, rel=1e-5)
+    assert overall["rmse_uv"] == pytest.approx(np.sqrt(np.mean(error**2)) * 1e6, rel=1e-5)
 
 
 def test_a_stop_request_finalizes_what_came(tmp_path):

@@ -166,7 +166,7 @@ def test_bitrate_is_met_stated_and_verified(name, bits, tmp_path):
     with biocompress.open(dst) as arc:
         achieved = 8 * int(arc.index["length"].sum()) / (arc.n_channels * arc.n_samples)
         assert float(arc.lossy_attrs["bitrate"]) == bits
-        assert arc.fidelity["target"] == {"bitrate": bits, "achieved_bitrate": pytest.approx(achieved, rel=1e-12)}
+        assert arc.fidelity["target"] == {"bitrate": bits, "achieved_bitrate": pytest.approx(achieved, rel=1e-5)}
     assert abs(achieved - bits) <= 0.1 * bits
     report = verify_archive(dst, src)
     assert report["ok"], report["lines"]

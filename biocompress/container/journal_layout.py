@@ -100,7 +100,7 @@ def write_fidelity(h5: h5py.File, contents: JournalContents, stats: list[np.ndar
     if isinstance(measured, dict) and {"overall", "per_channel"} <= set(measured):
         # figures the recorder measured as it coded, against the samples it received
         json_dataset(group, "json", {**measured, "ch_names": contents.description.info["ch_names"],
-                                     "measured": "live, against the samples received"})
+                                     "measured": "live, against the samples received"}, digits=6)
     else:
         json_dataset(group, "json", {"overall": {}, "per_channel": {}, "ch_names": contents.description.info["ch_names"],
                                      "measured": False, "why": "a live stream: no source to measure against"})

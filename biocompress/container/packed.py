@@ -107,6 +107,11 @@ def _lzma_filters(preset: int = 6) -> list[dict]:
     return [{"id": lzma.FILTER_LZMA2, "preset": preset, "dict_size": _LZMA_DICT, "lc": 1, "lp": 0, "pb": 0}]
 
 
+def packed_cost(data: bytes) -> int:
+    """About the bytes ``data`` adds to a sealed ``/meta`` (its LZMA2 stream alone, preset 6)."""
+    return len(lzma.compress(data, format=lzma.FORMAT_RAW, filters=_lzma_filters()))
+
+
 def seal(raw: bytes) -> bytes:
     """Format 6's ``/meta``: SHA-256 of what follows, the tree's size, its LZMA2 stream."""
     preset = 9 | lzma.PRESET_EXTREME if len(raw) <= 1 << 20 else 6  # the extreme search only where it is quick

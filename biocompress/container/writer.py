@@ -21,12 +21,26 @@ from . import packed
 from .layout import DATA, FORMAT_NAME, FORMAT_VERSION, INDEX_DTYPE, SEGMENT_BYTES, TIMES, put_text, segment_path
 
 
-def json_dataset(group: h5py.Group, name: str, obj) -> None:
-    """Store a JSON document as gzip-filtered UTF-8 bytes (any HDF5 reader can inflate it)."""
+def json_dataset(group: h5py.Group, name: str, obj, digits: int | None = None) -> None:
+    """Store a JSON document as gzip-filtered UTF-8 bytes (any HDF5 reader can inflate it);
+    ``digits``: its floats rounded to that many significant digits."""
+    if digits is not None:
+        obj = round_floats(obj, digits)
     data = np.frombuffer(json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8"),
                          np.uint8)
     ds = group.create_dataset(name, data=data, compression="gzip" if data.size > 512 else None)
     put_text(ds.attrs, "content", "application/json; charset=utf-8")
+
+
+def round_floats(obj, digits: int):
+    """``obj`` (JSON-like) with every float rounded to ``digits`` significant digits."""
+    if isinstance(obj, float):
+        return float(f"{obj:.{digits}g}")
+    if isinstance(obj, dict):
+        return {k: round_floats(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [round_floats(v, digits) for v in obj]
+    return obj
 
 
 HDF5_OPTIONS = {"libver": ("v110", "latest"), "meta_block_size": 512}

@@ -22,7 +22,8 @@ from ..codecs.lossy import model_file
 from ..codecs.lossy.qualities import QUALITY_STEPS
 from ..container.layout import DATA, MAX_BLOCK_ELEMENTS, put_text
 from ..container.reader import Archive, sample_bytes
-from ..container.writer import ArchiveWriter, json_dataset
+from ..container.packed import packed_cost
+from ..container.writer import ArchiveWriter, json_dataset, round_floats
 from ..errors import BadInputError, VerificationError
 from .exact_fallback import GroupSizes, SizeTally, lossless_sizes
 from .fidelity import FidelityMeter
@@ -38,6 +39,7 @@ from ..stream.sources import raw_chunks
 
 
 TARGET_ATTEMPTS = 4  # --max-prdn: codings of the recording before its channels are stored exactly
+FIGURE_DIGITS = 6  # significant digits of the stored fidelity figures (verify allows them 1e-3 relative)
 BITRATE_ATTEMPTS, BITRATE_TOLERANCE = 3, 0.05  # --bitrate: codings at most; the last is kept whatever it took
 BOUNDED_CODECS = ("nl-v1", "grid-v1")  # a bound per channel, which rate control calibrates
 
@@ -111,7 +113,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         writer = ArchiveWriter(dst, mode=mode)
         try:
             tally = encode(plan.lanes, writer)
-            exact, exact_kinds = _smaller_exactly(raw, whole, tally, kinds, recipe, block_samples, lossless_cache)
+            exact, exact_kinds, saved = _smaller_exactly(raw, whole, tally, kinds, recipe, block_samples, lossless_cache)
             if len(exact) == len(tally.groups):  # nothing left to code lossily: the lossless archive is the smaller
                 writer.discard()
                 return None, None
@@ -146,6 +148,9 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                            "first_samp": int(raw.first_samp), "block_samples": block_samples, "samples_sha256": "",
                            "samples_hash_layout": "sha256 of float64 little-endian samples (decoded), time-major"})
             figures = _check(writer, raw, whole, block_samples, label, deltas_si, progress)
+            if saved <= _lossy_extras(figures):  # what the lossy groups save does not pay for their figures
+                writer.discard()
+                return None, None
             bounded = any(lane.config.get("id") in BOUNDED_CODECS for lane in plan.lanes if isinstance(lane, StreamLane))
             bits = 8 * sum(row[6] for row in writer.section(DATA).index) / max(n_ch * raw.n_times, 1)
             if not publish_if(figures["per_channel"]["prdn"], bounded, bits):
@@ -164,7 +169,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                 if bitrate is not None:
                     figures["target"] = {"bitrate": float(bitrate), "achieved_bitrate": float(bits)}
                 group = h5.create_group("fidelity")
-                json_dataset(group, "json", figures)
+                json_dataset(group, "json", figures, digits=FIGURE_DIGITS)
                 fingerprint.write(group, stats, block_samples)
             return writer.publish(overwrite=overwrite), None
         except BaseException:
@@ -226,16 +231,29 @@ def _judged(prdn: list, stim: np.ndarray) -> tuple[float, float]:
     return max(values, default=0.0), (float(np.mean(values)) if values else 0.0)
 
 
+def _lossy_extras(figures: dict) -> int:
+    """About the bytes a lossy archive holds that a lossless one does not: its fidelity figures
+    (packed, as stored), their fingerprint (float64 per window and channel) and ``/lossy``."""
+    stored = {k: v for k, v in figures.items() if k not in ("sha256", "fingerprint")}
+    fingerprint_bytes = 16 * sum(np.size(w) // 2 for w in figures.get("fingerprint", ()))
+    return packed_cost(json.dumps(round_floats(stored, FIGURE_DIGITS)).encode()) + fingerprint_bytes + LOSSY_GROUP_BYTES
+
+
+LOSSY_GROUP_BYTES = 200  # /lossy's attributes and the HDF5 structure of /lossy and /fidelity
+
+
 def _smaller_exactly(raw, whole, tally: SizeTally, kinds, recipe, block: int, cache: dict):
-    """The lossy groups that lossless coding stores in no more bytes (with the value kinds it needs)."""
+    """The lossy groups that lossless coding stores in no more bytes (with the value kinds it
+    needs), and the bytes the other groups save by being lossy."""
     if not tally.groups:
-        return [], kinds
+        return [], kinds, 0
     key = tuple(tally.groups)
     if key not in cache:
         cache[key] = lossless_sizes(raw, whole, tally.groups, kinds, recipe, block)
     exact_bytes, exact_kinds = cache[key]
     sizes = [GroupSizes(a, b, tally.bytes[(a, b)], exact_bytes[(a, b)]) for a, b in tally.groups]
-    return [g for g in sizes if g.exact_is_smaller], exact_kinds
+    saved = sum(g.lossless_bytes - g.lossy_bytes for g in sizes if not g.exact_is_smaller)
+    return [g for g in sizes if g.exact_is_smaller], exact_kinds, saved
 
 
 def _require_finite(x: np.ndarray, t0: int, raw, src_path) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..container.packed import packed_cost
 from ..io import scaling
 from ..stream.encoder import StreamEncoder
 from ..stream.lanes import Lane, StreamLane
@@ -43,8 +44,9 @@ def block_cost(block) -> int:
 
 
 def config_cost(lanes: list[Lane]) -> dict[int, int]:
-    """Bytes of each lane's codec configuration (stored once per distinct configuration)."""
-    return {lane.start: len(json.dumps(lane.config)) for lane in lanes if hasattr(lane, "config")}
+    """Bytes of each lane's codec configuration (stored once per distinct configuration), as the
+    archive's LZMA-packed metadata holds it."""
+    return {lane.start: packed_cost(json.dumps(lane.config).encode()) for lane in lanes if hasattr(lane, "config")}
 
 
 def lossless_sizes(raw, whole, groups, kinds: np.ndarray, recipe, block: int) -> tuple[dict, np.ndarray]:

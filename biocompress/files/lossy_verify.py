@@ -166,7 +166,7 @@ def _check_bitrate(arc) -> tuple[bool, list[str]]:
         return True, []
     achieved = 8 * int(arc.index["length"].sum()) / max(arc.n_channels * arc.n_samples, 1)
     stated = ((arc.fidelity or {}).get("target") or {}).get("achieved_bitrate")
-    if not isinstance(stated, (int, float)) or abs(stated - achieved) > 1e-9 * max(achieved, 1.0):
+    if not isinstance(stated, (int, float)) or abs(stated - achieved) > FIGURE_REL_TOLERANCE * achieved + 1e-12:
         return False, [f"bitrate: the archive states {stated} bits/sample; its blocks take {achieved:.4f}"]
     return True, [f"bitrate: {achieved:.4f} bits/sample (target {float(arc.lossy_attrs['bitrate']):g})"]
 

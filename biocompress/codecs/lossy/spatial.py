@@ -9,7 +9,11 @@ spread, so that every channel gets about the same *relative* error (PRDN): scale
 factor per unit, a clinical montage's few 50 mV auxiliary channels took the whole
 budget and left its 100 µV EEG channels at 100 % PRDN. Near-lossless scales by *group*
 (channels measured in one unit), as its bound is absolute.
-The transform is fitted once, on the start of the stream, and stored with it.
+The transform is fitted once, on the start of the stream, and stored with it. Its principal
+components are those of consecutive blocks of at most :data:`PCA_BLOCK` channels: a transform
+over every channel is n² floats in the codec's configuration (306 MEG channels: 375 KB, more
+than a minute of coded samples), a block-diagonal one 32·n, mostly zeros that the archive's
+LZMA-packed metadata stores for almost nothing.
 
 The inverse transform (decoding) is applied by :func:`fixed_order_product`, not BLAS: a
 threaded BLAS sums its products in an order that depends on the number of threads (and the
@@ -28,6 +32,7 @@ import numba
 import numpy as np
 
 SIGMA_FLOOR = 0.05  # components silent at the start may wake up later: keep them codable
+PCA_BLOCK = 32  # channels per block of the block-diagonal transform
 DROP_STEP = 100.0  # a component whose step exceeds 100 of its own standard deviations is not coded
 _TILE = 128  # samples per tile of fixed_order_product (4 output rows × 128 samples stay in L1)
 
@@ -63,6 +68,18 @@ def fixed_order_product(a: np.ndarray, z: np.ndarray) -> np.ndarray:
     return _product(a, z)
 
 
+def _principal_components(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(orthonormal columns, standard deviations) of the principal components of rows ``s``,
+    largest first, each column's largest entry positive."""
+    if s.shape[0] == 1:
+        return np.ones((1, 1)), np.atleast_1d(max(float(np.std(s)), SIGMA_FLOOR))
+    w, v = np.linalg.eigh(np.cov(s))
+    order = np.argsort(w)[::-1]
+    v = v[:, order]
+    v *= np.where(v[np.abs(v).argmax(axis=0), np.arange(v.shape[1])] < 0, -1.0, 1.0)  # sign convention
+    return v, np.sqrt(np.maximum(w[order], SIGMA_FLOOR**2))
+
+
 @dataclass
 class Spatial:
     offsets: np.ndarray  # (n_ch,) subtracted first
@@ -86,14 +103,14 @@ class Spatial:
         if gains is not None:
             scales *= np.asarray(gains, np.float64)
         s = (x - offsets[:, None]) / scales[:, None]
-        if x.shape[0] == 1:
+        n = x.shape[0]
+        if n == 1:
             return cls(offsets, scales, np.ones((1, 1)), np.atleast_1d(np.std(s)))
-        w, v = np.linalg.eigh(np.cov(s))
-        order = np.argsort(w)[::-1]
-        v = v[:, order]
-        v *= np.where(v[np.abs(v).argmax(axis=0), np.arange(v.shape[1])] < 0, -1.0, 1.0)  # sign convention
-        sigmas = np.sqrt(np.maximum(w[order], SIGMA_FLOOR**2))
-        return cls.from_config(cls(offsets, scales, v, sigmas).to_config())  # as stored: float32
+        transform, sigmas = np.zeros((n, n)), np.zeros(n)
+        for a in range(0, n, PCA_BLOCK):
+            b = min(n, a + PCA_BLOCK)
+            transform[a:b, a:b], sigmas[a:b] = _principal_components(s[a:b])
+        return cls.from_config(cls(offsets, scales, transform, sigmas).to_config())  # as stored: float32
 
     def to_components(self, x: np.ndarray, rows=None) -> np.ndarray:
         """Values (n_ch, n) → components divided by their standard deviation (``rows``: only
