@@ -19,7 +19,8 @@ the same data channels (EEG, sEEG, ECoG, DBS, MEG), and the result is decoded an
 Fidelity is the PRDN of each data channel (100·‖x−x̂‖/‖x−mean(x)‖), reported as the
 RMS over channels (the pooled PRDN once every channel is scaled to unit RMS, so that
 µV-scale EEG and fT-scale MEG weigh alike) and as the worst channel. CR = 16 bits ÷ coded
-bits per sample (biocompress: its blocks plus their codec configurations). Each recording is cropped to its first ``--seconds``. Each method's
+bits per sample (biocompress: its blocks plus their codec configurations, LZMA-packed). Each
+recording is cropped to its first ``--seconds``. Each method's
 (PRDN, CR) points are interpolated in log–log at PRDN 2, 5, 10 and 20 % (n/a outside what
 it reached), and the autoencoder's CR is divided by the DWT's at the same PRDN, per kind and
 in geometric mean over kinds: the targets of issue 14 are ≥ 2× in geometric mean at 5 and

@@ -1,6 +1,7 @@
 """Mutation fuzzer over biocompress archives (issue 10, item 9).
 
-    python pipelines/fuzz.py --mutants 2000 --out fuzz.csv [--seed S] [--kinds edf,bdf,float,lossy,near-lossless,float-lossy]
+    python pipelines/fuzz.py --mutants 2000 --out fuzz.csv [--seed S]
+                             [--kinds edf,bdf,float,lossy,near-lossless,float-lossy]
                              [--minutes M] [--keep DIR] [--no-crafted] [--markdown FILE]
 
 Builds a clean archive of every kind from data_samples/, then damages copies of them

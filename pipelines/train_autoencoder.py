@@ -54,8 +54,8 @@ def main(argv=None) -> int:
     p.add_argument("--model", default=json.dumps(DEFAULT_ARCH), help="JSON of ConvAutoencoder keyword arguments")
     p.add_argument("--kinds", choices=("all", "eegmat"), default="all")
     p.add_argument("--crop", type=int, default=TrainConfig.crop, help="scored samples per training crop")
-    p.add_argument("--steps", type=float, nargs=2, default=TrainConfig.log2_step_range, metavar=("LOG2_MIN", "LOG2_MAX"),
-                   help="range of the latent step (log2) drawn per batch")
+    p.add_argument("--steps", type=float, nargs=2, default=TrainConfig.log2_step_range,
+                   metavar=("LOG2_MIN", "LOG2_MAX"), help="range of the latent step (log2) drawn per batch")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 leaves the other core free)")
     p.add_argument("-o", "--output", type=Path, default=model_file.DEFAULT_MODEL)
     a = p.parse_args(argv)

@@ -18,6 +18,7 @@ from biocompress.codecs.lossy import model_file
 from biocompress.codecs import get_codec
 from biocompress.codecs.lossy.ae_codec import QUALITY_STEPS, AECodec
 from biocompress.codecs.lossy.grid import STEPS_PER_BOUND, GridCodec, grid_for
+from biocompress.codecs.lossy.wavelet import WaveletCodec, steps_for
 from biocompress.codecs.lossy.near_lossless import NearLosslessCodec, dpcm_decode, dpcm_encode
 from biocompress.io.source import open_raw
 from codec_conformance import check_lossy_codec
@@ -87,6 +88,22 @@ def test_grid_codec_refuses_values_off_its_grid():
     x[0, 5] = np.nan
     with pytest.raises(ValueError):
         GridCodec([1e-6, 1e-6], [0.0, 0.0], inner).encode(x)
+
+
+@pytest.mark.parametrize("n", [6000, 700, 9, 2])  # 9, 2: too short for 5 levels (fewer, or none)
+def test_wavelet_codec_conformance(n):
+    x = eeg_values(6000)[:, :n]
+    codec = WaveletCodec(5, steps_for(x, 10.0), x.mean(axis=1))
+    check_lossy_codec(codec, x, max_prdn=20.0)
+
+
+@pytest.mark.parametrize("change", [
+    {"levels": 0}, {"levels": 9}, {"levels": 2.0}, {"steps": [0.0, 1.0]}, {"steps": [float("nan"), 1.0]},
+    {"means": [0.0, float("inf")]}, {"steps": [1.0, 1.0, 1.0]},
+])
+def test_wavelet_codec_refuses_configs_it_cannot_use(change):
+    with pytest.raises(CorruptArchiveError):
+        get_codec({"id": "dwt-v1", "levels": 5, "steps": [1e-6, 1e-6], "means": [0.0, 0.0], **change})
 
 
 def test_stream_blocks_decode_alone_and_without_seams():

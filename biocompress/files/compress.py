@@ -151,8 +151,8 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
         raise BadInputError(None, f"mode must be one of {MODES}, got {mode!r}")
     if max_prdn is not None and mode_problem(mode, quality, max_error_uv, max_prdn):
         raise BadInputError(None, f"max_prdn={max_prdn!r}: {mode_problem(mode, quality, max_error_uv, max_prdn)}")
-    if bitrate is not None and mode_problem(mode, quality, max_error_uv, max_prdn, bitrate):
-        raise BadInputError(None, f"bitrate={bitrate!r}: {mode_problem(mode, quality, max_error_uv, max_prdn, bitrate)}")
+    if bitrate is not None and (problem := mode_problem(mode, quality, max_error_uv, max_prdn, bitrate)):
+        raise BadInputError(None, f"bitrate={bitrate!r}: {problem}")
     if level not in LEVELS:
         raise BadInputError(None, f"level must be one of {', '.join(LEVELS)}, got {level!r}")
     source_warnings: list[str] = []

@@ -41,7 +41,7 @@ from ..stream.sources import raw_chunks
 TARGET_ATTEMPTS = 4  # --max-prdn: codings of the recording before its channels are stored exactly
 FIGURE_DIGITS = 6  # significant digits of the stored fidelity figures (verify allows them 1e-3 relative)
 BITRATE_ATTEMPTS, BITRATE_TOLERANCE = 3, 0.05  # --bitrate: codings at most; the last is kept whatever it took
-BOUNDED_CODECS = ("nl-v1", "grid-v1")  # a bound per channel, which rate control calibrates
+BOUNDED_CODECS = ("nl-v1", "grid-v1", "dwt-v1")  # a bound or step per channel, which rate control calibrates
 
 
 def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_error_uv: float | None,
@@ -62,8 +62,8 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
     if max_prdn is not None and (mode != "lossy" or quality is not None or not 0 < max_prdn < 100):
         raise BadInputError(None, "max_prdn is a PRDN target in % (0 < P < 100) for mode lossy, instead of a "
                             f"quality; got {max_prdn!r} with mode {mode!r}, quality {quality!r}")
-    if bitrate is not None and mode_problem(mode, quality, max_error_uv, max_prdn, bitrate):
-        raise BadInputError(None, f"bitrate={bitrate!r}: {mode_problem(mode, quality, max_error_uv, max_prdn, bitrate)}")
+    if bitrate is not None and (problem := mode_problem(mode, quality, max_error_uv, max_prdn, bitrate)):
+        raise BadInputError(None, f"bitrate={bitrate!r}: {problem}")
     if mode == "lossy" and max_prdn is None and bitrate is None and quality not in QUALITY_STEPS:
         raise BadInputError(None, f"quality must be one of {sorted(QUALITY_STEPS)}, got {quality!r}")
     if mode == "near-lossless" and (max_error_uv is None or not max_error_uv >= 0):
@@ -85,7 +85,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                           block=block_samples, to_codes=to_codes, where=src_path,
                           aim_prdn=None if max_prdn is None else max_prdn * tighten, delta_scale=delta_scale,
                           prefer_residual=prefer_residual, gains=gains,
-                          aim_bits=None if bitrate is None else bits_aim)
+                          aim_bits=None if bitrate is None else bits_aim, family=family)
 
     def encode(lanes, writer):
         tally = SizeTally(lanes)
@@ -113,7 +113,8 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         writer = ArchiveWriter(dst, mode=mode)
         try:
             tally = encode(plan.lanes, writer)
-            exact, exact_kinds, saved = _smaller_exactly(raw, whole, tally, kinds, recipe, block_samples, lossless_cache)
+            exact, exact_kinds, saved = _smaller_exactly(raw, whole, tally, kinds, recipe, block_samples,
+                                                         lossless_cache)
             if len(exact) == len(tally.groups):  # nothing left to code lossily: the lossless archive is the smaller
                 writer.discard()
                 return None, None
@@ -151,7 +152,9 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
             if saved <= _lossy_extras(figures):  # what the lossy groups save does not pay for their figures
                 writer.discard()
                 return None, None
-            bounded = any(lane.config.get("id") in BOUNDED_CODECS for lane in plan.lanes if isinstance(lane, StreamLane))
+            ids = {lane.config.get("id") for lane in plan.lanes if isinstance(lane, StreamLane)}
+            bounded = bool(ids & set(BOUNDED_CODECS))
+            last_family[0] = next((i for i in BOUNDED_CODECS if i in ids), None)
             bits = 8 * sum(row[6] for row in writer.section(DATA).index) / max(n_ch * raw.n_times, 1)
             if not publish_if(figures["per_channel"]["prdn"], bounded, bits):
                 writer.discard()
@@ -177,13 +180,15 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
             raise
 
     tighten, delta_scale, calibrated, prefer_residual, gains = MARGIN, None, 0, False, None
+    family, last_family = None, [None]  # the bounded coder being calibrated, and the last attempt's
     bits_aim = bitrate  # --bitrate: the budget on the first block, scaled by what the whole recording took
     held = None  # the settings of a coding that kept every channel within the target, if any
     lossless_cache: dict = {}  # channel groups → their lossless sizes: the same for every attempt
     if bitrate is not None:
         for i in range(BITRATE_ATTEMPTS):
             last = i == BITRATE_ATTEMPTS - 1
-            path, missed = attempt(lambda prdn, bounded, bits: last or abs(bits - bitrate) <= BITRATE_TOLERANCE * bitrate)
+            path, missed = attempt(lambda prdn, bounded, bits: last or abs(bits - bitrate) <= BITRATE_TOLERANCE
+                                   * bitrate)
             if missed is None:
                 return path
             bits_aim *= bitrate / max(missed[2], 1e-9)
@@ -199,12 +204,13 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         prdn, bounded, _ = missed
         worst, _ = _judged(prdn, stim)
         if worst <= max_prdn and held is None:  # every channel within the target, the mean low: kept in reserve
-            held = (tighten, delta_scale, prefer_residual, gains)
+            held = (tighten, delta_scale, prefer_residual, gains, family)
         # each channel scaled by how far the whole recording's PRDN fell from the aim: its bound (a
         # bounded residual) or its scale in the autoencoder (where one step serves a run of channels)
         ratio = np.array([MARGIN * max_prdn / p if p else 1.0 for p in prdn])
         if bounded:
             delta_scale = (1.0 if delta_scale is None else delta_scale) * np.clip(ratio, 0.25, 3.0)
+            family = last_family[0]  # calibrated: the same coder again
             calibrated += 1
         elif (worst <= max_prdn or gains is not None) and calibrated < CALIBRATIONS:
             gains = (1.0 if gains is None else gains) * np.clip(ratio, 0.5, 3.0)
@@ -214,7 +220,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         else:  # aim lower
             tighten *= min(0.85, max_prdn / max(worst, 1e-12))
     if held is not None:  # no coding met both: the first that kept every channel within the target
-        tighten, delta_scale, prefer_residual, gains = held
+        tighten, delta_scale, prefer_residual, gains, family = held
         path, missed = attempt(lambda prdn, bounded, bits: _judged(prdn, stim)[0] <= max_prdn)
         if missed is None:
             return path

@@ -202,7 +202,8 @@ class LossyPlan:
 def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units,
                 aim: float, model_path, model_id: str, block: int, to_codes: Callable,
                 when_due: bool = False, delta_scale: np.ndarray | None = None,
-                prefer_residual: bool = False, gains: np.ndarray | None = None) -> LossyPlan:
+                prefer_residual: bool = False, gains: np.ndarray | None = None,
+                family: str | None = None) -> LossyPlan:
     """Lanes that keep every non-trigger channel's PRDN at or below ``aim`` % on the first block
     (codecs.lossy.rate): per run of channels the autoencoder's largest step that does, or, for
     integer-coded recordings, a bounded residual per channel when that takes fewer bytes (or the
@@ -211,7 +212,9 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
     showed, where it differs from the first block). ``prefer_residual``: the bounded residual
     wherever it is possible, whatever its size (the autoencoder's step, fitted on the first
     block, missed the target on the whole recording). ``gains``: per channel, a factor on its
-    scale in the autoencoder (calibrated on the whole recording, :func:`lossy_lanes`)."""
+    scale in the autoencoder (calibrated on the whole recording, :func:`lossy_lanes`). The wavelet
+    coder (``dwt-v1``) is a candidate too: whichever takes the fewest bytes on the first block.
+    ``family``: only that coder (``nl-v1``, ``grid-v1`` or ``dwt-v1``: the one being calibrated)."""
     from ..codecs import get_codec
     from ..codecs.lossy.rate import ae_step_for, refine_bounds, residual_bounds
 
@@ -223,7 +226,10 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
         steps[(a, b)] = found[0] if found else None
         ae_bytes = ae_bytes + found[1] if found and ae_bytes is not None else None
     n_ch = first.shape[0]
-    if (kinds == 0).all() and (~stim).any():
+    found = [s for s in steps.values() if s is not None]
+    ae_step = min(found) if found else 0.0
+    candidates = []  # (bytes of the first block, the plan) of each coder with a bound or step per channel
+    if (kinds == 0).all() and (~stim).any() and family in (None, "nl-v1"):
         codes = scaling.to_codes(recipe, first, np.arange(n_ch), 0)
         deltas = residual_bounds(codes, stim, aim)
         per_code = scaling.value_per_code(recipe, n_ch)
@@ -236,27 +242,74 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
             typical_uv = float(np.median((deltas * per_code)[~stim])) * 1e6
         lane, deltas, step = near_lossless_lane(first, recipe, stim, units, max(typical_uv, 1e-12), model_id, block,
                                                 to_codes, deltas=deltas)
-        nl_bytes = len(get_codec(lane.config).encode(codes))
-        if ae_bytes is None or nl_bytes < ae_bytes or prefer_residual:
-            return LossyPlan([lane], kinds, step, None, deltas * per_code)
-    elif (~stim).any():  # samples that are not integer codes: a grid gives them some
+        plan = LossyPlan([lane], kinds, step, None, deltas * per_code)
+        candidates.append((len(get_codec(lane.config).encode(codes)), plan))
+    elif (~stim).any() and family in (None, "grid-v1"):  # samples that are not integer codes: a grid gives them some
         lanes, grid_kinds, _ = grid_lanes(first, kinds, recipe, stim, units, aim, model_id, block, delta_scale)
-        grid_bytes = sum(len(get_codec(ln.config).encode(first[ln.start : ln.stop]))
-                         for ln in lanes if isinstance(ln, StreamLane))
-        if ae_bytes is None or grid_bytes < ae_bytes or prefer_residual:
-            found = [s for s in steps.values() if s is not None]
-            return LossyPlan(lanes, grid_kinds, min(found) if found else 0.0, None, None)
+        candidates.append((_first_block_bytes(lanes, first), LossyPlan(lanes, grid_kinds, ae_step, None, None)))
+    if (~stim).any() and family in (None, "dwt-v1"):
+        lanes, dwt_kinds = dwt_lanes(first, kinds, recipe, stim, aim, block, delta_scale)
+        candidates.append((_first_block_bytes(lanes, first), LossyPlan(lanes, dwt_kinds, ae_step, None, None)))
+    if candidates:
+        size, plan = min(candidates, key=lambda c: c[0])
+        if ae_bytes is None or size < ae_bytes or prefer_residual or family is not None:
+            return plan
     lanes, kinds = lossy_lanes(first, kinds, recipe, stim, units, None, model_path, block, when_due, steps=steps,
                                gains=gains)
-    found = [s for s in steps.values() if s is not None]
-    return LossyPlan(lanes, kinds, min(found) if found else 0.0, None, None)
+    return LossyPlan(lanes, kinds, ae_step, None, None)
+
+
+def _first_block_bytes(lanes: list[Lane], first: np.ndarray) -> int:
+    from ..codecs import get_codec
+
+    return sum(len(get_codec(ln.config).encode(first[ln.start : ln.stop]))
+               for ln in lanes if isinstance(ln, StreamLane))
+
+
+DWT_LEVELS = 5
+DWT_ROUNDS = 4  # refinements of each channel's step on the first block
+
+
+def dwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, aim: float, block: int,
+              delta_scale: np.ndarray | None = None) -> tuple[list[Lane], np.ndarray]:
+    """A PRDN target ``aim`` % through the wavelet coder (``dwt-v1``): each run of non-trigger
+    channels with a step per channel, the largest tried whose PRDN on the first block stays
+    within ``aim``; trigger channels exact. ``delta_scale``: per channel, a factor on the step
+    (what the whole recording showed). Returns the lanes and the value kinds the archive records."""
+    from ..codecs.lossy.rate import prdn_per_channel
+    from ..codecs.lossy.wavelet import WaveletCodec, steps_for
+
+    kinds = np.array(kinds)
+    lanes: list[Lane] = []
+    for a, b in group_runs(stim.tolist(), len(stim)):
+        if stim[a]:
+            lanes += exact_lanes(kinds, recipe, block, a, b)
+            continue
+        x = first[a:b]
+        means = x.mean(axis=1)
+        steps = steps_for(x, aim)
+        best = steps / 4  # a step a quarter of the estimate: within the aim on any signal
+        for _ in range(DWT_ROUNDS):
+            codec = WaveletCodec(DWT_LEVELS, steps, means)
+            p = prdn_per_channel(x, codec.decode(codec.encode(x)))
+            held = ~np.isfinite(p) | (p <= aim)
+            best = np.where(held, np.maximum(best, steps), best)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(np.isfinite(p) & (p > 0), aim / p, 2.0)
+            steps = steps * np.clip(ratio, 0.5, 3.0)
+        if delta_scale is not None:
+            best = best * delta_scale[a:b]
+        codec = WaveletCodec(DWT_LEVELS, best, means)
+        lanes.append(StreamLane(a, b, codec.get_config(), codec.stream(block)))
+        kinds[a:b] = scaling.LOSSY
+    return lanes, kinds
 
 
 def lossy_plan(mode: str, first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units,
                ch_names, *, quality: int | None, max_error_uv: float | None, model_path, model_id: str, block: int,
                to_codes: Callable, where=None, when_due: bool = False, aim_prdn: float | None = None,
                delta_scale: np.ndarray | None = None, prefer_residual: bool = False,
-               gains: np.ndarray | None = None, aim_bits: float | None = None) -> LossyPlan:
+               gains: np.ndarray | None = None, aim_bits: float | None = None, family: str | None = None) -> LossyPlan:
     """Lanes for ``mode`` "lossy" (the autoencoder at ``quality``; quality 5 of integer-coded
     channels: a bounded residual of 2.6 % of the RMS) or "near-lossless" (every sample within
     ``max_error_uv``; integer-coded channels only: BadInputError naming ``where`` otherwise).
@@ -276,7 +329,7 @@ def lossy_plan(mode: str, first: np.ndarray, kinds: np.ndarray, recipe: scaling.
         return LossyPlan(lanes, kinds, step, None, None)
     if mode == "lossy" and aim_prdn is not None:
         return target_plan(first, kinds, recipe, stim, units, aim_prdn, model_path, model_id, block, to_codes, when_due,
-                           delta_scale, prefer_residual, gains)
+                           delta_scale, prefer_residual, gains, family)
     if mode == "lossy" and quality in QUALITY_BOUND and (kinds == 0).all():
         # the top quality is beyond the autoencoder alone: a bounded residual on the integer codes
         centred = first - np.median(first, axis=1, keepdims=True)
