@@ -104,7 +104,8 @@ def compress(
     recursive: bool = typer.Option(False, "-r", "--recursive", help="Compress every recording in the folders given."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs (archives only)."),
     mode: str = typer.Option("lossless", "--mode", help="lossless, lossy or near-lossless."),
-    quality: Optional[int] = typer.Option(None, "--quality", help="lossy: 1 (smallest) … 5 (best fidelity)."),
+    quality: Optional[int] = typer.Option(None, "--quality", help="lossy: 1 (smallest) … 5 (best fidelity): no "
+                                          "channel's PRDN above 20, 10, 5, 2.5, 1 %."),
     max_error: Optional[float] = typer.Option(None, "--max-error", help="near-lossless: bound on |error| in µV."),
     max_prdn: Optional[float] = typer.Option(None, "--max-prdn", help="lossy, instead of --quality: no channel's "
                                              "PRDN above P % (rate control; checked by verify)."),
@@ -306,7 +307,8 @@ def batch(
                                "--restore or --export, a folder of archives."),
     dst: Path = typer.Argument(..., help="Destination folder: the tree mirrored, archives named <name>.bc.h5."),
     mode: str = typer.Option("lossless", "--mode", help="lossless, lossy or near-lossless."),
-    quality: Optional[int] = typer.Option(None, "--quality", help="lossy: 1 (smallest) … 5 (best fidelity)."),
+    quality: Optional[int] = typer.Option(None, "--quality", help="lossy: 1 (smallest) … 5 (best fidelity): no "
+                                          "channel's PRDN above 20, 10, 5, 2.5, 1 %."),
     max_error: Optional[float] = typer.Option(None, "--max-error", help="near-lossless: bound on |error| in µV."),
     model: Optional[Path] = typer.Option(None, "--model", help="lossy modes: a model from `biocompress train`."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: every core)."),
@@ -467,7 +469,9 @@ def _fidelity_summary(arc) -> dict:
 
 
 def _lossy_line(lossy: dict) -> str:
-    setting = (f"quality {lossy['quality']}" if "quality" in lossy else
+    named = "quality" in lossy and "max_prdn" in lossy  # a quality names a PRDN target
+    setting = (f"quality {lossy['quality']} (max PRDN {lossy['max_prdn']:g} %)" if named else
+               f"quality {lossy['quality']}" if "quality" in lossy else
                f"max PRDN {lossy['max_prdn']} %" if "max_prdn" in lossy else
                f"{lossy['bitrate']:g} bits/sample" if "bitrate" in lossy else
                f"max error {lossy['max_error_uv']} µV" if "max_error_uv" in lossy else None)
@@ -717,7 +721,8 @@ def stream(
                                                "bytes) the receiver must know too."),
     markers: list[str] = typer.Option([], "--markers", help="A marker stream recorded as annotations (repeatable)."),
     mode: str = typer.Option("lossless", "--mode", help="lossless, lossy or near-lossless."),
-    quality: Optional[int] = typer.Option(None, "--quality", help="lossy: 1 (smallest) … 5 (best fidelity)."),
+    quality: Optional[int] = typer.Option(None, "--quality", help="lossy: 1 (smallest) … 5 (best fidelity): no "
+                                          "channel's PRDN above 20, 10, 5, 2.5, 1 %."),
     max_error: Optional[float] = typer.Option(None, "--max-error", help="near-lossless: bound on |error| in µV."),
     model: Optional[Path] = typer.Option(None, "--model", help="lossy modes: a model from `biocompress train`."),
     duration: Optional[float] = typer.Option(None, "--duration", help="Seconds of samples to record (default: "

@@ -156,27 +156,32 @@ def _contents(path) -> dict:
 
 
 def test_lossy_lanes_journal_decodes_like_compress(tmp_path):
-    """The autoencoder lanes of compress --mode lossy, fed live: the finalized archive decodes
-    to the same samples as compress's archive of the same recording."""
+    """The autoencoder lanes of compress --mode lossy (made to a bit rate: one latent step for
+    every run of channels), fed live at that step: the finalized archive decodes to the same
+    samples as compress's archive of the same recording."""
     from biocompress.codecs.lossy import model_file
-    from biocompress.codecs.lossy.ae_codec import QUALITY_STEPS
+    from biocompress.stream.lanes import group_runs
     from biocompress.stream.plans import lossy_lanes
 
     raw = open_raw(RECORDING).crop(0.0, 12.0, include_tmax=False)
     raw.load_data()
-    made = biocompress.compress(raw, tmp_path / "lossy.bc.h5", mode="lossy", quality=3)
+    made = biocompress.compress(raw, tmp_path / "lossy.bc.h5", mode="lossy", bitrate=0.6)
+    with biocompress.open(made) as arc:
+        step = float(arc.lossy_attrs["step"])
+        assert {c["id"] for c in arc.codec_configs} == {"ae-v1"}
     x = raw.get_data()
     block = 16384
     recipe = scaling.recipe_for(raw)
     kinds = scaling.detect_kinds(recipe, x[:, :block])
     stim = np.array([t == "stim" for t in raw.get_channel_types()])
     units = [int(ch["unit"]) for ch in raw.info["chs"]]
-    lanes, kinds = lossy_lanes(x[:, :block], kinds, recipe, stim, units, 3, model_file.DEFAULT_MODEL, block)
+    runs = {run: step for run in group_runs(stim.tolist(), len(stim)) if not stim[run[0]]}
+    lanes, kinds = lossy_lanes(x[:, :block], kinds, recipe, stim, units, None, model_file.DEFAULT_MODEL, block,
+                               steps=runs)
     meta = model_file.load(model_file.DEFAULT_MODEL)[2]
     desc = StreamDescription(info=raw.info, recipe=recipe, kinds=kinds, mode="lossy", block_samples=block,
                              annotations=raw.annotations,
-                             lossy={"mode": "lossy", "model_id": meta["model_id"], "step": QUALITY_STEPS[3],
-                                    "quality": 3})
+                             lossy={"mode": "lossy", "model_id": meta["model_id"], "step": step, "quality": 3})
     encoder = StreamEncoder(lanes)
     path = tmp_path / "live-lossy.bc.h5"
     sink = JournalSink(path, desc)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..container import fingerprint
 from ..codecs.lossy import model_file
-from ..codecs.lossy.qualities import QUALITY_STEPS
+from ..codecs.lossy.qualities import QUALITY_PRDN, QUALITY_STEPS
 from ..container.layout import DATA, MAX_BLOCK_ELEMENTS, put_text
 from ..container.reader import Archive, sample_bytes
 from ..container.packed import packed_cost
@@ -66,6 +66,8 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         raise BadInputError(None, f"bitrate={bitrate!r}: {problem}")
     if mode == "lossy" and max_prdn is None and bitrate is None and quality not in QUALITY_STEPS:
         raise BadInputError(None, f"quality must be one of {sorted(QUALITY_STEPS)}, got {quality!r}")
+    if mode == "lossy" and quality is not None and max_prdn is None and bitrate is None:
+        max_prdn = QUALITY_PRDN[quality]  # a quality names a PRDN target (codecs/lossy/qualities.py)
     if mode == "near-lossless" and (max_error_uv is None or not max_error_uv >= 0):
         raise BadInputError(None, f"--max-error must be a non-negative number of µV, got {max_error_uv!r}")
     recipe = scaling.recipe_for(raw)
