@@ -3,7 +3,7 @@
 For random bytes, valid payloads with random bit flips, and truncated valid payloads,
 ``decode`` — and ``decode_prefix``, and ``split_decode`` + ``decode_part`` + join —
 either returns an array of the shape the payload's header declares (int64 codes;
-float64 values for the lossy ``ae-v1``) or raises ``CorruptArchiveError``. Any other
+float64 values for the lossy ``ae-v1``, ``grid-v1``, ``dwt-v1``) or raises ``CorruptArchiveError``. Any other
 exception type fails (ValueError, IndexError, … are not acceptable answers to a damaged
 archive). Each example runs under an address-space cap (``RLIMIT_AS``: what the process
 has plus 1 GiB), so an allocation sized from a damaged header fails with MemoryError
@@ -66,12 +66,15 @@ def codecs():
     return built
 
 
+FLOAT_OUTPUT = ("ae-v1", "grid-v1", "dwt-v1")  # lossy codecs that decode to float64 values
+
+
 def declared_shape(cid: str, codec, payload: bytes):
     """(channels, samples) that the payload's header declares, or None when it has none."""
     try:
         if cid == "ae-v1":
             return codec.spatial.sigmas.size, struct.unpack_from("<I", payload)[0]
-        if cid == "nl-v1":
+        if cid in ("nl-v1", "grid-v1"):  # grid-v1: an nl-v1 payload
             (n_sketch,) = struct.unpack_from("<I", payload)
             return struct.unpack_from("<HI", payload, 8 + n_sketch)
         if cid == "lpc-v4":  # block type, reserved, then (n_ch, n)
@@ -118,7 +121,7 @@ def check_decoders(cid: str, codec, payload: bytes, stop: int | None, channels, 
     shape = declared_shape(cid, codec, payload)
     if channels is not None:  # a reader asks only for rows the block has
         channels = [c for c in channels if shape is not None and c < shape[0]] or None
-    dtype = np.float64 if cid == "ae-v1" else np.int64
+    dtype = np.float64 if cid in FLOAT_OUTPUT else np.int64
 
     def whole():
         return codec.decode(payload)
