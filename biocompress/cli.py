@@ -138,13 +138,11 @@ def compress(
         return
     if stream is not None:
         _fail("--stream picks the main stream of one XDF file; give one input", 2)
-    if max_prdn is not None or bitrate is not None:
-        _fail(f"{'--max-prdn' if max_prdn is not None else '--bitrate'} compresses one recording at a time for now; "
-              "give one input", 2)
     from .batch.many import compress_tasks
 
     tasks = compress_tasks(inputs, output_dir=_output_folder(output), recursive=recursive, force=force, mode=mode,
-                           quality=quality, max_error_uv=max_error, model=model, level=level)
+                           quality=quality, max_error_uv=max_error, model=model, level=level, max_prdn=max_prdn,
+                           bitrate=bitrate)
     _run_many(tasks, workers, quiet, "compressed")
 
 
@@ -310,6 +308,10 @@ def batch(
     quality: Optional[int] = typer.Option(None, "--quality", help="lossy: 1 (smallest) … 5 (best fidelity): no "
                                           "channel's PRDN above 20, 10, 5, 2.5, 1 %."),
     max_error: Optional[float] = typer.Option(None, "--max-error", help="near-lossless: bound on |error| in µV."),
+    max_prdn: Optional[float] = typer.Option(None, "--max-prdn", help="lossy, instead of --quality: no channel's "
+                                             "PRDN above P % (rate control; checked by verify)."),
+    bitrate: Optional[float] = typer.Option(None, "--bitrate", help="lossy, instead of --quality: B coded bits "
+                                            "per sample (rate control; the fidelity it gives is stated)."),
     model: Optional[Path] = typer.Option(None, "--model", help="lossy modes: a model from `biocompress train`."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: every core)."),
     executor: str = typer.Option("local", "--executor", help="local (a process pool) or dask."),
@@ -337,7 +339,8 @@ def batch(
     reporter = ConsoleReporter(out, err, quiet=quiet)
     try:
         summary = run_batch(src, dst, restore=restore_, export_format=export_format, mode=mode, quality=quality,
-                            max_error_uv=max_error, model=model, allow_changes=allow_changes, force=force,
+                            max_error_uv=max_error, model=model, max_prdn=max_prdn, bitrate=bitrate,
+                            allow_changes=allow_changes, force=force,
                             workers=workers, executor=executor, scheduler=scheduler, include=include,
                             exclude=exclude, report=report, reporter=reporter)
     finally:

@@ -189,7 +189,7 @@ def test_refusals_before_any_work(dataset, tmp_path):
     with pytest.raises(BadInputError, match="not a folder"):
         run_batch(dataset / "broken.edf", tmp_path / "x")
     res = invoke("batch", dataset, tmp_path / "y", "--mode", "lossy")
-    assert res.exit_code == 2 and "--quality" in res.output
+    assert res.exit_code == 2 and "--quality" in res.output and not (tmp_path / "y").exists()
     res = invoke("batch", dataset, tmp_path / "y", "--export", "mat")
     assert res.exit_code == 2 and "--export must be one of" in res.output
     dst = tmp_path / "dst"
@@ -223,3 +223,26 @@ def test_large_recordings_spread_their_blocks_over_the_workers(dataset, tmp_path
         with biocompress.open(tmp_path / "plain" / rel) as a, biocompress.open(tmp_path / "spread" / rel) as b:
             assert a.attrs["samples_sha256"] == b.attrs["samples_sha256"]
             assert_bitwise_equal(a.read(), b.read())
+
+
+# --- lossy targets over a whole dataset ----------------------------------------------------
+@pytest.mark.filterwarnings("ignore:.*approximate the source")
+def test_batch_and_several_inputs_take_prdn_and_bitrate_targets(dataset, tmp_path):
+    (dataset / "broken.edf").unlink()
+    dst = tmp_path / "dst"
+    res = invoke("batch", dataset, dst, "--mode", "lossy", "--max-prdn", "10", "--workers", "1")
+    assert res.exit_code == 0, res.output
+    for arc in ("site-a/day1/rec1.bc.h5", "site-b/test_NO.bc.h5"):
+        with biocompress.open(dst / arc) as a:
+            if a.mode == "lossy":  # else lossless was the smaller
+                assert float(a.lossy_attrs["max_prdn"]) == 10.0
+        assert verify_archive(dst / arc, dataset / {"site-a/day1/rec1.bc.h5": "site-a/day1/rec1.edf",
+                                                    "site-b/test_NO.bc.h5": "site-b/test_NO.vhdr"}[arc])["ok"]
+    out = tmp_path / "many"
+    res = invoke("compress", dataset / "site-a" / "day1" / "rec1.edf", dataset / "site-b" / "test_NO.vhdr",
+                 "-o", out, "--mode", "lossy", "--bitrate", "1", "--workers", "1")
+    assert res.exit_code == 0, res.output
+    with biocompress.open(out / "test_NO.bc.h5") as a:
+        assert float(a.lossy_attrs["bitrate"]) == 1.0
+    res = invoke("batch", dataset, tmp_path / "bad", "--mode", "lossy", "--max-prdn", "5", "--quality", "3")
+    assert res.exit_code == 2 and "--max-prdn" in res.output and not (tmp_path / "bad").exists()

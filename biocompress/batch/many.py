@@ -42,14 +42,15 @@ def _unique(tasks: list[Task]) -> list[Task]:
 
 
 def compress_tasks(inputs, *, output_dir=None, recursive=False, force=False, mode="lossless", quality=None,
-                   max_error_uv=None, model=None, level="default") -> list[Task]:
+                   max_error_uv=None, model=None, level="default", max_prdn=None, bitrate=None) -> list[Task]:
     tasks = []
     for root, rel, members in _expand(inputs, recursive, archives=False):
         name = compressed_names([Unit("recording", rel, members)], {})[rel]
         out = (Path(output_dir) / name) if output_dir is not None else root / name
         tasks.append(Task("compress", str(root / rel), tuple(str(root / m) for m in members), str(out), name,
                           overwrite=force, mode=mode, level=level, quality=quality, max_error_uv=max_error_uv,
-                          model=None if model is None else str(Path(model).resolve())))
+                          model=None if model is None else str(Path(model).resolve()), max_prdn=max_prdn,
+                          bitrate=bitrate))
     return _unique(tasks)
 
 

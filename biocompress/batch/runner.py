@@ -78,7 +78,8 @@ class Reporter:
 
 def run_batch(src, dst, *, restore: bool = False, export_format: str | None = None, mode: str = "lossless",
               quality: int | None = None, max_error_uv: float | None = None, model=None,
-              allow_changes: bool = False, force: bool = False, workers: int | None = None,
+              max_prdn: float | None = None, bitrate: float | None = None, allow_changes: bool = False,
+              force: bool = False, workers: int | None = None,
               executor: str = "local", scheduler: str | None = None, include=(), exclude=(), report=None,
               reporter: Reporter | None = None) -> Summary:
     """Convert every recording under ``src`` into an archive under ``dst`` (the tree mirrored,
@@ -97,9 +98,10 @@ def run_batch(src, dst, *, restore: bool = False, export_format: str | None = No
     from ..codecs.pool import default_workers
 
     started = time.perf_counter()
-    src, dst = _roots(src, dst)
     direction = "export" if export_format else "restore" if restore else "compress"
-    options = _options(direction, export_format, mode, quality, max_error_uv, model, allow_changes)
+    options = _options(direction, export_format, mode, quality, max_error_uv, model, allow_changes, max_prdn,
+                       bitrate)  # before _roots creates the destination: a refused option leaves nothing
+    src, dst = _roots(src, dst)
     if executor not in ("local", "dask"):
         raise BadInputError(None, f"--executor must be local or dask; got {executor!r}")
     if scheduler and executor != "dask":
@@ -205,17 +207,19 @@ def _roots(src, dst) -> tuple[Path, Path]:
     return src, dst.resolve()
 
 
-def _options(direction, export_format, mode, quality, max_error_uv, model, allow_changes) -> dict:
+def _options(direction, export_format, mode, quality, max_error_uv, model, allow_changes, max_prdn=None,
+             bitrate=None) -> dict:
     if direction == "compress":
         from ..files.modes import mode_problem
 
-        problem = mode_problem(mode, quality, max_error_uv)
+        problem = mode_problem(mode, quality, max_error_uv, max_prdn, bitrate)
         if problem:
             raise BadInputError(None, problem)
         model = str(Path(model).resolve()) if model is not None else None
         if model is not None and not Path(model).is_file():
             raise BadInputError(model, "no such model file")
-        return {"mode": mode, "quality": quality, "max_error_uv": max_error_uv, "model": model}
+        targets = {k: v for k, v in (("max_prdn", max_prdn), ("bitrate", bitrate)) if v is not None}
+        return {"mode": mode, "quality": quality, "max_error_uv": max_error_uv, "model": model, **targets}
     if direction == "export" and export_format not in EXPORT_EXTENSIONS:
         raise BadInputError(None, f"--export must be one of {', '.join(sorted(EXPORT_EXTENSIONS))}; "
                             f"got {export_format!r}")
@@ -278,7 +282,7 @@ def _task_for(src: Path, dst: Path, unit: Unit, action: str, out_rel: str, row: 
         expect = row["sha256"]  # touched: redo only if the bytes changed
     owned = bool(row is not None and row["owned"] and row["output"] == out_rel) or not os.path.lexists(output)
     task_options = {k: v for k, v in options.items() if k in ("mode", "quality", "max_error_uv", "model",
-                                                               "allow_changes")}
+                                                               "max_prdn", "bitrate", "allow_changes")}
     task = Task(action, str(src / unit.rel), tuple(str(src / m) for m in unit.members), str(output), out_rel,
                 overwrite=force or owned, expect_sha256=expect,
                 **(task_options if action != "copy" else {}), **extra)
@@ -296,7 +300,9 @@ def _bids_task(src: Path, dst: Path, unit: Unit, direction: str, outputs: dict, 
     kept = dst / STATE_FOLDER / ORIGINALS / bids.DESCRIPTION
     if direction == "compress":
         mode = options["mode"] + (f", quality {options['quality']}" if options["quality"] is not None else "") \
-            + (f", max error {options['max_error_uv']} µV" if options["max_error_uv"] is not None else "")
+            + (f", max error {options['max_error_uv']} µV" if options["max_error_uv"] is not None else "") \
+            + (f", max PRDN {options['max_prdn']} %" if options.get("max_prdn") is not None else "") \
+            + (f", {options['bitrate']} bits/sample" if options.get("bitrate") is not None else "")
         note = f"recordings compressed into biocompress archives (.bc.h5), mode {mode}; other files copied unchanged"
         return _task_for(src, dst, unit, "description", unit.rel, row, options, force, note=note,
                          keep_original=str(kept))

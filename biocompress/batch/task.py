@@ -40,6 +40,8 @@ class Task:
     level: str = "default"  # the lossless coder's effort
     quality: int | None = None
     max_error_uv: float | None = None
+    max_prdn: float | None = None  # lossy: a PRDN target instead of a quality
+    bitrate: float | None = None  # lossy: bits per sample instead of a quality
     model: str | None = None
     allow_changes: bool = False
     block_workers: int = 1  # compress: processes over which one recording's blocks are spread
@@ -118,7 +120,8 @@ def _compress(task: Task) -> str:
     from ..files.compress import compress
 
     compress(task.source, task.output, mode=task.mode, overwrite=task.overwrite, workers=task.block_workers,
-             quality=task.quality, max_error_uv=task.max_error_uv, model=task.model, level=task.level)
+             quality=task.quality, max_error_uv=task.max_error_uv, model=task.model, level=task.level,
+             max_prdn=task.max_prdn, bitrate=task.bitrate)
     with Archive(task.output) as arc:  # the file now at the output's path, as readers will find it
         arc.check_metadata()
         hashed = arc.source.get("files") or []
