@@ -27,7 +27,6 @@ from ..container.writer import ArchiveWriter, json_dataset, round_floats
 from ..errors import BadInputError, VerificationError
 from .exact_fallback import GroupSizes, SizeTally, lossless_sizes
 from .fidelity import FidelityMeter
-from .modes import mode_problem
 from ..io import scaling
 from ..io.source import iter_samples, needs_whole_read
 from ..progress import progress_bar
@@ -62,8 +61,6 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
     if max_prdn is not None and (mode != "lossy" or quality is not None or not 0 < max_prdn < 100):
         raise BadInputError(None, "max_prdn is a PRDN target in % (0 < P < 100) for mode lossy, instead of a "
                             f"quality; got {max_prdn!r} with mode {mode!r}, quality {quality!r}")
-    if bitrate is not None and (problem := mode_problem(mode, quality, max_error_uv, max_prdn, bitrate)):
-        raise BadInputError(None, f"bitrate={bitrate!r}: {problem}")
     if mode == "lossy" and max_prdn is None and bitrate is None and quality not in QUALITY_STEPS:
         raise BadInputError(None, f"quality must be one of {sorted(QUALITY_STEPS)}, got {quality!r}")
     if mode == "lossy" and quality is not None and max_prdn is None and bitrate is None:
@@ -108,8 +105,9 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
 
     def attempt(publish_if):
         """One coding of the recording: (path, None) where ``publish_if(per-channel PRDN, bounded,
-        bits per sample)`` accepts it (``bounded``: channels coded with a bound each, nl-v1 or
-        grid-v1), else (None, (PRDN, bounded, bits)); (None, None) where lossless coding is the smaller."""
+        bits per sample)`` accepts it (``bounded``: channels coded with a bound or step each, by one
+        of BOUNDED_CODECS), else (None, (PRDN, that codec's id or None, bits)); (None, None) where
+        lossless coding is the smaller."""
         plan = make_plan()
         step, bound_uv, deltas_si = plan.step, plan.max_error_uv, plan.deltas_si
         writer = ArchiveWriter(dst, mode=mode)
@@ -155,12 +153,11 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                 writer.discard()
                 return None, None
             ids = {lane.config.get("id") for lane in plan.lanes if isinstance(lane, StreamLane)}
-            bounded = bool(ids & set(BOUNDED_CODECS))
-            last_family[0] = next((i for i in BOUNDED_CODECS if i in ids), None)
+            coder = next((i for i in BOUNDED_CODECS if i in ids), None)
             bits = 8 * sum(row[6] for row in writer.section(DATA).index) / max(n_ch * raw.n_times, 1)
-            if not publish_if(figures["per_channel"]["prdn"], bounded, bits):
+            if not publish_if(figures["per_channel"]["prdn"], coder is not None, bits):
                 writer.discard()
-                return None, (figures["per_channel"]["prdn"], bounded, bits)
+                return None, (figures["per_channel"]["prdn"], coder, bits)
             with writer.amend() as h5:
                 put_text(h5["data"].attrs, "samples_sha256", figures.pop("sha256"))
                 stats = figures.pop("fingerprint")
@@ -182,7 +179,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
             raise
 
     tighten, delta_scale, calibrated, prefer_residual, gains = MARGIN, None, 0, False, None
-    family, last_family = None, [None]  # the bounded coder being calibrated, and the last attempt's
+    family = None  # the bounded coder being calibrated
     bits_aim = bitrate  # --bitrate: the budget on the first block, scaled by what the whole recording took
     held = None  # the settings of a coding that kept every channel within the target, if any
     lossless_cache: dict = {}  # channel groups → their lossless sizes: the same for every attempt
@@ -203,16 +200,16 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         path, missed = attempt(on_target)
         if missed is None:
             return path
-        prdn, bounded, _ = missed
+        prdn, coder, _ = missed
         worst, _ = _judged(prdn, stim)
         if worst <= max_prdn and held is None:  # every channel within the target, the mean low: kept in reserve
             held = (tighten, delta_scale, prefer_residual, gains, family)
         # each channel scaled by how far the whole recording's PRDN fell from the aim: its bound (a
         # bounded residual) or its scale in the autoencoder (where one step serves a run of channels)
         ratio = np.array([MARGIN * max_prdn / p if p else 1.0 for p in prdn])
-        if bounded:
+        if coder is not None:
             delta_scale = (1.0 if delta_scale is None else delta_scale) * np.clip(ratio, 0.25, 3.0)
-            family = last_family[0]  # calibrated: the same coder again
+            family = coder  # calibrated: the same coder again
             calibrated += 1
         elif (worst <= max_prdn or gains is not None) and calibrated < CALIBRATIONS:
             gains = (1.0 if gains is None else gains) * np.clip(ratio, 0.5, 3.0)

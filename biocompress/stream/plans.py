@@ -143,22 +143,16 @@ def _sketch(values0: np.ndarray, units, per_code: np.ndarray, step: float, model
 
 def grid_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units,
                aim: float, model_id: str, block: int,
-               delta_scale: np.ndarray | None = None) -> tuple[list[Lane], np.ndarray, np.ndarray]:
+               delta_scale: np.ndarray | None = None) -> tuple[list[Lane], np.ndarray]:
     """A PRDN target ``aim`` % for recordings whose samples are not integer codes: each run of
     non-trigger channels on a fine grid through ``grid-v1`` (``nl-v1`` with a bound per
     channel, refined on the first block as for integer codes), trigger channels exact.
-    Returns the lanes, the value kinds the archive records, and the bound per channel in its unit."""
+    Returns the lanes and the value kinds the archive records."""
     from ..codecs.lossy.grid import STEPS_PER_BOUND, GridCodec, grid_for
     from ..codecs.lossy.near_lossless import NearLosslessCodec
     from ..codecs.lossy.rate import refine_bounds
 
-    kinds = np.array(kinds)
-    lanes: list[Lane] = []
-    bounds_si = np.zeros(len(kinds))
-    for a, b in group_runs(stim.tolist(), len(stim)):
-        if stim[a]:
-            lanes += exact_lanes(kinds, recipe, block, a, b)
-            continue
+    def lane(a: int, b: int) -> Lane:
         x = first[a:b]
         sigma = x.std(axis=1)
         live = sigma > 0
@@ -175,12 +169,24 @@ def grid_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, sti
         if delta_scale is not None:
             deltas = np.floor(deltas * delta_scale[a:b]).astype(np.int64)
         codec = GridCodec(grid, offsets, NearLosslessCodec(sketch, deltas.tolist()).get_config())
-        lanes.append(StreamLane(a, b, codec.get_config(), codec.stream(block), codec.to_codes))
-        kinds[a:b] = scaling.LOSSY
-        bounds_si[a:b] = deltas * grid
-    return lanes, kinds, bounds_si
+        return StreamLane(a, b, codec.get_config(), codec.stream(block), codec.to_codes)
+
+    return _lossy_runs(kinds, recipe, stim, block, lane)
 
 
+def _lossy_runs(kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, block: int,
+                lane_for: Callable[[int, int], Lane]) -> tuple[list[Lane], np.ndarray]:
+    """Trigger channels exact, every other run ``[a, b)`` through ``lane_for(a, b)``: the lanes,
+    and the value kinds the archive records (``lossy`` for the runs ``lane_for`` codes)."""
+    kinds = np.array(kinds)
+    lanes: list[Lane] = []
+    for a, b in group_runs(stim.tolist(), len(stim)):
+        if stim[a]:
+            lanes += exact_lanes(kinds, recipe, block, a, b)
+        else:
+            lanes.append(lane_for(a, b))
+            kinds[a:b] = scaling.LOSSY
+    return lanes, kinds
 
 def times_lane(block: int, sfreq: float | None = None) -> TimesLane:
     """The lane of a stream's per-sample timestamps: blocks of ``block`` samples, as the
@@ -245,7 +251,7 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
         plan = LossyPlan([lane], kinds, step, None, deltas * per_code)
         candidates.append((len(get_codec(lane.config).encode(codes)), plan))
     elif (~stim).any() and family in (None, "grid-v1"):  # samples that are not integer codes: a grid gives them some
-        lanes, grid_kinds, _ = grid_lanes(first, kinds, recipe, stim, units, aim, model_id, block, delta_scale)
+        lanes, grid_kinds = grid_lanes(first, kinds, recipe, stim, units, aim, model_id, block, delta_scale)
         candidates.append((_first_block_bytes(lanes, first), LossyPlan(lanes, grid_kinds, ae_step, None, None)))
     if (~stim).any() and family in (None, "dwt-v1"):
         lanes, dwt_kinds = dwt_lanes(first, kinds, recipe, stim, aim, block, delta_scale)
@@ -279,12 +285,7 @@ def dwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim
     from ..codecs.lossy.rate import prdn_per_channel
     from ..codecs.lossy.wavelet import WaveletCodec, steps_for
 
-    kinds = np.array(kinds)
-    lanes: list[Lane] = []
-    for a, b in group_runs(stim.tolist(), len(stim)):
-        if stim[a]:
-            lanes += exact_lanes(kinds, recipe, block, a, b)
-            continue
+    def lane(a: int, b: int) -> Lane:
         x = first[a:b]
         means = x.mean(axis=1)
         steps = steps_for(x, aim)
@@ -300,10 +301,9 @@ def dwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim
         if delta_scale is not None:
             best = best * delta_scale[a:b]
         codec = WaveletCodec(DWT_LEVELS, best, means)
-        lanes.append(StreamLane(a, b, codec.get_config(), codec.stream(block)))
-        kinds[a:b] = scaling.LOSSY
-    return lanes, kinds
+        return StreamLane(a, b, codec.get_config(), codec.stream(block))
 
+    return _lossy_runs(kinds, recipe, stim, block, lane)
 
 def lossy_plan(mode: str, first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units,
                ch_names, *, quality: int | None, max_error_uv: float | None, model_path, model_id: str, block: int,
