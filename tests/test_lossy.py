@@ -18,8 +18,10 @@ from biocompress.codecs.lossy import model_file
 from biocompress.codecs import get_codec
 from biocompress.codecs.lossy.ae_codec import QUALITY_STEPS, AECodec
 from biocompress.codecs.lossy.grid import STEPS_PER_BOUND, GridCodec, grid_for
+from biocompress.codecs.lossy.spatial_wavelet import SpatialWaveletCodec
 from biocompress.codecs.lossy.wavelet import WaveletCodec, steps_for
 from biocompress.codecs.lossy.near_lossless import NearLosslessCodec, dpcm_decode, dpcm_encode
+from biocompress.codecs.lossy.rate import prdn_per_channel
 from biocompress.io.source import open_raw
 from codec_conformance import check_lossy_codec
 from conftest import SAMPLES_DIR, assert_bitwise_equal, copy_sample, leftovers, synthetic_raw
@@ -104,6 +106,44 @@ def test_wavelet_codec_conformance(n):
 def test_wavelet_codec_refuses_configs_it_cannot_use(change):
     with pytest.raises(CorruptArchiveError):
         get_codec({"id": "dwt-v1", "levels": 5, "steps": [1e-6, 1e-6], "means": [0.0, 0.0], **change})
+
+
+@pytest.mark.parametrize("n", [6000, 700, 9, 2])
+@pytest.mark.parametrize("channels", [1, 4, 40])  # 40: two blocks of the rotation (32 + 8)
+def test_spatial_wavelet_codec_conformance(n, channels):
+    x = np.vstack([eeg_values(6000)] * 10)[:channels, :n] * np.linspace(1, 3, channels)[:, None]
+    codec = SpatialWaveletCodec.fit(x, 0.3, 8, np.linspace(0.8, 1.2, channels))
+    check_lossy_codec(codec, x, max_prdn=20.0)
+
+
+def test_spatial_wavelet_rotation_is_undone_exactly_whatever_its_rounding():
+    """The encoder inverts the stored 8-bit rotation: at a fine step the values come back
+    within the step's error, however far the rounded matrix is from orthonormal."""
+    x = eeg_values(4000)
+    codec = SpatialWaveletCodec.fit(x, 1e-4, 8)
+    y = codec.decode(codec.encode(x))
+    scales = x.std(axis=1)
+    assert (np.abs(y - x).max(axis=1) < 1e-3 * scales).all()
+
+
+def test_spatial_wavelet_gains_scale_each_channel_error():
+    x = np.vstack([eeg_values(8000)] * 2)[:6]
+    errors = []
+    for gains in (np.ones(6), np.array([1, 1, 1, 1, 1, 3.0])):
+        codec = SpatialWaveletCodec.fit(x, 0.2, 8, gains)
+        errors.append(prdn_per_channel(x, codec.decode(codec.encode(x))))
+    assert errors[1][5] > 1.5 * errors[0][5]
+
+
+@pytest.mark.parametrize("change", [
+    {"levels": 0}, {"levels": 9}, {"step": 0.0}, {"step": float("nan")}, {"step": True}, {"blocks": [3]},
+    {"blocks": []}, {"blocks": [33]}, {"blocks": [2.0]}, {"rotation": "!!"}, {"scales": None},
+    {"offsets": "AAAA"}, {"offsets": "AAAAAAAAAAAAAAAA"},
+])
+def test_spatial_wavelet_codec_refuses_configs_it_cannot_use(change):
+    config = SpatialWaveletCodec.fit(eeg_values(500)[:2], 0.3, 5).get_config()
+    with pytest.raises(CorruptArchiveError):
+        get_codec({**config, **change})
 
 
 def test_stream_blocks_decode_alone_and_without_seams():
@@ -277,5 +317,5 @@ def test_lossy_keeps_trigger_channels_exact(tmp_path):
     assert_bitwise_equal(got[stim], ref.get_data()[stim])
     with biocompress.open(dst) as arc:
         ids = {c["id"] for c in arc.codec_configs}
-        lossy = ids & {"ae-v1", "nl-v1", "grid-v1", "dwt-v1"}
+        lossy = ids & {"ae-v1", "nl-v1", "grid-v1", "dwt-v1", "sdwt-v1"}
         assert lossy and ids - lossy and ids - lossy <= {"lpc-v4", "lzma-v1"}  # stim: lossless

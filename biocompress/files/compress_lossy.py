@@ -40,7 +40,8 @@ from ..stream.sources import raw_chunks
 TARGET_ATTEMPTS = 4  # --max-prdn: codings of the recording before its channels are stored exactly
 FIGURE_DIGITS = 6  # significant digits of the stored fidelity figures (verify allows them 1e-3 relative)
 BITRATE_ATTEMPTS, BITRATE_TOLERANCE = 3, 0.05  # --bitrate: codings at most; the last is kept whatever it took
-BOUNDED_CODECS = ("nl-v1", "grid-v1", "dwt-v1")  # a bound or step per channel, which rate control calibrates
+BOUNDED_CODECS = ("nl-v1", "grid-v1", "dwt-v1", "sdwt-v1")  # a bound or step per channel, which rate control calibrates
+WAVELET_CODECS = ("dwt-v1", "sdwt-v1")
 
 
 def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_error_uv: float | None,
@@ -84,7 +85,8 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                           block=block_samples, to_codes=to_codes, where=src_path,
                           aim_prdn=None if max_prdn is None else max_prdn * tighten, delta_scale=delta_scale,
                           prefer_residual=prefer_residual, gains=gains,
-                          aim_bits=None if bitrate is None else bits_aim, family=family)
+                          aim_bits=None if bitrate is None else bits_aim, family=family,
+                          n_blocks=-(-raw.n_times // block_samples))
 
     def encode(lanes, writer):
         tally = SizeTally(lanes)
@@ -155,6 +157,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
             ids = {lane.config.get("id") for lane in plan.lanes if isinstance(lane, StreamLane)}
             coder = next((i for i in BOUNDED_CODECS if i in ids), None)
             bits = 8 * sum(row[6] for row in writer.section(DATA).index) / max(n_ch * raw.n_times, 1)
+            published.update(coder=coder, bits=bits, ae_rival=plan.ae_rival)
             if not publish_if(figures["per_channel"]["prdn"], coder is not None, bits):
                 writer.discard()
                 return None, (figures["per_channel"]["prdn"], coder, bits)
@@ -173,15 +176,57 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                 group = h5.create_group("fidelity")
                 json_dataset(group, "json", figures, digits=FIGURE_DIGITS)
                 fingerprint.write(group, stats, block_samples)
-            return writer.publish(overwrite=overwrite), None
+            return writer.publish(overwrite=overwrite or published.get("replaces_ours", False)), None
         except BaseException:
             writer.discard()
             raise
 
     tighten, delta_scale, calibrated, prefer_residual, gains = MARGIN, None, 0, False, None
-    family = None  # the bounded coder being calibrated
+    family = None  # the bounded coder being calibrated ("ae-v1": the autoencoder only)
     bits_aim = bitrate  # --bitrate: the budget on the first block, scaled by what the whole recording took
-    held = None  # the settings of a coding that kept every channel within the target, if any
+    published = {}  # of the last coding judged: its bounded coder, bits per sample, whether the autoencoder was close
+
+    def reach_target(start_family: str | None, beat_bits: float | None):
+        """Codings toward ``max_prdn`` (calibrated as they go), starting from ``start_family``'s
+        coder; the path of the one published, or None. ``beat_bits``: publish only a coding of
+        fewer bits per sample (the target missed is then not stored exactly either: None)."""
+        nonlocal tighten, delta_scale, calibrated, prefer_residual, gains, family
+        tighten, delta_scale, calibrated, prefer_residual, gains = MARGIN, None, 0, False, None
+        family, held = start_family, None  # held: the settings of a coding that kept every channel within the target
+        smaller = lambda bits: beat_bits is None or bits < beat_bits  # noqa: E731
+        for _ in range(TARGET_ATTEMPTS):
+            def on_target(prdn, bounded, bits):
+                worst, mean = _judged(prdn, stim)
+                return worst <= max_prdn and (calibrated >= CALIBRATIONS or mean >= LOW_MEAN * max_prdn) \
+                    and smaller(bits)
+            path, missed = attempt(on_target)
+            if missed is None:
+                return path
+            prdn, coder, _ = missed
+            worst, _ = _judged(prdn, stim)
+            if worst <= max_prdn and held is None:  # every channel within the target, the mean low: kept in reserve
+                held = (tighten, delta_scale, prefer_residual, gains, family)
+            # each channel scaled by how far the whole recording's PRDN fell from the aim: its bound (a
+            # bounded residual) or its scale in the autoencoder (where one step serves a run of channels)
+            ratio = np.array([MARGIN * max_prdn / p if p else 1.0 for p in prdn])
+            if coder is not None:
+                delta_scale = (1.0 if delta_scale is None else delta_scale) * np.clip(ratio, 0.25, 3.0)
+                family = coder  # calibrated: the same coder again
+                calibrated += 1
+            elif (worst <= max_prdn or gains is not None) and calibrated < CALIBRATIONS:
+                gains = (1.0 if gains is None else gains) * np.clip(ratio, 0.5, 3.0)
+                calibrated += 1
+            elif not prefer_residual:  # one step for a run missed: a bound per channel
+                prefer_residual = True
+            else:  # aim lower
+                tighten *= min(0.85, max_prdn / max(worst, 1e-12))
+        if held is not None:  # no coding met both: the first that kept every channel within the target
+            tighten, delta_scale, prefer_residual, gains, family = held
+            path, missed = attempt(lambda prdn, bounded, bits: _judged(prdn, stim)[0] <= max_prdn and smaller(bits))
+            if missed is None:
+                return path
+        return None  # the target was not held on the whole recording: store every channel exactly
+
     lossless_cache: dict = {}  # channel groups → their lossless sizes: the same for every attempt
     if bitrate is not None:
         for i in range(BITRATE_ATTEMPTS):
@@ -193,39 +238,16 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
             bits_aim *= bitrate / max(missed[2], 1e-9)
     if max_prdn is None:
         return attempt(lambda prdn, bounded, bits: True)[0]
-    for _ in range(TARGET_ATTEMPTS):
-        def on_target(prdn, bounded, bits):
-            worst, mean = _judged(prdn, stim)
-            return worst <= max_prdn and (calibrated >= CALIBRATIONS or mean >= LOW_MEAN * max_prdn)
-        path, missed = attempt(on_target)
-        if missed is None:
-            return path
-        prdn, coder, _ = missed
-        worst, _ = _judged(prdn, stim)
-        if worst <= max_prdn and held is None:  # every channel within the target, the mean low: kept in reserve
-            held = (tighten, delta_scale, prefer_residual, gains, family)
-        # each channel scaled by how far the whole recording's PRDN fell from the aim: its bound (a
-        # bounded residual) or its scale in the autoencoder (where one step serves a run of channels)
-        ratio = np.array([MARGIN * max_prdn / p if p else 1.0 for p in prdn])
-        if coder is not None:
-            delta_scale = (1.0 if delta_scale is None else delta_scale) * np.clip(ratio, 0.25, 3.0)
-            family = coder  # calibrated: the same coder again
-            calibrated += 1
-        elif (worst <= max_prdn or gains is not None) and calibrated < CALIBRATIONS:
-            gains = (1.0 if gains is None else gains) * np.clip(ratio, 0.5, 3.0)
-            calibrated += 1
-        elif not prefer_residual:  # one step for a run missed: a bound per channel
-            prefer_residual = True
-        else:  # aim lower
-            tighten *= min(0.85, max_prdn / max(worst, 1e-12))
-    if held is not None:  # no coding met both: the first that kept every channel within the target
-        tighten, delta_scale, prefer_residual, gains, family = held
-        path, missed = attempt(lambda prdn, bounded, bits: _judged(prdn, stim)[0] <= max_prdn)
-        if missed is None:
-            return path
-    return None  # the target was not held on the whole recording: store every channel exactly
+    path = reach_target(None, None)
+    if path is None or not published["ae_rival"] or published["coder"] not in WAVELET_CODECS:
+        return path
+    # the wavelet coder won on the first block, the autoencoder close behind: the autoencoder's
+    # calibration (each channel's scale) can still make it the smaller on the whole recording
+    published["replaces_ours"] = True  # the archive at dst is the one just written
+    return reach_target("ae-v1", published["bits"]) or path
 
 
+LOW_MEAN = 0.8  # --max-prdn: channels are calibrated again when their mean PRDN is below this × P...
 LOW_MEAN = 0.8  # --max-prdn: channels are calibrated again when their mean PRDN is below this × P...
 CALIBRATIONS = 2  # ... at most this many times (a channel's bound or scale moves by 3× at most each time)
 

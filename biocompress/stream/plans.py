@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -203,13 +204,17 @@ class LossyPlan:
     step: float
     max_error_uv: float | None
     deltas_si: np.ndarray | None  # near-lossless: each channel's bound in its unit (V, T…)
+    ae_rival: bool = False  # a PRDN target's other coder won, the autoencoder within AE_RIVAL of its bytes
+
+
+AE_RIVAL = 1.5  # the autoencoder's calibration (on the whole recording) gains up to about this much
 
 
 def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units,
                 aim: float, model_path, model_id: str, block: int, to_codes: Callable,
                 when_due: bool = False, delta_scale: np.ndarray | None = None,
                 prefer_residual: bool = False, gains: np.ndarray | None = None,
-                family: str | None = None) -> LossyPlan:
+                family: str | None = None, n_blocks: int | None = None) -> LossyPlan:
     """Lanes that keep every non-trigger channel's PRDN at or below ``aim`` % on the first block
     (codecs.lossy.rate): per run of channels the autoencoder's largest step that does, or, for
     integer-coded recordings, a bounded residual per channel when that takes fewer bytes (or the
@@ -219,8 +224,10 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
     wherever it is possible, whatever its size (the autoencoder's step, fitted on the first
     block, missed the target on the whole recording). ``gains``: per channel, a factor on its
     scale in the autoencoder (calibrated on the whole recording, :func:`lossy_lanes`). The wavelet
-    coder (``dwt-v1``) is a candidate too: whichever takes the fewest bytes on the first block.
-    ``family``: only that coder (``nl-v1``, ``grid-v1`` or ``dwt-v1``: the one being calibrated)."""
+    coders (``dwt-v1`` per channel, ``sdwt-v1`` over principal components) are candidates too:
+    whichever takes the fewest bytes on the first block, its configuration's share of
+    ``n_blocks`` blocks included. ``family``: only that coder (``nl-v1``, ``grid-v1``, ``dwt-v1``
+    or ``sdwt-v1``: the one being calibrated)."""
     from ..codecs import get_codec
     from ..codecs.lossy.rate import ae_step_for, refine_bounds, residual_bounds
 
@@ -249,27 +256,44 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
         lane, deltas, step = near_lossless_lane(first, recipe, stim, units, max(typical_uv, 1e-12), model_id, block,
                                                 to_codes, deltas=deltas)
         plan = LossyPlan([lane], kinds, step, None, deltas * per_code)
-        candidates.append((len(get_codec(lane.config).encode(codes)), plan))
+        candidates.append((len(get_codec(lane.config).encode(codes)) + _config_share([lane], n_blocks), plan))
     elif (~stim).any() and family in (None, "grid-v1"):  # samples that are not integer codes: a grid gives them some
         lanes, grid_kinds = grid_lanes(first, kinds, recipe, stim, units, aim, model_id, block, delta_scale)
-        candidates.append((_first_block_bytes(lanes, first), LossyPlan(lanes, grid_kinds, ae_step, None, None)))
+        candidates.append((_first_block_bytes(lanes, first, n_blocks), LossyPlan(lanes, grid_kinds, ae_step, None, None)))
     if (~stim).any() and family in (None, "dwt-v1"):
         lanes, dwt_kinds = dwt_lanes(first, kinds, recipe, stim, aim, block, delta_scale)
-        candidates.append((_first_block_bytes(lanes, first), LossyPlan(lanes, dwt_kinds, ae_step, None, None)))
+        candidates.append((_first_block_bytes(lanes, first, n_blocks), LossyPlan(lanes, dwt_kinds, ae_step, None, None)))
+    if (~stim).sum() > 1 and family in (None, "sdwt-v1"):
+        lanes, sdwt_kinds = sdwt_lanes(first, kinds, recipe, stim, aim, block, delta_scale)
+        candidates.append((_first_block_bytes(lanes, first, n_blocks), LossyPlan(lanes, sdwt_kinds, ae_step, None, None)))
+    lanes, ae_kinds = lossy_lanes(first, kinds, recipe, stim, units, None, model_path, block, when_due, steps=steps,
+                                  gains=gains)
     if candidates:
         size, plan = min(candidates, key=lambda c: c[0])
-        if ae_bytes is None or size < ae_bytes or prefer_residual or family is not None:
+        ae_size = None if ae_bytes is None else ae_bytes + _config_share(lanes, n_blocks)
+        if ae_size is None or size < ae_size or prefer_residual or family is not None:
+            plan.ae_rival = ae_size is not None and ae_size < AE_RIVAL * size
             return plan
-    lanes, kinds = lossy_lanes(first, kinds, recipe, stim, units, None, model_path, block, when_due, steps=steps,
-                               gains=gains)
-    return LossyPlan(lanes, kinds, ae_step, None, None)
+    return LossyPlan(lanes, ae_kinds, ae_step, None, None)
 
 
-def _first_block_bytes(lanes: list[Lane], first: np.ndarray) -> int:
+def _first_block_bytes(lanes: list[Lane], first: np.ndarray, n_blocks: int | None = None) -> int:
+    """The lanes' bytes on the first block, plus their configurations' (LZMA-packed, as the
+    archive stores them) shared among ``n_blocks`` blocks (None: a live stream, no end known)."""
     from ..codecs import get_codec
 
-    return sum(len(get_codec(ln.config).encode(first[ln.start : ln.stop]))
-               for ln in lanes if isinstance(ln, StreamLane))
+    size = sum(len(get_codec(ln.config).encode(first[ln.start : ln.stop])) for ln in lanes if isinstance(ln, StreamLane))
+    return size + _config_share(lanes, n_blocks)
+
+
+def _config_share(lanes: list[Lane], n_blocks: int | None) -> int:
+    """A block's share of the lanes' codec configurations, LZMA-packed as the archive stores
+    them, over ``n_blocks`` blocks (None: a live stream, whose end is not known: nothing)."""
+    from ..container.packed import packed_cost
+
+    if not n_blocks:
+        return 0
+    return sum(packed_cost(json.dumps(ln.config).encode()) for ln in lanes if isinstance(ln, StreamLane)) // n_blocks
 
 
 DWT_LEVELS = 5
@@ -305,11 +329,71 @@ def dwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim
 
     return _lossy_runs(kinds, recipe, stim, block, lane)
 
+SDWT_LEVELS = 8  # wavelet levels of sdwt-v1 (fewer in short blocks): never worse than 5 on any kind measured
+SDWT_ROUNDS = 8  # codings of the first block while calibrating sdwt-v1's step and channel gains:
+SDWT_WHOLE_ROUNDS = 3  # the first ones move the step alone, the others each channel's gain too
+SDWT_AIM = 0.98  # each channel aimed this far under the aim (the rotation couples their errors)
+SDWT_GAIN_RANGE = 5.0  # gains within 1/5…5 of their median
+
+
+def sdwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, aim: float, block: int,
+               delta_scale: np.ndarray | None = None) -> tuple[list[Lane], np.ndarray]:
+    """A PRDN target ``aim`` % through the spatial wavelet coder (``sdwt-v1``): each run of
+    non-trigger channels standardized, rotated into principal components and wavelet-coded at
+    one step. On the first block, the step is moved until the worst channel meets the aim (the
+    PRDN's growth with the step measured as it goes), then each channel's gain too, by how far
+    its PRDN fell under the aim (damped: through the rotation, every channel's error moves the
+    others'); the coding that kept every channel within the aim in the fewest bytes is kept.
+    ``delta_scale``: per channel, a factor on its gain (what the whole recording showed).
+    Returns the lanes and the value kinds the archive records."""
+    from ..codecs.lossy.rate import prdn_per_channel
+    from ..codecs.lossy.spatial_wavelet import SpatialWaveletCodec
+
+    def lane(a: int, b: int) -> Lane:
+        x = first[a:b]
+        effective = np.full(b - a, math.sqrt(12) * aim / 100)  # uniform error at the aim, in units of each spread
+        best, best_bytes, worst, slope, last = None, None, np.inf, 1.0, None
+        for round_ in range(SDWT_ROUNDS):
+            step = float(np.median(effective))
+            tried = (step, effective / step)
+            codec = SpatialWaveletCodec.fit(x, step, SDWT_LEVELS, tried[1])
+            payload = codec.encode(x)
+            p = prdn_per_channel(x, codec.decode(payload))
+            worst = float(np.nanmax(p)) if np.isfinite(p).any() else 0.0
+            if worst <= aim and (best is None or len(payload) < best_bytes):
+                best, best_bytes = tried, len(payload)
+            if worst <= 0:
+                break
+            if last is not None and abs(math.log(step / last[0])) > 1e-3 and last[1] > 0:
+                # PRDN grows slower than the step where coarse steps zero whole components
+                slope = float(np.clip(math.log(worst / last[1]) / math.log(step / last[0]), 0.3, 1.5))
+            last = (step, worst)
+            whole = SDWT_AIM * aim / worst  # the worst channel to the aim, every channel moved alike...
+            with np.errstate(divide="ignore", invalid="ignore"):  # ... then each by how far it fell under
+                ratio = np.where(np.isfinite(p) & (p > 0), SDWT_AIM * aim / p, whole) / whole
+            if round_ < SDWT_WHOLE_ROUNDS:
+                ratio = 1.0
+            effective = effective * whole ** (1 / slope) * np.clip(ratio, 0.5, 2.0) ** 0.5  # damped: errors couple
+            middle = float(np.median(effective))
+            effective = middle * np.clip(effective / middle, 1 / SDWT_GAIN_RANGE, SDWT_GAIN_RANGE)
+        if best is None:  # the channels' errors move one another: the last gains, the step scaled under the aim
+            step, gains = tried[0] * min(1.0, SDWT_AIM * aim / max(worst, 1e-12)), tried[1]
+        else:
+            step, gains = best
+        if delta_scale is not None:
+            gains = gains * delta_scale[a:b]
+        codec = SpatialWaveletCodec.fit(x, step, SDWT_LEVELS, gains)
+        return StreamLane(a, b, codec.get_config(), codec.stream(block))
+
+    return _lossy_runs(kinds, recipe, stim, block, lane)
+
+
 def lossy_plan(mode: str, first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units,
                ch_names, *, quality: int | None, max_error_uv: float | None, model_path, model_id: str, block: int,
                to_codes: Callable, where=None, when_due: bool = False, aim_prdn: float | None = None,
                delta_scale: np.ndarray | None = None, prefer_residual: bool = False,
-               gains: np.ndarray | None = None, aim_bits: float | None = None, family: str | None = None) -> LossyPlan:
+               gains: np.ndarray | None = None, aim_bits: float | None = None, family: str | None = None,
+               n_blocks: int | None = None) -> LossyPlan:
     """Lanes for ``mode`` "lossy" (the autoencoder at ``quality``; quality 5 of integer-coded
     channels: a bounded residual of 2.6 % of the RMS) or "near-lossless" (every sample within
     ``max_error_uv``; integer-coded channels only: BadInputError naming ``where`` otherwise).
@@ -329,7 +413,7 @@ def lossy_plan(mode: str, first: np.ndarray, kinds: np.ndarray, recipe: scaling.
         return LossyPlan(lanes, kinds, step, None, None)
     if mode == "lossy" and aim_prdn is not None:
         return target_plan(first, kinds, recipe, stim, units, aim_prdn, model_path, model_id, block, to_codes, when_due,
-                           delta_scale, prefer_residual, gains, family)
+                           delta_scale, prefer_residual, gains, family, n_blocks)
     if mode == "lossy" and quality in QUALITY_BOUND and (kinds == 0).all():
         # the top quality is beyond the autoencoder alone: a bounded residual on the integer codes
         centred = first - np.median(first, axis=1, keepdims=True)

@@ -43,6 +43,53 @@ def _lengths(n: int, levels: int) -> list[int]:
     return [sizes[-1]] + sizes[::-1] if levels else [n]
 
 
+def encode_coefficients(x: np.ndarray, steps: np.ndarray, max_levels: int) -> bytes:
+    """Rows of ``x`` through the wavelet transform, row r's coefficients rounded to multiples
+    of ``steps[r]``, range-coded (levels: up to ``max_levels``, fewer for short blocks)."""
+    import pywt
+
+    levels = levels_for(x.shape[1], max_levels)
+    rows = []
+    for row, step in zip(x, steps):
+        coeffs = pywt.wavedec(row, WAVELET, mode=MODE, level=levels) if levels else [row]
+        q = np.rint(np.concatenate(coeffs) / step)
+        if not (np.abs(q) <= MAX_CODE).all():  # NaN included
+            raise ValueError("wavelet coefficients too large for the step (or not finite)")
+        rows.append(q.astype(np.int64))
+    return residual_coder.encode_rows(rows, SEGMENT, shaped=True) if rows else b""
+
+
+def read_header(codec_id: str, payload: bytes, n_rows: int) -> tuple[int, int, bytes]:
+    """(rows, samples, body) of a wavelet payload, checked against the configuration's rows."""
+    if len(payload) < _HEADER.size:
+        raise CorruptArchiveError(f"{codec_id} payload shorter than its header")
+    n_ch, n = _HEADER.unpack_from(payload)
+    if n_ch != n_rows:
+        raise CorruptArchiveError(f"{codec_id} block of {n_ch} channels for a config of {n_rows}")
+    check_declared_shape(codec_id, n_ch, n)
+    return n_ch, n, payload[_HEADER.size :]
+
+
+def decode_coefficients(codec_id: str, body: bytes, n_rows: int, n: int, steps: np.ndarray,
+                        max_levels: int) -> np.ndarray:
+    """The inverse of :func:`encode_coefficients`: (n_rows, n) float64."""
+    import pywt
+
+    levels = levels_for(n, max_levels) if n else 0
+    sizes = _lengths(n, levels)
+    total = sum(sizes)
+    rows = residual_coder.decode_rows(body, np.full(n_rows, total, np.int64), SEGMENT,
+                                      shaped=True) if n_rows and n else [np.zeros(0, np.int64)] * n_rows
+    out = np.empty((n_rows, n))
+    ends = np.cumsum(sizes)
+    for r, q in enumerate(rows):
+        if q.size != total or not (np.abs(q) <= MAX_CODE).all():
+            raise CorruptArchiveError(f"{codec_id} coefficients out of range")
+        parts = np.split(q.astype(np.float64) * steps[r], ends[:-1])
+        out[r] = (pywt.waverec(parts, WAVELET, mode=MODE) if levels else parts[0])[:n]
+    return out
+
+
 @register_codec
 class WaveletCodec(Codec):
     """Float values (n_channels, n) → their wavelet approximation, as float64."""
@@ -61,46 +108,14 @@ class WaveletCodec(Codec):
         self._s, self._m = s, m
 
     def encode(self, values) -> bytes:
-        import pywt
-
         x = np.asarray(values, np.float64)
         if x.ndim != 2 or x.shape[0] != self._s.size:
             raise ValueError(f"dwt-v1 codes {self._s.size} channels, got shape {x.shape}")
-        n = x.shape[1]
-        levels = levels_for(n, self.levels)
-        rows = []
-        for c in range(x.shape[0]):
-            coeffs = pywt.wavedec(x[c] - self._m[c], WAVELET, mode=MODE, level=levels) if levels else [x[c] - self._m[c]]
-            q = np.rint(np.concatenate(coeffs) / self._s[c])
-            if not (np.abs(q) <= MAX_CODE).all():  # NaN included
-                raise ValueError("dwt-v1: values too large for the step (or not finite)")
-            rows.append(q.astype(np.int64))
-        body = residual_coder.encode_rows(rows, SEGMENT, shaped=True) if rows else b""
-        return _HEADER.pack(x.shape[0], n) + body
+        return _HEADER.pack(x.shape[0], x.shape[1]) + encode_coefficients(x - self._m[:, None], self._s, self.levels)
 
     def decode(self, payload: bytes) -> np.ndarray:
-        import pywt
-
-        if len(payload) < _HEADER.size:
-            raise CorruptArchiveError("dwt-v1 payload shorter than its header")
-        n_ch, n = _HEADER.unpack_from(payload)
-        if n_ch != self._s.size:
-            raise CorruptArchiveError(f"dwt-v1 block of {n_ch} channels for a config of {self._s.size}")
-        check_declared_shape("dwt-v1", n_ch, n)
-        levels = levels_for(n, self.levels) if n else 0
-        sizes = _lengths(n, levels)
-        total = sum(sizes)
-        rows = residual_coder.decode_rows(payload[_HEADER.size :], np.full(n_ch, total, np.int64), SEGMENT,
-                                          shaped=True) if n_ch and n else [np.zeros(0, np.int64)] * n_ch
-        out = np.empty((n_ch, n))
-        ends = np.cumsum(sizes)
-        for c, q in enumerate(rows):
-            if q.size != total or not (np.abs(q) <= MAX_CODE).all():
-                raise CorruptArchiveError("dwt-v1 coefficients out of range")
-            parts = np.split(q.astype(np.float64) * self._s[c], ends[:-1])
-            y = pywt.waverec(parts, WAVELET, mode=MODE) if levels else parts[0]
-            out[c] = y[:n] + self._m[c]
-        return out
+        n_ch, n, body = read_header("dwt-v1", payload, self._s.size)
+        return decode_coefficients("dwt-v1", body, n_ch, n, self._s, self.levels) + self._m[:, None]
 
     def stream(self, block: int) -> "BlockStream":
         return BlockStream(self, block)
