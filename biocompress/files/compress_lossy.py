@@ -248,7 +248,6 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
 
 
 LOW_MEAN = 0.8  # --max-prdn: channels are calibrated again when their mean PRDN is below this × P...
-LOW_MEAN = 0.8  # --max-prdn: channels are calibrated again when their mean PRDN is below this × P...
 CALIBRATIONS = 2  # ... at most this many times (a channel's bound or scale moves by 3× at most each time)
 
 

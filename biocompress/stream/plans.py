@@ -329,6 +329,7 @@ def dwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim
 
     return _lossy_runs(kinds, recipe, stim, block, lane)
 
+
 SDWT_LEVELS = 8  # wavelet levels of sdwt-v1 (fewer in short blocks): never worse than 5 on any kind measured
 SDWT_ROUNDS = 8  # codings of the first block while calibrating sdwt-v1's step and channel gains:
 SDWT_WHOLE_ROUNDS = 3  # the first ones move the step alone, the others each channel's gain too

@@ -103,19 +103,13 @@ class SpatialWaveletCodec(Codec):
             v = v[:, np.argsort(w)[::-1]]
             v *= np.where(v[np.abs(v).argmax(axis=0), np.arange(b)] < 0, -1.0, 1.0)  # sign convention
             parts.append(np.rint(v * ROTATION_SCALE).ravel())
-        rotation = np.concatenate(parts)
-        if any(abs(np.linalg.det(m)) < 1e-3 for m in cls._matrices(rotation, blocks_of(n))):
-            rotation = np.concatenate([np.eye(b).ravel() * ROTATION_SCALE for b in blocks_of(n)])  # no rotation
-        return cls(int(levels), float(step), _b64(offsets, "<f4"), _b64(scales, "<f4"), blocks_of(n),
-                   _b64(rotation, "<i1"))
-
-    @staticmethod
-    def _matrices(rotation: np.ndarray, blocks: list[int]) -> list[np.ndarray]:
-        out, at = [], 0
-        for b in blocks:
-            out.append(rotation[at : at + b * b].reshape(b, b) / ROTATION_SCALE)
-            at += b * b
-        return out
+        def build(rotation):
+            return cls(int(levels), float(step), _b64(offsets, "<f4"), _b64(scales, "<f4"), blocks_of(n),
+                       _b64(rotation, "<i1"))
+        codec = build(np.concatenate(parts))
+        if any(abs(np.linalg.det(m)) < 1e-3 for m in codec._mats):
+            codec = build(np.concatenate([np.eye(b).ravel() * ROTATION_SCALE for b in blocks_of(n)]))  # no rotation
+        return codec
 
     def encode(self, values) -> bytes:
         from ...system.threads import one_blas_thread
