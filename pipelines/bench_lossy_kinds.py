@@ -7,8 +7,11 @@ imagery, intracranial sEEG and ECoG, high-density EGI, wearable, MEG), every met
 the same data channels (EEG, sEEG, ECoG, DBS, MEG), and the result is decoded and compared:
 
 * biocompress lossy with a PRDN target (``max_prdn`` = 2, 5, 10, 20 %: rate control) and at
-  qualities 1–5, through ``biocompress.compress`` as a user runs it (all bytes of the coded
-  blocks, every channel of the file: stim channels ride along exactly);
+  qualities 1–5, through ``biocompress.compress`` as a user runs it. Its CR counts the bytes of
+  every block that holds a data channel (a block that mixes in an EOG or ECG channel counts
+  whole) and of their codec configurations, over the data channels' samples, as the other
+  methods count theirs; trigger channels, coded exactly in blocks of their own, are left out of
+  both sides, and the whole archive's CR (every channel) is shown beside it;
 * DWT: db4, 5 levels, per channel, every sub-band quantized with one step relative to the
   channel's RMS (a sweep of steps), coefficients range-coded with biocompress's adaptive
   residual coder, 4 bytes per channel for the step;
@@ -122,12 +125,17 @@ class Points:
     def __init__(self):
         self.rows: list[dict] = []
 
-    def add(self, setting: str, recs_results: list[tuple[Recording, int, np.ndarray, int]]):
-        bits = sum(8 * b for _, b, _, _ in recs_results)
-        samples = sum(n for *_, n in recs_results)
-        prdns = np.concatenate([p for _, _, p, _ in recs_results])
-        self.rows.append({"setting": setting, "cr": 16 * samples / bits, "prdn": float(np.sqrt((prdns**2).mean())),
-                          "worst": float(prdns.max())})
+    def add(self, setting: str, recs_results: list[tuple]):
+        """``recs_results``: per recording (recording, bytes, PRDN per data channel, samples coded[,
+        (the whole archive's bytes, its samples)])."""
+        bits = sum(8 * r[1] for r in recs_results)
+        samples = sum(r[3] for r in recs_results)
+        prdns = np.concatenate([r[2] for r in recs_results])
+        row = {"setting": setting, "cr": 16 * samples / bits, "prdn": float(np.sqrt((prdns**2).mean())),
+               "worst": float(prdns.max())}
+        if all(len(r) > 4 for r in recs_results):
+            row["archive_cr"] = 16 * sum(r[4][1] for r in recs_results) / sum(8 * r[4][0] for r in recs_results)
+        self.rows.append(row)
 
     def at(self, prdn: float) -> float | None:
         return interpolate_cr([(r["prdn"], r["cr"]) for r in self.rows if r["prdn"] > 0], prdn)
@@ -155,10 +163,16 @@ def _lossy(rec: Recording, tmp: Path, **setting):
             # the blocks and the codec configurations they need, LZMA-packed as the archive stores them
             # (an autoencoder's spatial transform is n_ch² floats), as compress weighs lossy against
             # lossless; a --model file stored in the archive is not counted
-            size = int(arc.index["length"].sum()) + sum(packed_cost(json.dumps(c).encode()) for c in arc.codec_configs)
+            index = arc.index
+            data = np.zeros(len(index), bool)
+            for i, row in enumerate(index):
+                data[i] = ((rec.picks >= row["ch_start"]) & (rec.picks < row["ch_stop"])).any()
+            cost = [packed_cost(json.dumps(c).encode()) for c in arc.codec_configs]
+            size_all = int(index["length"].sum()) + sum(cost)
+            size = int(index["length"][data].sum()) + sum(cost[c] for c in set(index["codec"][data].tolist()))
             if "max_prdn" in setting:
                 BANDS[(rec.name, setting["max_prdn"])] = ((arc.fidelity or {}).get("headline") or {}).get("bands") or {}
-    return rec, size, rec.prdn(x_hat), rec.n_all
+    return rec, size, rec.prdn(x_hat), rec.x.size, (size_all, rec.n_all)
 
 
 def run_dwt(rec: Recording, rel_step: float, tmp: Path):
@@ -239,11 +253,13 @@ def main(argv=None) -> int:
                     csv_rows.append({"kind": kind, "method": method, **pts.rows[-1]})
             n_ch = ", ".join(f"{r.name} {r.x.shape[0]} ch @ {r.sfreq:g} Hz" for r in recs)
             table = Table(title=f"{kind}: {n_ch} ({time.perf_counter() - t0:.0f} s)")
-            for col in ("method", "setting", "CR", "PRDN % (RMS over channels)", "worst channel PRDN %"):
+            for col in ("method", "setting", "CR", "PRDN % (RMS over channels)", "worst channel PRDN %",
+                        "archive CR (every channel)"):
                 table.add_column(col, justify="left" if col in ("method", "setting") else "right")
             for method, pts in points.items():
                 for r in pts.rows:
-                    table.add_row(method, r["setting"], f"{r['cr']:.1f}", f"{r['prdn']:.2f}", f"{r['worst']:.2f}")
+                    table.add_row(method, r["setting"], f"{r['cr']:.1f}", f"{r['prdn']:.2f}", f"{r['worst']:.2f}",
+                                  f"{r['archive_cr']:.1f}" if "archive_cr" in r else "")
             console.print(table)
             summary.append((kind, {m: [(r["prdn"], r["cr"]) for r in pts.rows if r["prdn"] > 0]
                                    for m, pts in points.items()}, points["biocompress --max-prdn"].rows))

@@ -3,7 +3,7 @@
 For random bytes, valid payloads with random bit flips, and truncated valid payloads,
 ``decode`` — and ``decode_prefix``, and ``split_decode`` + ``decode_part`` + join —
 either returns an array of the shape the payload's header declares (int64 codes;
-float64 values for the lossy ``ae-v1``, ``grid-v1``, ``dwt-v1``, ``sdwt-v1``) or raises ``CorruptArchiveError``. Any other
+float64 values for the lossy ``ae-v1``, ``grid-v1`` and the wavelet coders) or raises ``CorruptArchiveError``. Any other
 exception type fails (ValueError, IndexError, … are not acceptable answers to a damaged
 archive). Each example runs under an address-space cap (``RLIMIT_AS``: what the process
 has plus 1 GiB), so an allocation sized from a damaged header fails with MemoryError
@@ -66,7 +66,7 @@ def codecs():
     return built
 
 
-FLOAT_OUTPUT = ("ae-v1", "grid-v1", "dwt-v1", "sdwt-v1")  # lossy codecs that decode to float64 values
+FLOAT_OUTPUT = ("ae-v1", "grid-v1", "dwt-v1", "sdwt-v1", "dwt-v2", "sdwt-v2")  # lossy codecs that decode to float64 values
 
 
 def declared_shape(cid: str, codec, payload: bytes):

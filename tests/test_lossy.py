@@ -18,8 +18,8 @@ from biocompress.codecs.lossy import model_file
 from biocompress.codecs import get_codec
 from biocompress.codecs.lossy.ae_codec import QUALITY_STEPS, AECodec
 from biocompress.codecs.lossy.grid import STEPS_PER_BOUND, GridCodec, grid_for
-from biocompress.codecs.lossy.spatial_wavelet import SpatialWaveletCodec
-from biocompress.codecs.lossy.wavelet import WaveletCodec, steps_for
+from biocompress.codecs.lossy.spatial_wavelet import ContextSpatialWaveletCodec, SpatialWaveletCodec
+from biocompress.codecs.lossy.wavelet import ContextWaveletCodec, WaveletCodec, steps_for
 from biocompress.codecs.lossy.near_lossless import NearLosslessCodec, dpcm_decode, dpcm_encode
 from biocompress.codecs.lossy.rate import prdn_per_channel
 from biocompress.io.source import open_raw
@@ -93,9 +93,10 @@ def test_grid_codec_refuses_values_off_its_grid():
 
 
 @pytest.mark.parametrize("n", [6000, 700, 9, 2])  # 9, 2: too short for 5 levels (fewer, or none)
-def test_wavelet_codec_conformance(n):
+@pytest.mark.parametrize("cls", [WaveletCodec, ContextWaveletCodec])
+def test_wavelet_codec_conformance(n, cls):
     x = eeg_values(6000)[:, :n]
-    codec = WaveletCodec(5, steps_for(x, 10.0), x.mean(axis=1))
+    codec = cls(5, steps_for(x, 10.0), x.mean(axis=1))
     check_lossy_codec(codec, x, max_prdn=20.0)
 
 
@@ -103,16 +104,18 @@ def test_wavelet_codec_conformance(n):
     {"levels": 0}, {"levels": 9}, {"levels": 2.0}, {"steps": [0.0, 1.0]}, {"steps": [float("nan"), 1.0]},
     {"means": [0.0, float("inf")]}, {"steps": [1.0, 1.0, 1.0]},
 ])
-def test_wavelet_codec_refuses_configs_it_cannot_use(change):
+@pytest.mark.parametrize("codec_id", ["dwt-v1", "dwt-v2"])
+def test_wavelet_codec_refuses_configs_it_cannot_use(change, codec_id):
     with pytest.raises(CorruptArchiveError):
-        get_codec({"id": "dwt-v1", "levels": 5, "steps": [1e-6, 1e-6], "means": [0.0, 0.0], **change})
+        get_codec({"id": codec_id, "levels": 5, "steps": [1e-6, 1e-6], "means": [0.0, 0.0], **change})
 
 
 @pytest.mark.parametrize("n", [6000, 700, 9, 2])
 @pytest.mark.parametrize("channels", [1, 4, 40])  # 40: two blocks of the rotation (32 + 8)
-def test_spatial_wavelet_codec_conformance(n, channels):
+@pytest.mark.parametrize("cls", [SpatialWaveletCodec, ContextSpatialWaveletCodec])
+def test_spatial_wavelet_codec_conformance(n, channels, cls):
     x = np.vstack([eeg_values(6000)] * 10)[:channels, :n] * np.linspace(1, 3, channels)[:, None]
-    codec = SpatialWaveletCodec.fit(x, 0.3, 8, np.linspace(0.8, 1.2, channels))
+    codec = cls.fit(x, 0.3, 8, np.linspace(0.8, 1.2, channels))
     check_lossy_codec(codec, x, max_prdn=20.0)
 
 
@@ -140,8 +143,9 @@ def test_spatial_wavelet_gains_scale_each_channel_error():
     {"blocks": []}, {"blocks": [33]}, {"blocks": [2.0]}, {"rotation": "!!"}, {"scales": None},
     {"offsets": "AAAA"}, {"offsets": "AAAAAAAAAAAAAAAA"},
 ])
-def test_spatial_wavelet_codec_refuses_configs_it_cannot_use(change):
-    config = SpatialWaveletCodec.fit(eeg_values(500)[:2], 0.3, 5).get_config()
+@pytest.mark.parametrize("cls", [SpatialWaveletCodec, ContextSpatialWaveletCodec])
+def test_spatial_wavelet_codec_refuses_configs_it_cannot_use(change, cls):
+    config = cls.fit(eeg_values(500)[:2], 0.3, 5).get_config()
     with pytest.raises(CorruptArchiveError):
         get_codec({**config, **change})
 
@@ -317,5 +321,5 @@ def test_lossy_keeps_trigger_channels_exact(tmp_path):
     assert_bitwise_equal(got[stim], ref.get_data()[stim])
     with biocompress.open(dst) as arc:
         ids = {c["id"] for c in arc.codec_configs}
-        lossy = ids & {"ae-v1", "nl-v1", "grid-v1", "dwt-v1", "sdwt-v1"}
+        lossy = ids & {"ae-v1", "nl-v1", "grid-v1", "dwt-v1", "sdwt-v1", "dwt-v2", "sdwt-v2"}
         assert lossy and ids - lossy and ids - lossy <= {"lpc-v4", "lzma-v1"}  # stim: lossless

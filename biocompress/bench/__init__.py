@@ -4,8 +4,8 @@ import csv
 
 
 def write_rows_csv(path, rows: list[dict]) -> None:
-    """One CSV row per dict, columns from the first row."""
+    """One CSV row per dict; the columns: every key, in the order first seen (blank where a row lacks one)."""
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
         w.writeheader()
         w.writerows(rows)

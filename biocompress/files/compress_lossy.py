@@ -40,8 +40,8 @@ from ..stream.sources import raw_chunks
 TARGET_ATTEMPTS = 4  # --max-prdn: codings of the recording before its channels are stored exactly
 FIGURE_DIGITS = 6  # significant digits of the stored fidelity figures (verify allows them 1e-3 relative)
 BITRATE_ATTEMPTS, BITRATE_TOLERANCE = 3, 0.05  # --bitrate: codings at most; the last is kept whatever it took
-BOUNDED_CODECS = ("nl-v1", "grid-v1", "dwt-v1", "sdwt-v1")  # a bound or step per channel, which rate control calibrates
-WAVELET_CODECS = ("dwt-v1", "sdwt-v1")
+BOUNDED_CODECS = ("nl-v1", "grid-v1", "dwt-v1", "sdwt-v1", "dwt-v2", "sdwt-v2")  # a bound or step per channel, which rate control calibrates
+WAVELET_CODECS = ("dwt-v1", "sdwt-v1", "dwt-v2", "sdwt-v2")
 
 
 def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_error_uv: float | None,
@@ -193,24 +193,42 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         nonlocal tighten, delta_scale, calibrated, prefer_residual, gains, family
         tighten, delta_scale, calibrated, prefer_residual, gains = MARGIN, None, 0, False, None
         family, held = start_family, None  # held: the settings of a coding that kept every channel within the target
+        held_bits = np.inf  # its bits per sample
+        within_scale = over_scale = None  # the bounded coder's scales in the last coding within the target, over it
+        overs = 0  # codings over the target since the last within it
         smaller = lambda bits: beat_bits is None or bits < beat_bits  # noqa: E731
         for _ in range(TARGET_ATTEMPTS):
             def on_target(prdn, bounded, bits):
+                # a low mean is accepted once the autoencoder's gains were calibrated; a bounded coder's
+                # scales are searched further (each attempt halves the interval, below)
                 worst, mean = _judged(prdn, stim)
-                return worst <= max_prdn and (calibrated >= CALIBRATIONS or mean >= LOW_MEAN * max_prdn) \
-                    and smaller(bits)
+                return worst <= max_prdn and smaller(bits) and (
+                    mean >= LOW_MEAN * max_prdn or (not bounded and calibrated >= CALIBRATIONS))
             path, missed = attempt(on_target)
             if missed is None:
                 return path
-            prdn, coder, _ = missed
+            prdn, coder, bits = missed
             worst, _ = _judged(prdn, stim)
-            if worst <= max_prdn and held is None:  # every channel within the target, the mean low: kept in reserve
-                held = (tighten, delta_scale, prefer_residual, gains, family)
+            if worst <= max_prdn:  # every channel within the target, the mean low: the smallest kept in reserve
+                if bits < held_bits:
+                    held, held_bits = (tighten, delta_scale, prefer_residual, gains, family), bits
             # each channel scaled by how far the whole recording's PRDN fell from the aim: its bound (a
             # bounded residual) or its scale in the autoencoder (where one step serves a run of channels)
             ratio = np.array([MARGIN * max_prdn / p if p else 1.0 for p in prdn])
             if coder is not None:
-                delta_scale = (1.0 if delta_scale is None else delta_scale) * np.clip(ratio, 0.25, 3.0)
+                scales = np.ones(n_ch) if delta_scale is None else delta_scale
+                if coder != family:
+                    within_scale, overs = None, 0
+                if worst <= max_prdn:
+                    within_scale, overs = scales, 0
+                else:
+                    over_scale, overs = scales, overs + 1
+                if within_scale is not None and overs >= 2:
+                    # over the target twice running (the channels' errors move one another: a rotation, a
+                    # shared sketch): halfway, in log, back to the last scales that kept every channel within it
+                    delta_scale = np.sqrt(within_scale * over_scale)
+                else:
+                    delta_scale = (1.0 if delta_scale is None else delta_scale) * np.clip(ratio, 0.25, 3.0)
                 family = coder  # calibrated: the same coder again
                 calibrated += 1
             elif (worst <= max_prdn or gains is not None) and calibrated < CALIBRATIONS:
@@ -220,7 +238,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                 prefer_residual = True
             else:  # aim lower
                 tighten *= min(0.85, max_prdn / max(worst, 1e-12))
-        if held is not None:  # no coding met both: the first that kept every channel within the target
+        if held is not None:  # no coding met both: the smallest that kept every channel within the target
             tighten, delta_scale, prefer_residual, gains, family = held
             path, missed = attempt(lambda prdn, bounded, bits: _judged(prdn, stim)[0] <= max_prdn and smaller(bits))
             if missed is None:

@@ -224,10 +224,10 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
     wherever it is possible, whatever its size (the autoencoder's step, fitted on the first
     block, missed the target on the whole recording). ``gains``: per channel, a factor on its
     scale in the autoencoder (calibrated on the whole recording, :func:`lossy_lanes`). The wavelet
-    coders (``dwt-v1`` per channel, ``sdwt-v1`` over principal components) are candidates too:
+    coders (``dwt-v2`` per channel, ``sdwt-v2`` over principal components) are candidates too:
     whichever takes the fewest bytes on the first block, its configuration's share of
-    ``n_blocks`` blocks included. ``family``: only that coder (``nl-v1``, ``grid-v1``, ``dwt-v1``
-    or ``sdwt-v1``: the one being calibrated)."""
+    ``n_blocks`` blocks included. ``family``: only that coder (``nl-v1``, ``grid-v1``, ``dwt-v2``
+    or ``sdwt-v2``: the one being calibrated)."""
     from ..codecs import get_codec
     from ..codecs.lossy.rate import ae_step_for, refine_bounds, residual_bounds
 
@@ -260,10 +260,10 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
     elif (~stim).any() and family in (None, "grid-v1"):  # samples that are not integer codes: a grid gives them some
         lanes, grid_kinds = grid_lanes(first, kinds, recipe, stim, units, aim, model_id, block, delta_scale)
         candidates.append((_first_block_bytes(lanes, first, n_blocks), LossyPlan(lanes, grid_kinds, ae_step, None, None)))
-    if (~stim).any() and family in (None, "dwt-v1"):
+    if (~stim).any() and family in (None, "dwt-v2"):
         lanes, dwt_kinds = dwt_lanes(first, kinds, recipe, stim, aim, block, delta_scale)
         candidates.append((_first_block_bytes(lanes, first, n_blocks), LossyPlan(lanes, dwt_kinds, ae_step, None, None)))
-    if (~stim).sum() > 1 and family in (None, "sdwt-v1"):
+    if (~stim).sum() > 1 and family in (None, "sdwt-v2"):
         lanes, sdwt_kinds = sdwt_lanes(first, kinds, recipe, stim, aim, block, delta_scale)
         candidates.append((_first_block_bytes(lanes, first, n_blocks), LossyPlan(lanes, sdwt_kinds, ae_step, None, None)))
     lanes, ae_kinds = lossy_lanes(first, kinds, recipe, stim, units, None, model_path, block, when_due, steps=steps,
@@ -302,12 +302,12 @@ DWT_ROUNDS = 4  # refinements of each channel's step on the first block
 
 def dwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, aim: float, block: int,
               delta_scale: np.ndarray | None = None) -> tuple[list[Lane], np.ndarray]:
-    """A PRDN target ``aim`` % through the wavelet coder (``dwt-v1``): each run of non-trigger
+    """A PRDN target ``aim`` % through the wavelet coder (``dwt-v2``): each run of non-trigger
     channels with a step per channel, the largest tried whose PRDN on the first block stays
     within ``aim``; trigger channels exact. ``delta_scale``: per channel, a factor on the step
     (what the whole recording showed). Returns the lanes and the value kinds the archive records."""
     from ..codecs.lossy.rate import prdn_per_channel
-    from ..codecs.lossy.wavelet import WaveletCodec, steps_for
+    from ..codecs.lossy.wavelet import ContextWaveletCodec, steps_for
 
     def lane(a: int, b: int) -> Lane:
         x = first[a:b]
@@ -315,7 +315,7 @@ def dwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim
         steps = steps_for(x, aim)
         best = steps / 4  # a step a quarter of the estimate: within the aim on any signal
         for _ in range(DWT_ROUNDS):
-            codec = WaveletCodec(DWT_LEVELS, steps, means)
+            codec = ContextWaveletCodec(DWT_LEVELS, steps, means)
             p = prdn_per_channel(x, codec.decode(codec.encode(x)))
             held = ~np.isfinite(p) | (p <= aim)
             best = np.where(held, np.maximum(best, steps), best)
@@ -324,14 +324,14 @@ def dwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim
             steps = steps * np.clip(ratio, 0.5, 3.0)
         if delta_scale is not None:
             best = best * delta_scale[a:b]
-        codec = WaveletCodec(DWT_LEVELS, best, means)
+        codec = ContextWaveletCodec(DWT_LEVELS, best, means)
         return StreamLane(a, b, codec.get_config(), codec.stream(block))
 
     return _lossy_runs(kinds, recipe, stim, block, lane)
 
 
-SDWT_LEVELS = 8  # wavelet levels of sdwt-v1 (fewer in short blocks): never worse than 5 on any kind measured
-SDWT_ROUNDS = 8  # codings of the first block while calibrating sdwt-v1's step and channel gains:
+SDWT_LEVELS = 8  # wavelet levels of sdwt-v2 (fewer in short blocks): never worse than 5 on any kind measured
+SDWT_ROUNDS = 8  # codings of the first block while calibrating sdwt-v2's step and channel gains:
 SDWT_WHOLE_ROUNDS = 3  # the first ones move the step alone, the others each channel's gain too
 SDWT_AIM = 0.98  # each channel aimed this far under the aim (the rotation couples their errors)
 SDWT_GAIN_RANGE = 5.0  # gains within 1/5…5 of their median
@@ -339,7 +339,7 @@ SDWT_GAIN_RANGE = 5.0  # gains within 1/5…5 of their median
 
 def sdwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, aim: float, block: int,
                delta_scale: np.ndarray | None = None) -> tuple[list[Lane], np.ndarray]:
-    """A PRDN target ``aim`` % through the spatial wavelet coder (``sdwt-v1``): each run of
+    """A PRDN target ``aim`` % through the spatial wavelet coder (``sdwt-v2``): each run of
     non-trigger channels standardized, rotated into principal components and wavelet-coded at
     one step. On the first block, the step is moved until the worst channel meets the aim (the
     PRDN's growth with the step measured as it goes), then each channel's gain too, by how far
@@ -348,7 +348,7 @@ def sdwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, sti
     ``delta_scale``: per channel, a factor on its gain (what the whole recording showed).
     Returns the lanes and the value kinds the archive records."""
     from ..codecs.lossy.rate import prdn_per_channel
-    from ..codecs.lossy.spatial_wavelet import SpatialWaveletCodec
+    from ..codecs.lossy.spatial_wavelet import ContextSpatialWaveletCodec
 
     def lane(a: int, b: int) -> Lane:
         x = first[a:b]
@@ -357,7 +357,7 @@ def sdwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, sti
         for round_ in range(SDWT_ROUNDS):
             step = float(np.median(effective))
             tried = (step, effective / step)
-            codec = SpatialWaveletCodec.fit(x, step, SDWT_LEVELS, tried[1])
+            codec = ContextSpatialWaveletCodec.fit(x, step, SDWT_LEVELS, tried[1])
             payload = codec.encode(x)
             p = prdn_per_channel(x, codec.decode(payload))
             worst = float(np.nanmax(p)) if np.isfinite(p).any() else 0.0
@@ -383,7 +383,7 @@ def sdwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, sti
             step, gains = best
         if delta_scale is not None:
             gains = gains * delta_scale[a:b]
-        codec = SpatialWaveletCodec.fit(x, step, SDWT_LEVELS, gains)
+        codec = ContextSpatialWaveletCodec.fit(x, step, SDWT_LEVELS, gains)
         return StreamLane(a, b, codec.get_config(), codec.stream(block))
 
     return _lossy_runs(kinds, recipe, stim, block, lane)

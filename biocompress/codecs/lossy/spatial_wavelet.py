@@ -34,13 +34,13 @@ def _b64(a: np.ndarray, dtype: str) -> str:
     return base64.b64encode(np.ascontiguousarray(a, dtype).tobytes()).decode("ascii")
 
 
-def _unb64(text, dtype: str, count: int, what: str) -> np.ndarray:
+def _unb64(codec_id: str, text, dtype: str, count: int, what: str) -> np.ndarray:
     try:
         a = np.frombuffer(base64.b64decode(text, validate=True), dtype)
     except (TypeError, ValueError):
-        raise CorruptArchiveError(f"sdwt-v1: {what} is not base64 of {dtype}") from None
+        raise CorruptArchiveError(f"{codec_id}: {what} is not base64 of {dtype}") from None
     if a.size != count:
-        raise CorruptArchiveError(f"sdwt-v1: {what} holds {a.size} values, {count} expected")
+        raise CorruptArchiveError(f"{codec_id}: {what} holds {a.size} values, {count} expected")
     return a
 
 
@@ -56,21 +56,22 @@ class SpatialWaveletCodec(Codec):
     codec_id = "sdwt-v1"
     config_fields = ("levels", "step", "offsets", "scales", "blocks", "rotation")
     lossy = True
+    adaptive = False  # coefficients in segments (residual_coder); sdwt-v2: with contexts
 
     def __init__(self, levels: int, step: float, offsets: str, scales: str, blocks, rotation: str):
         if not isinstance(levels, int) or isinstance(levels, bool) or not 1 <= levels <= MAX_LEVELS:
-            raise CorruptArchiveError(f"sdwt-v1: levels must be an integer 1…{MAX_LEVELS}, got {levels!r}")
+            raise CorruptArchiveError(f"{self.codec_id}: levels must be an integer 1…{MAX_LEVELS}, got {levels!r}")
         if isinstance(step, bool) or not isinstance(step, (int, float)) or not (np.isfinite(step) and step > 0):
-            raise CorruptArchiveError(f"sdwt-v1: step must be a finite number > 0, got {step!r}")
+            raise CorruptArchiveError(f"{self.codec_id}: step must be a finite number > 0, got {step!r}")
         if not isinstance(blocks, list) or not blocks or not all(
                 isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= BLOCK for b in blocks):
-            raise CorruptArchiveError(f"sdwt-v1: blocks must be a list of channel counts 1…{BLOCK}")
+            raise CorruptArchiveError(f"{self.codec_id}: blocks must be a list of channel counts 1…{BLOCK}")
         n = sum(blocks)
-        o = _unb64(offsets, "<f4", n, "offsets").astype(np.float64)
-        s = _unb64(scales, "<f4", n, "scales").astype(np.float64)
-        r = _unb64(rotation, "<i1", sum(b * b for b in blocks), "rotation")
+        o = _unb64(self.codec_id, offsets, "<f4", n, "offsets").astype(np.float64)
+        s = _unb64(self.codec_id, scales, "<f4", n, "scales").astype(np.float64)
+        r = _unb64(self.codec_id, rotation, "<i1", sum(b * b for b in blocks), "rotation")
         if not (np.isfinite(o).all() and np.isfinite(s).all() and (s > 0).all()):
-            raise CorruptArchiveError("sdwt-v1: offsets and scales must be finite, scales > 0")
+            raise CorruptArchiveError(f"{self.codec_id}: offsets and scales must be finite, scales > 0")
         self.levels, self.step, self.offsets, self.scales = levels, float(step), offsets, scales
         self.blocks, self.rotation = list(blocks), rotation
         self._o, self._s, self._n = o, s, n
@@ -116,19 +117,21 @@ class SpatialWaveletCodec(Codec):
 
         x = np.asarray(values, np.float64)
         if x.ndim != 2 or x.shape[0] != self._n:
-            raise ValueError(f"sdwt-v1 codes {self._n} channels, got shape {x.shape}")
+            raise ValueError(f"{self.codec_id} codes {self._n} channels, got shape {x.shape}")
         if not np.isfinite(x).all():
-            raise ValueError("sdwt-v1: values not finite")
+            raise ValueError(f"{self.codec_id}: values not finite")
         s = (x - self._o[:, None]) / self._s[:, None]
         with one_blas_thread():
             if self._inverses is None:
                 self._inverses = [np.linalg.inv(m) for m in self._mats]
             z = np.concatenate([inv @ part for inv, part in zip(self._inverses, self._split(s))]) if self._n else s
-        return _HEADER.pack(self._n, x.shape[1]) + encode_coefficients(z, np.full(self._n, self.step), self.levels)
+        return _HEADER.pack(self._n, x.shape[1]) + encode_coefficients(z, np.full(self._n, self.step), self.levels,
+                                                                       self.adaptive)
 
     def decode(self, payload: bytes) -> np.ndarray:
-        n_ch, n, body = read_header("sdwt-v1", payload, self._n)
-        z = decode_coefficients("sdwt-v1", body, n_ch, n, np.full(n_ch, self.step), self.levels)
+        n_ch, n, body = read_header(self.codec_id, payload, self._n)
+        z = decode_coefficients(self.codec_id, body, n_ch, n, np.full(n_ch, self.step), self.levels,
+                                self.adaptive)
         s = np.concatenate([fixed_order_product(m, part) for m, part in zip(self._mats, self._split(z))])
         return s * self._s[:, None] + self._o[:, None]
 
@@ -137,3 +140,11 @@ class SpatialWaveletCodec(Codec):
 
     def stream(self, block: int) -> BlockStream:
         return BlockStream(self, block)
+
+
+@register_codec
+class ContextSpatialWaveletCodec(SpatialWaveletCodec):
+    """``sdwt-v1`` with its coefficients range-coded in context (:mod:`.coefficient_coder`)."""
+
+    codec_id = "sdwt-v2"
+    adaptive = True

@@ -19,6 +19,7 @@ import numpy as np
 from ...errors import CorruptArchiveError
 from ..base import Codec, check_declared_shape, register_codec
 from ..lossless import residual_coder
+from . import coefficient_coder
 
 WAVELET, MODE, FILTER_LENGTH = "db4", "periodization", 8
 MAX_LEVELS = 8
@@ -43,20 +44,52 @@ def _lengths(n: int, levels: int) -> list[int]:
     return [sizes[-1]] + sizes[::-1] if levels else [n]
 
 
-def encode_coefficients(x: np.ndarray, steps: np.ndarray, max_levels: int) -> bytes:
-    """Rows of ``x`` through the wavelet transform, row r's coefficients rounded to multiples
-    of ``steps[r]``, range-coded (levels: up to ``max_levels``, fewer for short blocks)."""
+def band_sizes(n: int, max_levels: int) -> list[int]:
+    """Sub-band lengths of an ``n``-sample block, approximation first."""
+    return _lengths(n, levels_for(n, max_levels))
+
+
+def quantize(x: np.ndarray, steps: np.ndarray, max_levels: int) -> np.ndarray:
+    """Rows of ``x`` through the wavelet transform, row r's coefficients rounded to multiples of
+    ``steps[r]``: int64 (rows × the concatenated sub-bands of :func:`band_sizes`)."""
     import pywt
 
     levels = levels_for(x.shape[1], max_levels)
-    rows = []
-    for row, step in zip(x, steps):
+    q = np.empty((x.shape[0], sum(_lengths(x.shape[1], levels))), np.int64)
+    for r, (row, step) in enumerate(zip(x, steps)):
         coeffs = pywt.wavedec(row, WAVELET, mode=MODE, level=levels) if levels else [row]
-        q = np.rint(np.concatenate(coeffs) / step)
-        if not (np.abs(q) <= MAX_CODE).all():  # NaN included
+        c = np.rint(np.concatenate(coeffs) / step)
+        if not (np.abs(c) <= MAX_CODE).all():  # NaN included
             raise ValueError("wavelet coefficients too large for the step (or not finite)")
-        rows.append(q.astype(np.int64))
-    return residual_coder.encode_rows(rows, SEGMENT, shaped=True) if rows else b""
+        q[r] = c
+    return q
+
+
+def reconstruct(codec_id: str, q: np.ndarray, n: int, steps: np.ndarray, max_levels: int) -> np.ndarray:
+    """The inverse transform of quantized coefficients ``q`` (rows × sub-bands): (rows, n) float64."""
+    import pywt
+
+    levels = levels_for(n, max_levels) if n else 0
+    sizes = _lengths(n, levels)
+    out = np.empty((q.shape[0], n))
+    ends = np.cumsum(sizes)
+    for r, row in enumerate(q):
+        if row.size != ends[-1] or not (np.abs(row) <= MAX_CODE).all():
+            raise CorruptArchiveError(f"{codec_id} coefficients out of range")
+        parts = np.split(row.astype(np.float64) * steps[r], ends[:-1])
+        out[r] = (pywt.waverec(parts, WAVELET, mode=MODE) if levels else parts[0])[:n]
+    return out
+
+
+def encode_coefficients(x: np.ndarray, steps: np.ndarray, max_levels: int, adaptive: bool) -> bytes:
+    """:func:`quantize`, then range-coded: as residual rows in segments (``dwt-v1``, ``sdwt-v1``)
+    or ``adaptive``, with contexts (:mod:`.coefficient_coder`: ``dwt-v2``, ``sdwt-v2``)."""
+    if not len(x):
+        return b""
+    q = quantize(x, steps, max_levels)
+    if adaptive:
+        return coefficient_coder.encode(q, band_sizes(x.shape[1], max_levels))
+    return residual_coder.encode_rows(list(q), SEGMENT, shaped=True)
 
 
 def read_header(codec_id: str, payload: bytes, n_rows: int) -> tuple[int, int, bytes]:
@@ -71,23 +104,18 @@ def read_header(codec_id: str, payload: bytes, n_rows: int) -> tuple[int, int, b
 
 
 def decode_coefficients(codec_id: str, body: bytes, n_rows: int, n: int, steps: np.ndarray,
-                        max_levels: int) -> np.ndarray:
+                        max_levels: int, adaptive: bool) -> np.ndarray:
     """The inverse of :func:`encode_coefficients`: (n_rows, n) float64."""
-    import pywt
-
-    levels = levels_for(n, max_levels) if n else 0
-    sizes = _lengths(n, levels)
+    if not (n_rows and n):
+        return np.empty((n_rows, n))
+    sizes = band_sizes(n, max_levels)
+    if adaptive:
+        return reconstruct(codec_id, coefficient_coder.decode(codec_id, body, n_rows, sizes), n, steps, max_levels)
     total = sum(sizes)
-    rows = residual_coder.decode_rows(body, np.full(n_rows, total, np.int64), SEGMENT,
-                                      shaped=True) if n_rows and n else [np.zeros(0, np.int64)] * n_rows
-    out = np.empty((n_rows, n))
-    ends = np.cumsum(sizes)
-    for r, q in enumerate(rows):
-        if q.size != total or not (np.abs(q) <= MAX_CODE).all():
-            raise CorruptArchiveError(f"{codec_id} coefficients out of range")
-        parts = np.split(q.astype(np.float64) * steps[r], ends[:-1])
-        out[r] = (pywt.waverec(parts, WAVELET, mode=MODE) if levels else parts[0])[:n]
-    return out
+    rows = residual_coder.decode_rows(body, np.full(n_rows, total, np.int64), SEGMENT, shaped=True)
+    if any(r.size != total for r in rows):
+        raise CorruptArchiveError(f"{codec_id} coefficients out of range")
+    return reconstruct(codec_id, np.array(rows, np.int64).reshape(n_rows, total), n, steps, max_levels)
 
 
 @register_codec
@@ -97,28 +125,39 @@ class WaveletCodec(Codec):
     codec_id = "dwt-v1"
     config_fields = ("levels", "steps", "means")
     lossy = True
+    adaptive = False  # coefficients in segments (residual_coder); dwt-v2: with contexts
 
     def __init__(self, levels: int, steps, means):
         s, m = np.asarray(steps, np.float64), np.asarray(means, np.float64)
         if not isinstance(levels, int) or isinstance(levels, bool) or not 1 <= levels <= MAX_LEVELS:
-            raise CorruptArchiveError(f"dwt-v1: levels must be an integer 1…{MAX_LEVELS}, got {levels!r}")
+            raise CorruptArchiveError(f"{self.codec_id}: levels must be an integer 1…{MAX_LEVELS}, got {levels!r}")
         if s.ndim != 1 or s.shape != m.shape or not (np.isfinite(s).all() and np.isfinite(m).all() and (s > 0).all()):
-            raise CorruptArchiveError("dwt-v1: steps and means must be finite, one each per channel, steps > 0")
+            raise CorruptArchiveError(f"{self.codec_id}: steps and means must be finite, one each per channel, "
+                                      "steps > 0")
         self.levels, self.steps, self.means = levels, s.tolist(), m.tolist()
         self._s, self._m = s, m
 
     def encode(self, values) -> bytes:
         x = np.asarray(values, np.float64)
         if x.ndim != 2 or x.shape[0] != self._s.size:
-            raise ValueError(f"dwt-v1 codes {self._s.size} channels, got shape {x.shape}")
-        return _HEADER.pack(x.shape[0], x.shape[1]) + encode_coefficients(x - self._m[:, None], self._s, self.levels)
+            raise ValueError(f"{self.codec_id} codes {self._s.size} channels, got shape {x.shape}")
+        return _HEADER.pack(x.shape[0], x.shape[1]) + encode_coefficients(x - self._m[:, None], self._s, self.levels,
+                                                                          self.adaptive)
 
     def decode(self, payload: bytes) -> np.ndarray:
-        n_ch, n, body = read_header("dwt-v1", payload, self._s.size)
-        return decode_coefficients("dwt-v1", body, n_ch, n, self._s, self.levels) + self._m[:, None]
+        n_ch, n, body = read_header(self.codec_id, payload, self._s.size)
+        return decode_coefficients(self.codec_id, body, n_ch, n, self._s, self.levels, self.adaptive) + self._m[:, None]
 
     def stream(self, block: int) -> "BlockStream":
         return BlockStream(self, block)
+
+
+@register_codec
+class ContextWaveletCodec(WaveletCodec):
+    """``dwt-v1`` with its coefficients range-coded in context (:mod:`.coefficient_coder`)."""
+
+    codec_id = "dwt-v2"
+    adaptive = True
 
 
 class BlockStream:
