@@ -14,7 +14,8 @@ the same data channels (EEG, sEEG, ECoG, DBS, MEG), and the result is decoded an
   both sides, and the whole archive's CR (every channel) is shown beside it;
 * DWT: db4, 5 levels, per channel, every sub-band quantized with one step relative to the
   channel's RMS (a sweep of steps), coefficients range-coded with biocompress's adaptive
-  residual coder, 4 bytes per channel for the step;
+  residual coder, 4 bytes per channel for the step; and the same DWT held to what ``--max-prdn``
+  guarantees, each channel's step the largest a bisection finds whose PRDN stays within P;
 * WavPack hybrid -b2 … -b6, one mono stream per channel of 16-bit samples: the file's own
   integer codes where they fit in 16 bits, else each channel scaled to ±32000 (skipped with a
   note if the CLI is absent).
@@ -175,17 +176,42 @@ def _lossy(rec: Recording, tmp: Path, **setting):
     return rec, size, rec.prdn(x_hat), rec.x.size, (size_all, rec.n_all)
 
 
-def run_dwt(rec: Recording, rel_step: float, tmp: Path):
+def _dwt_channel(x: np.ndarray, norm: float, rel_step: float) -> tuple[int, np.ndarray]:
+    """(bytes, decoded) of one channel through the DWT baseline at a step relative to its RMS."""
     import pywt
 
+    step = rel_step * (norm / math.sqrt(x.size) or 1.0)
+    coeffs = pywt.wavedec(x - x.mean(), "db4", level=5)
+    q = [np.rint(c / step).astype(np.int64) for c in coeffs]
+    size = len(residual_coder.encode_rows(q, 256, shaped=True)) + 4 + 4  # + the step and the mean (float32)
+    return size, pywt.waverec([c * step for c in q], "db4")[: x.size] + x.mean()
+
+
+def run_dwt(rec: Recording, rel_step: float, tmp: Path):
+    coded = [_dwt_channel(x, norm, rel_step) for x, norm in zip(rec.x, rec.norm)]
+    return rec, sum(b for b, _ in coded), rec.prdn(np.array([y for _, y in coded])), rec.x.size
+
+
+DWT_SEARCH = 12  # bisections of each channel's step (log scale) for the DWT held to --max-prdn's guarantee
+
+
+def run_dwt_capped(rec: Recording, prdn: float, tmp: Path):
+    """The DWT baseline held to what --max-prdn guarantees: each channel's step the largest found
+    (bisection) whose PRDN stays at or below ``prdn``."""
     size, out = 0, []
     for x, norm in zip(rec.x, rec.norm):
-        rms = norm / math.sqrt(x.size) or 1.0
-        step = rel_step * rms
-        coeffs = pywt.wavedec(x - x.mean(), "db4", level=5)
-        q = [np.rint(c / step).astype(np.int64) for c in coeffs]
-        size += len(residual_coder.encode_rows(q, 256, shaped=True)) + 4 + 4  # + the step and the mean (float32)
-        out.append(pywt.waverec([c * step for c in q], "db4")[: x.size] + x.mean())
+        lo, hi = math.log(1e-3), math.log(50.0)
+        best = _dwt_channel(x, norm, math.exp(lo))
+        for _ in range(DWT_SEARCH):
+            mid = (lo + hi) / 2
+            coded = _dwt_channel(x, norm, math.exp(mid))
+            err = 100 * np.sqrt(((coded[1] - x) ** 2).sum()) / norm if norm > 0 else 0.0
+            if err <= prdn:
+                lo, best = mid, coded
+            else:
+                hi = mid
+        size += best[0]
+        out.append(best[1])
     return rec, size, rec.prdn(np.array(out)), rec.x.size
 
 
@@ -232,7 +258,8 @@ def main(argv=None) -> int:
         console.print("[yellow]wavpack/wvunpack not found (apt-get install wavpack): WavPack hybrid skipped[/yellow]")
     methods = [("biocompress --max-prdn", [(f"{p:g} %", run_target, p) for p in PRDN_POINTS]),
                ("biocompress lossy", [(f"Q{q}", run_ae, q) for q in QUALITY_STEPS]),
-               ("DWT db4 L5", [(f"step {s:g}·rms", run_dwt, s) for s in DWT_REL_STEPS])]
+               ("DWT db4 L5", [(f"step {s:g}·rms", run_dwt, s) for s in DWT_REL_STEPS]),
+               ("DWT db4 L5, every channel ≤ P", [(f"{p:g} %", run_dwt_capped, p) for p in PRDN_POINTS])]
     if wavpack:
         methods.append(("WavPack hybrid", [(f"-b{b}", run_wavpack, b) for b in WAVPACK_BITS]))
     csv_rows, summary = [], []
@@ -262,14 +289,15 @@ def main(argv=None) -> int:
                                   f"{r['archive_cr']:.1f}" if "archive_cr" in r else "")
             console.print(table)
             summary.append((kind, {m: [(r["prdn"], r["cr"]) for r in pts.rows if r["prdn"] > 0]
-                                   for m, pts in points.items()}, points["biocompress --max-prdn"].rows))
+                                   for m, pts in points.items()}, points["biocompress --max-prdn"].rows,
+                            points["DWT db4 L5, every channel ≤ P"].rows))
     table = Table(title="--max-prdn P: achieved PRDN (RMS over data channels, worst channel) and CR, against "
                   "DWT's CR at the same achieved PRDN")
     table.add_column("kind")
     for q in PRDN_POINTS:
         table.add_column(f"P={q:g} %: PRDN / worst / CR / ÷ DWT", justify="right")
     held, at_achieved = [], {q: [] for q in PRDN_POINTS}
-    for kind, crs, targets in summary:
+    for kind, crs, targets, _ in summary:
         cells = []
         for q, row in zip(PRDN_POINTS, targets):
             dwt = interpolate_cr(crs["DWT db4 L5"], row["prdn"]) if row["prdn"] > 0 else None
@@ -291,11 +319,28 @@ def main(argv=None) -> int:
             console.print(f"--max-prdn {q:g} %: CR ÷ DWT's at the PRDN achieved, geometric mean over {len(r)} kinds "
                           f"{geomean(r):.2f}×, lowest {min(r):.2f}× (the last table compares at {q:g} % itself: "
                           "biocompress's best point within it, DWT interpolated at it)")
+    table = Table(title="--max-prdn P against the DWT held to the same guarantee (each channel's step searched so "
+                  "that its PRDN ≤ P): CR and ratio")
+    table.add_column("kind")
+    capped = {q: [] for q in PRDN_POINTS}
+    for q in PRDN_POINTS:
+        table.add_column(f"P={q:g} %: CR / DWT CR / ÷", justify="right")
+    for kind, _, targets, dwt_rows in summary:
+        cells = []
+        for q, ours, theirs in zip(PRDN_POINTS, targets, dwt_rows):
+            capped[q].append(ours["cr"] / theirs["cr"])
+            cells.append(f"{ours['cr']:.1f} / {theirs['cr']:.1f} / {capped[q][-1]:.2f}×")
+        table.add_row(kind, *cells)
+    console.print(table)
+    for q in (5.0, 10.0):
+        if capped[q]:
+            console.print(f"--max-prdn {q:g} % against the DWT with every channel ≤ {q:g} %: geometric mean over "
+                          f"{len(capped[q])} kinds {geomean(capped[q]):.2f}×, lowest {min(capped[q]):.2f}×")
     table = Table(title=f"Relative band-power error at --max-prdn {BAND_TARGET_AT:g} % (data channels; bands below "
                   f"Nyquist; target ≤ {100 * BAND_TARGET:g} % in every band)")
     for col in ("kind", "bands", "worst band", "bands over target"):
         table.add_column(col, justify="left" if col == "kind" else "right")
-    for kind, _, _ in summary:
+    for kind, *_ in summary:
         for (name, prdn), bands in BANDS.items():
             if prdn != BAND_TARGET_AT or name not in {Path(f).name for f in KINDS[kind]}:
                 continue
@@ -313,7 +358,7 @@ def main(argv=None) -> int:
             table.add_column(f"{col} @{q:g} %", justify="right")
     fmt = lambda v: "n/a" if v is None else f"{v:.1f}"  # noqa: E731
     ratios = {q: [] for q in PRDN_POINTS}
-    for kind, crs, _ in summary:
+    for kind, crs, *_ in summary:
         cells = []
         ae_points = crs["biocompress --max-prdn"] + crs["biocompress lossy"]
         for q in PRDN_POINTS:
