@@ -69,3 +69,31 @@ def test_zero_sub_bands_cost_almost_nothing():
                       - len(residual_coder.encode_rows(list(dense), 256, shaped=True)))
     assert extra <= 30 * len(sizes) * 1 / 8 + 4  # at most about a bit per zero sub-band
     assert extra < extra_segments / 10
+
+
+@pytest.mark.parametrize("name", ["dwt-v2_prdn5", "sdwt-v2_step017", "random"])
+def test_a_decoder_written_from_the_format_document_reads_the_streams(name):
+    """tests/coefficient_reference.py decodes from FORMAT.md §8.15 and §8.17 alone: the same integers."""
+    import json
+    from pathlib import Path
+
+    import coefficient_reference
+    from biocompress.codecs import get_codec
+    from biocompress.codecs.lossy import wavelet
+
+    fixtures = Path(__file__).parent / "fixtures"
+    if name == "random":
+        rng = np.random.default_rng(5)
+        x = np.cumsum(rng.laplace(0, 1, size=(3, 1500)), axis=1) + rng.laplace(0, 20, size=(3, 1500)) * (
+            rng.random((3, 1500)) < 0.01)
+        x[:, 700] += 5000.0  # a spike: magnitudes beyond the unary code (wide values), and low bits
+        config = wavelet.ContextWaveletCodec(8, [0.7, 3.0, 40.0], [0.0, 1.0, -2.0]).get_config()
+        payload = get_codec(config).encode(x)
+    else:
+        config = json.loads((fixtures / "manifest.json").read_text())[name]["codec"]
+        payload = (fixtures / f"{name}.bin").read_bytes()
+    n_rows, n = int.from_bytes(payload[:2], "little"), int.from_bytes(payload[2:6], "little")
+    sizes = wavelet.band_sizes(n, config["levels"])
+    expected = cc.decode("test", payload[6:], n_rows, sizes)
+    assert np.array_equal(np.array(coefficient_reference.decode_payload(payload, config["levels"])), expected)
+    assert (expected != 0).any() and (expected == 0).any()
