@@ -99,6 +99,8 @@ def register_codec(cls: type[Codec]) -> type[Codec]:
     return cls
 
 
+# The lossy wavelet coders (no model; a step per channel or per component, which rate control calibrates)
+WAVELET_IDS = ("dwt-v1", "sdwt-v1", "dwt-v2", "sdwt-v2")
 # Codecs whose modules import torch: loaded on first use, so that lossless work never pays for it.
 _LAZY = {"ae-v1": "biocompress.codecs.lossy.ae_codec", "nl-v1": "biocompress.codecs.lossy.near_lossless",
          "grid-v1": "biocompress.codecs.lossy.grid", "dwt-v1": "biocompress.codecs.lossy.wavelet",

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 import numpy as np
 
 from . import get_codec
-from .base import _LAZY, _REGISTRY
+from .base import _LAZY, _REGISTRY, WAVELET_IDS
 from ..system.interrupts import deferred
 
 
@@ -263,7 +263,7 @@ def workers_know(config: dict) -> bool:
 
         inner = config.get("inner", config)  # grid-v1 wraps nl-v1
         model = inner.get("model") or inner.get("sketch", {}).get("model")
-        return cid in ("dwt-v1", "sdwt-v1", "dwt-v2", "sdwt-v2") or model_file.is_shipped(model)  # wavelets: no model
+        return cid in WAVELET_IDS or model_file.is_shipped(model)
     cls = _REGISTRY.get(cid)
     return cls is not None and cls.__module__.startswith("biocompress.")
 

@@ -149,8 +149,8 @@ def compress(src, dst=None, mode: str = "lossless", *, overwrite: bool = False,
                             f"the format's {MAX_BLOCK_ELEMENTS} samples per block")
     if mode not in MODES:
         raise BadInputError(None, f"mode must be one of {MODES}, got {mode!r}")
-    if max_prdn is not None and mode_problem(mode, quality, max_error_uv, max_prdn):
-        raise BadInputError(None, f"max_prdn={max_prdn!r}: {mode_problem(mode, quality, max_error_uv, max_prdn)}")
+    if max_prdn is not None and (problem := mode_problem(mode, quality, max_error_uv, max_prdn)):
+        raise BadInputError(None, f"max_prdn={max_prdn!r}: {problem}")
     if bitrate is not None and (problem := mode_problem(mode, quality, max_error_uv, max_prdn, bitrate)):
         raise BadInputError(None, f"bitrate={bitrate!r}: {problem}")
     if level not in LEVELS:

@@ -18,6 +18,7 @@ import json
 import numpy as np
 
 from ..container import fingerprint
+from ..codecs.base import WAVELET_IDS
 from ..codecs.lossy import model_file
 from ..codecs.lossy.qualities import QUALITY_PRDN, QUALITY_STEPS
 from ..container.layout import DATA, MAX_BLOCK_ELEMENTS, put_text
@@ -40,8 +41,7 @@ from ..stream.sources import raw_chunks
 TARGET_ATTEMPTS = 4  # --max-prdn: codings of the recording before its channels are stored exactly
 FIGURE_DIGITS = 6  # significant digits of the stored fidelity figures (verify allows them 1e-3 relative)
 BITRATE_ATTEMPTS, BITRATE_TOLERANCE = 3, 0.05  # --bitrate: codings at most; the last is kept whatever it took
-BOUNDED_CODECS = ("nl-v1", "grid-v1", "dwt-v1", "sdwt-v1", "dwt-v2", "sdwt-v2")  # a bound or step per channel, which rate control calibrates
-WAVELET_CODECS = ("dwt-v1", "sdwt-v1", "dwt-v2", "sdwt-v2")
+BOUNDED_CODECS = ("nl-v1", "grid-v1", *WAVELET_IDS)  # a bound or step per channel, which rate control calibrates
 
 
 def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_error_uv: float | None,
@@ -79,6 +79,8 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         except scaling.KindMismatch as exc:
             raise BadInputError(src_path, f"channels {exc.channels.tolist()} stop being integer-coded "
                                 "later in the recording; their error cannot be bounded") from None
+    plan_memo: dict = {}  # what each plan fits to the first block and the aim, the same for every attempt
+
     def make_plan(kinds=kinds, max_error_uv=max_error_uv):
         return lossy_plan(mode, first, kinds, recipe, stim, units, raw.ch_names, quality=quality,
                           max_error_uv=max_error_uv, model_path=model_path, model_id=meta["model_id"],
@@ -86,7 +88,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                           aim_prdn=None if max_prdn is None else max_prdn * tighten, delta_scale=delta_scale,
                           prefer_residual=prefer_residual, gains=gains,
                           aim_bits=None if bitrate is None else bits_aim, family=family,
-                          n_blocks=-(-raw.n_times // block_samples))
+                          n_blocks=-(-raw.n_times // block_samples), memo=plan_memo)
 
     def encode(lanes, writer):
         tally = SizeTally(lanes)
@@ -200,7 +202,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         for _ in range(TARGET_ATTEMPTS):
             def on_target(prdn, bounded, bits):
                 # a low mean is accepted once the autoencoder's gains were calibrated; a bounded coder's
-                # scales are searched further (each attempt halves the interval, below)
+                # scales are searched further (below)
                 worst, mean = _judged(prdn, stim)
                 return worst <= max_prdn and smaller(bits) and (
                     mean >= LOW_MEAN * max_prdn or (not bounded and calibrated >= CALIBRATIONS))
@@ -228,7 +230,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                     # shared sketch): halfway, in log, back to the last scales that kept every channel within it
                     delta_scale = np.sqrt(within_scale * over_scale)
                 else:
-                    delta_scale = (1.0 if delta_scale is None else delta_scale) * np.clip(ratio, 0.25, 3.0)
+                    delta_scale = scales * np.clip(ratio, 0.25, 3.0)
                 family = coder  # calibrated: the same coder again
                 calibrated += 1
             elif (worst <= max_prdn or gains is not None) and calibrated < CALIBRATIONS:
@@ -257,7 +259,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
     if max_prdn is None:
         return attempt(lambda prdn, bounded, bits: True)[0]
     path = reach_target(None, None)
-    if path is None or not published["ae_rival"] or published["coder"] not in WAVELET_CODECS:
+    if path is None or not published["ae_rival"] or published["coder"] not in WAVELET_IDS:
         return path
     # the wavelet coder won on the first block, the autoencoder close behind: the autoencoder's
     # calibration (each channel's scale) can still make it the smaller on the whole recording

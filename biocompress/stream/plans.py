@@ -144,16 +144,16 @@ def _sketch(values0: np.ndarray, units, per_code: np.ndarray, step: float, model
 
 def grid_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, units,
                aim: float, model_id: str, block: int,
-               delta_scale: np.ndarray | None = None) -> tuple[list[Lane], np.ndarray]:
+               delta_scale: np.ndarray | None = None, memo: dict | None = None) -> tuple[list[Lane], np.ndarray]:
     """A PRDN target ``aim`` % for recordings whose samples are not integer codes: each run of
     non-trigger channels on a fine grid through ``grid-v1`` (``nl-v1`` with a bound per
     channel, refined on the first block as for integer codes), trigger channels exact.
-    Returns the lanes and the value kinds the archive records."""
+    Returns the lanes and the value kinds the archive records. ``memo``: see :func:`target_plan`."""
     from ..codecs.lossy.grid import STEPS_PER_BOUND, GridCodec, grid_for
     from ..codecs.lossy.near_lossless import NearLosslessCodec
     from ..codecs.lossy.rate import refine_bounds
 
-    def lane(a: int, b: int) -> Lane:
+    def fitted(a: int, b: int):
         x = first[a:b]
         sigma = x.std(axis=1)
         live = sigma > 0
@@ -166,7 +166,10 @@ def grid_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, sti
         deltas = np.where(live, STEPS_PER_BOUND, 0).astype(np.int64)
         step = float(np.clip(GRID_SKETCH_STEP_PER_BOUND * math.sqrt(3) * aim / 100, 0.05, 64.0))
         sketch = _sketch(codes * grid[:, None], units[a:b], grid, step, model_id)
-        deltas = refine_bounds(lambda d: NearLosslessCodec(sketch, d.tolist()), codes, deltas, aim)
+        return grid, offsets, sketch, refine_bounds(lambda d: NearLosslessCodec(sketch, d.tolist()), codes, deltas, aim)
+
+    def lane(a: int, b: int) -> Lane:
+        grid, offsets, sketch, deltas = _memo(memo, ("grid-v1", a, b, aim), lambda: fitted(a, b))
         if delta_scale is not None:
             deltas = np.floor(deltas * delta_scale[a:b]).astype(np.int64)
         codec = GridCodec(grid, offsets, NearLosslessCodec(sketch, deltas.tolist()).get_config())
@@ -188,6 +191,16 @@ def _lossy_runs(kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, blo
             lanes.append(lane_for(a, b))
             kinds[a:b] = scaling.LOSSY
     return lanes, kinds
+
+
+def _memo(memo: dict | None, key: tuple, compute: Callable):
+    """``compute()``, kept in ``memo`` under ``key`` (None: not kept)."""
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
 
 def times_lane(block: int, sfreq: float | None = None) -> TimesLane:
     """The lane of a stream's per-sample timestamps: blocks of ``block`` samples, as the
@@ -214,7 +227,7 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
                 aim: float, model_path, model_id: str, block: int, to_codes: Callable,
                 when_due: bool = False, delta_scale: np.ndarray | None = None,
                 prefer_residual: bool = False, gains: np.ndarray | None = None,
-                family: str | None = None, n_blocks: int | None = None) -> LossyPlan:
+                family: str | None = None, n_blocks: int | None = None, memo: dict | None = None) -> LossyPlan:
     """Lanes that keep every non-trigger channel's PRDN at or below ``aim`` % on the first block
     (codecs.lossy.rate): per run of channels the autoencoder's largest step that does, or, for
     integer-coded recordings, a bounded residual per channel when that takes fewer bytes (or the
@@ -227,7 +240,9 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
     coders (``dwt-v2`` per channel, ``sdwt-v2`` over principal components) are candidates too:
     whichever takes the fewest bytes on the first block, its configuration's share of
     ``n_blocks`` blocks included. ``family``: only that coder (``nl-v1``, ``grid-v1``, ``dwt-v2``
-    or ``sdwt-v2``: the one being calibrated)."""
+    or ``sdwt-v2``: the one being calibrated). ``memo``: a dict kept between the plans of one
+    recording (the same first block), where what depends only on the first block and ``aim`` is
+    kept (each coder's fit to the aim; ``delta_scale`` and ``gains`` act on top of it)."""
     from ..codecs import get_codec
     from ..codecs.lossy.rate import ae_step_for, refine_bounds, residual_bounds
 
@@ -235,7 +250,8 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
     for a, b in group_runs(stim.tolist(), len(stim)):
         if stim[a]:
             continue
-        found = ae_step_for(first[a:b], np.ones(b - a, bool), aim, model_path)
+        found = _memo(memo, ("ae-v1", a, b, aim), lambda: ae_step_for(first[a:b], np.ones(b - a, bool), aim,
+                                                                        model_path))
         steps[(a, b)] = found[0] if found else None
         ae_bytes = ae_bytes + found[1] if found and ae_bytes is not None else None
     n_ch = first.shape[0]
@@ -247,9 +263,12 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
         deltas = residual_bounds(codes, stim, aim)
         per_code = scaling.value_per_code(recipe, n_ch)
         typical_uv = float(np.median((deltas * per_code)[~stim])) * 1e6
-        lane, _, _ = near_lossless_lane(first, recipe, stim, units, max(typical_uv, 1e-12), model_id, block,
-                                        to_codes, deltas=deltas)
-        deltas = refine_bounds(lambda d: get_codec({**lane.config, "deltas": d.tolist()}), codes, deltas, aim)
+
+        def refined(deltas=deltas):
+            lane, _, _ = near_lossless_lane(first, recipe, stim, units, max(typical_uv, 1e-12), model_id, block,
+                                            to_codes, deltas=deltas)
+            return refine_bounds(lambda d: get_codec({**lane.config, "deltas": d.tolist()}), codes, deltas, aim)
+        deltas = _memo(memo, ("nl-v1", aim), refined)
         if delta_scale is not None:  # the sketch's step follows the bounds (else the sketch's own error caps PRDN)
             deltas = np.floor(deltas * delta_scale).astype(np.int64)
             typical_uv = float(np.median((deltas * per_code)[~stim])) * 1e6
@@ -258,13 +277,13 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
         plan = LossyPlan([lane], kinds, step, None, deltas * per_code)
         candidates.append((len(get_codec(lane.config).encode(codes)) + _config_share([lane], n_blocks), plan))
     elif (~stim).any() and family in (None, "grid-v1"):  # samples that are not integer codes: a grid gives them some
-        lanes, grid_kinds = grid_lanes(first, kinds, recipe, stim, units, aim, model_id, block, delta_scale)
+        lanes, grid_kinds = grid_lanes(first, kinds, recipe, stim, units, aim, model_id, block, delta_scale, memo)
         candidates.append((_first_block_bytes(lanes, first, n_blocks), LossyPlan(lanes, grid_kinds, ae_step, None, None)))
     if (~stim).any() and family in (None, "dwt-v2"):
-        lanes, dwt_kinds = dwt_lanes(first, kinds, recipe, stim, aim, block, delta_scale)
+        lanes, dwt_kinds = dwt_lanes(first, kinds, recipe, stim, aim, block, delta_scale, memo)
         candidates.append((_first_block_bytes(lanes, first, n_blocks), LossyPlan(lanes, dwt_kinds, ae_step, None, None)))
     if (~stim).sum() > 1 and family in (None, "sdwt-v2"):
-        lanes, sdwt_kinds = sdwt_lanes(first, kinds, recipe, stim, aim, block, delta_scale)
+        lanes, sdwt_kinds = sdwt_lanes(first, kinds, recipe, stim, aim, block, delta_scale, memo)
         candidates.append((_first_block_bytes(lanes, first, n_blocks), LossyPlan(lanes, sdwt_kinds, ae_step, None, None)))
     lanes, ae_kinds = lossy_lanes(first, kinds, recipe, stim, units, None, model_path, block, when_due, steps=steps,
                                   gains=gains)
@@ -301,15 +320,16 @@ DWT_ROUNDS = 4  # refinements of each channel's step on the first block
 
 
 def dwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, aim: float, block: int,
-              delta_scale: np.ndarray | None = None) -> tuple[list[Lane], np.ndarray]:
+              delta_scale: np.ndarray | None = None, memo: dict | None = None) -> tuple[list[Lane], np.ndarray]:
     """A PRDN target ``aim`` % through the wavelet coder (``dwt-v2``): each run of non-trigger
     channels with a step per channel, the largest tried whose PRDN on the first block stays
     within ``aim``; trigger channels exact. ``delta_scale``: per channel, a factor on the step
-    (what the whole recording showed). Returns the lanes and the value kinds the archive records."""
+    (what the whole recording showed). Returns the lanes and the value kinds the archive records.
+    ``memo``: see :func:`target_plan`."""
     from ..codecs.lossy.rate import prdn_per_channel
     from ..codecs.lossy.wavelet import ContextWaveletCodec, steps_for
 
-    def lane(a: int, b: int) -> Lane:
+    def fitted(a: int, b: int):
         x = first[a:b]
         means = x.mean(axis=1)
         steps = steps_for(x, aim)
@@ -322,6 +342,10 @@ def dwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(np.isfinite(p) & (p > 0), aim / p, 2.0)
             steps = steps * np.clip(ratio, 0.5, 3.0)
+        return best, means
+
+    def lane(a: int, b: int) -> Lane:
+        best, means = _memo(memo, ("dwt-v2", a, b, aim), lambda: fitted(a, b))
         if delta_scale is not None:
             best = best * delta_scale[a:b]
         codec = ContextWaveletCodec(DWT_LEVELS, best, means)
@@ -338,7 +362,7 @@ SDWT_GAIN_RANGE = 5.0  # gains within 1/5…5 of their median
 
 
 def sdwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, aim: float, block: int,
-               delta_scale: np.ndarray | None = None) -> tuple[list[Lane], np.ndarray]:
+               delta_scale: np.ndarray | None = None, memo: dict | None = None) -> tuple[list[Lane], np.ndarray]:
     """A PRDN target ``aim`` % through the spatial wavelet coder (``sdwt-v2``): each run of
     non-trigger channels standardized, rotated into principal components and wavelet-coded at
     one step. On the first block, the step is moved until the worst channel meets the aim (the
@@ -346,11 +370,11 @@ def sdwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, sti
     its PRDN fell under the aim (damped: through the rotation, every channel's error moves the
     others'); the coding that kept every channel within the aim in the fewest bytes is kept.
     ``delta_scale``: per channel, a factor on its gain (what the whole recording showed).
-    Returns the lanes and the value kinds the archive records."""
+    Returns the lanes and the value kinds the archive records. ``memo``: see :func:`target_plan`."""
     from ..codecs.lossy.rate import prdn_per_channel
     from ..codecs.lossy.spatial_wavelet import ContextSpatialWaveletCodec
 
-    def lane(a: int, b: int) -> Lane:
+    def fitted(a: int, b: int):
         x = first[a:b]
         effective = np.full(b - a, math.sqrt(12) * aim / 100)  # uniform error at the aim, in units of each spread
         best, best_bytes, worst, slope, last = None, None, np.inf, 1.0, None
@@ -378,12 +402,14 @@ def sdwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, sti
             middle = float(np.median(effective))
             effective = middle * np.clip(effective / middle, 1 / SDWT_GAIN_RANGE, SDWT_GAIN_RANGE)
         if best is None:  # the channels' errors move one another: the last gains, the step scaled under the aim
-            step, gains = tried[0] * min(1.0, SDWT_AIM * aim / max(worst, 1e-12)), tried[1]
-        else:
-            step, gains = best
+            return tried[0] * min(1.0, SDWT_AIM * aim / max(worst, 1e-12)), tried[1]
+        return best
+
+    def lane(a: int, b: int) -> Lane:
+        step, gains = _memo(memo, ("sdwt-v2", a, b, aim), lambda: fitted(a, b))
         if delta_scale is not None:
             gains = gains * delta_scale[a:b]
-        codec = ContextSpatialWaveletCodec.fit(x, step, SDWT_LEVELS, gains)
+        codec = ContextSpatialWaveletCodec.fit(first[a:b], step, SDWT_LEVELS, gains)
         return StreamLane(a, b, codec.get_config(), codec.stream(block))
 
     return _lossy_runs(kinds, recipe, stim, block, lane)
@@ -394,7 +420,7 @@ def lossy_plan(mode: str, first: np.ndarray, kinds: np.ndarray, recipe: scaling.
                to_codes: Callable, where=None, when_due: bool = False, aim_prdn: float | None = None,
                delta_scale: np.ndarray | None = None, prefer_residual: bool = False,
                gains: np.ndarray | None = None, aim_bits: float | None = None, family: str | None = None,
-               n_blocks: int | None = None) -> LossyPlan:
+               n_blocks: int | None = None, memo: dict | None = None) -> LossyPlan:
     """Lanes for ``mode`` "lossy" (the autoencoder at ``quality``; quality 5 of integer-coded
     channels: a bounded residual of 2.6 % of the RMS) or "near-lossless" (every sample within
     ``max_error_uv``; integer-coded channels only: BadInputError naming ``where`` otherwise).
@@ -414,7 +440,7 @@ def lossy_plan(mode: str, first: np.ndarray, kinds: np.ndarray, recipe: scaling.
         return LossyPlan(lanes, kinds, step, None, None)
     if mode == "lossy" and aim_prdn is not None:
         return target_plan(first, kinds, recipe, stim, units, aim_prdn, model_path, model_id, block, to_codes, when_due,
-                           delta_scale, prefer_residual, gains, family, n_blocks)
+                           delta_scale, prefer_residual, gains, family, n_blocks, memo)
     if mode == "lossy" and quality in QUALITY_BOUND and (kinds == 0).all():
         # the top quality is beyond the autoencoder alone: a bounded residual on the integer codes
         centred = first - np.median(first, axis=1, keepdims=True)

@@ -8,6 +8,8 @@ whole sub-bands at no cost. A PRDN target's rate control weighs it against the a
 and the bounded residual (``stream/plans.py``): where the autoencoder does not know a
 recording's spectrum (rates, montages it was not trained on), it keeps the archive at least
 as small as a wavelet coder's.
+
+``dwt-v2`` is the same coder with its coefficients range-coded in context (:mod:`.coefficient_coder`).
 """
 
 from __future__ import annotations
