@@ -59,6 +59,7 @@ from biocompress.bench.external import pack, unpack  # noqa: E402
 from biocompress.codecs.lossless import residual_coder  # noqa: E402
 from biocompress.container.packed import packed_cost  # noqa: E402
 from biocompress.codecs.lossy.qualities import QUALITY_STEPS  # noqa: E402
+from biocompress.files.fidelity import FLAT_RELATIVE  # noqa: E402
 from biocompress.io import scaling  # noqa: E402
 from biocompress.io.source import open_raw  # noqa: E402
 
@@ -96,13 +97,15 @@ class Recording:
         self.n_all = raw.get_data().size
         centred = self.x - self.x.mean(axis=1, keepdims=True)
         self.norm = np.sqrt((centred**2).sum(axis=1))
+        # constant but for float rounding, as the archive's fidelity figures judge it: no PRDN (0 here)
+        self.flat = self.norm <= FLAT_RELATIVE * np.sqrt((self.x**2).sum(axis=1))
         self.codes = _int16_codes(raw, self.picks)
         self.raw = raw  # cropped, in memory: compress() reads it as its reader gave it (integer codes kept)
 
     def prdn(self, x_hat: np.ndarray) -> np.ndarray:
         err = np.sqrt(((x_hat - self.x) ** 2).sum(axis=1))
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.norm > 0, 100 * err / self.norm, 0.0)
+            return np.where(self.flat, 0.0, 100 * err / self.norm)
 
 
 def _int16_codes(raw, picks) -> tuple[np.ndarray, np.ndarray] | None:

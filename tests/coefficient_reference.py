@@ -1,5 +1,5 @@
-"""A slow decoder of dwt-v2 / sdwt-v2 coefficient streams written from docs/FORMAT.md §8.15 and
-§8.17 alone (a test helper, not a test file), on the range decoder of §8.11.2 as
+"""A slow decoder of dwt-v2 / sdwt-v2 / sdwt-v3 coefficient streams written from docs/FORMAT.md
+§8.15, §8.17 and §8.18 alone (a test helper, not a test file), on the range decoder of §8.11.2 as
 ``stream_reference`` implements it. It checks that the document describes the bitstream."""
 
 from __future__ import annotations
@@ -38,12 +38,20 @@ class Decisions:
         return bit
 
 
-def decode_payload(payload: bytes, levels: int) -> list[list[int]]:
-    """Rows of coefficient integers of a dwt-v2 / sdwt-v2 payload (header, then §8.17's stream)."""
+def sub_band_offsets(payload: bytes, levels: int) -> list[int]:
+    """§8.18: an sdwt-v3 payload's offsets, one signed byte per sub-band after the header."""
+    n_rows, n = struct.unpack_from("<HI", payload)
+    count = len(band_lengths(n, levels))
+    return list(struct.unpack_from(f"<{count}b", payload, 6))
+
+
+def decode_payload(payload: bytes, levels: int, offsets: bool = False) -> list[list[int]]:
+    """Rows of coefficient integers of a dwt-v2 / sdwt-v2 payload (header, then §8.17's stream),
+    or of an sdwt-v3 one (``offsets``: header, a byte per sub-band, then the same stream)."""
     n_rows, n = struct.unpack_from("<HI", payload)
     lengths = band_lengths(n, levels)
     starts = [sum(lengths[:b]) for b in range(len(lengths) + 1)]
-    dec = Decoder(payload[6:])
+    dec = Decoder(payload[6 + (len(lengths) if offsets else 0) :])
     decision = Decisions(dec)
     classes = [[0] * len(lengths) for _ in range(n_rows)]
     rows = []

@@ -186,7 +186,8 @@ def test_codec_conformance(make_codec, make_codes):
 LOSSY_CONFORMANCE = {"ae-v1": "test_ae_codec_conformance", "nl-v1": "test_near_lossless_codec_conformance",
                      "grid-v1": "test_grid_codec_conformance", "dwt-v1": "test_wavelet_codec_conformance",
                      "sdwt-v1": "test_spatial_wavelet_codec_conformance", "dwt-v2": "test_wavelet_codec_conformance",
-                     "sdwt-v2": "test_spatial_wavelet_codec_conformance"}
+                     "sdwt-v2": "test_spatial_wavelet_codec_conformance",
+                     "sdwt-v3": "test_spatial_wavelet_codec_conformance"}
 
 
 def test_every_registered_codec_has_a_conformance_case():

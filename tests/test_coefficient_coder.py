@@ -71,9 +71,10 @@ def test_zero_sub_bands_cost_almost_nothing():
     assert extra < extra_segments / 10
 
 
-@pytest.mark.parametrize("name", ["dwt-v2_prdn5", "sdwt-v2_step017", "random"])
+@pytest.mark.parametrize("name", ["dwt-v2_prdn5", "sdwt-v2_step017", "sdwt-v3_step017", "random"])
 def test_a_decoder_written_from_the_format_document_reads_the_streams(name):
-    """tests/coefficient_reference.py decodes from FORMAT.md §8.15 and §8.17 alone: the same integers."""
+    """tests/coefficient_reference.py decodes from FORMAT.md §8.15, §8.17 and §8.18 alone: the
+    same integers (and sdwt-v3's offsets)."""
     import json
     from pathlib import Path
 
@@ -94,6 +95,11 @@ def test_a_decoder_written_from_the_format_document_reads_the_streams(name):
         payload = (fixtures / f"{name}.bin").read_bytes()
     n_rows, n = int.from_bytes(payload[:2], "little"), int.from_bytes(payload[2:6], "little")
     sizes = wavelet.band_sizes(n, config["levels"])
-    expected = cc.decode("test", payload[6:], n_rows, sizes)
-    assert np.array_equal(np.array(coefficient_reference.decode_payload(payload, config["levels"])), expected)
+    offsets = config["id"] == "sdwt-v3"
+    expected = cc.decode("test", payload[6 + (len(sizes) if offsets else 0) :], n_rows, sizes)
+    decoded = coefficient_reference.decode_payload(payload, config["levels"], offsets)
+    assert np.array_equal(np.array(decoded), expected)
+    if offsets:
+        pulls = coefficient_reference.sub_band_offsets(payload, config["levels"])
+        assert len(pulls) == len(sizes) and any(pulls) and all(-128 <= o <= 127 for o in pulls)
     assert (expected != 0).any() and (expected == 0).any()

@@ -18,7 +18,8 @@ from biocompress.codecs.lossy import model_file
 from biocompress.codecs import get_codec
 from biocompress.codecs.lossy.ae_codec import QUALITY_STEPS, AECodec
 from biocompress.codecs.lossy.grid import STEPS_PER_BOUND, GridCodec, grid_for
-from biocompress.codecs.lossy.spatial_wavelet import ContextSpatialWaveletCodec, SpatialWaveletCodec
+from biocompress.codecs.lossy.spatial_wavelet import (ContextSpatialWaveletCodec, EnergySpatialWaveletCodec,
+                                                      SpatialWaveletCodec)
 from biocompress.codecs.lossy.wavelet import ContextWaveletCodec, WaveletCodec, steps_for
 from biocompress.codecs.lossy.near_lossless import NearLosslessCodec, dpcm_decode, dpcm_encode
 from biocompress.codecs.lossy.rate import prdn_per_channel
@@ -112,7 +113,7 @@ def test_wavelet_codec_refuses_configs_it_cannot_use(change, codec_id):
 
 @pytest.mark.parametrize("n", [6000, 700, 9, 2])
 @pytest.mark.parametrize("channels", [1, 4, 40])  # 40: two blocks of the rotation (32 + 8)
-@pytest.mark.parametrize("cls", [SpatialWaveletCodec, ContextSpatialWaveletCodec])
+@pytest.mark.parametrize("cls", [SpatialWaveletCodec, ContextSpatialWaveletCodec, EnergySpatialWaveletCodec])
 def test_spatial_wavelet_codec_conformance(n, channels, cls):
     x = np.vstack([eeg_values(6000)] * 10)[:channels, :n] * np.linspace(1, 3, channels)[:, None]
     codec = cls.fit(x, 0.3, 8, np.linspace(0.8, 1.2, channels))
@@ -143,7 +144,7 @@ def test_spatial_wavelet_gains_scale_each_channel_error():
     {"blocks": []}, {"blocks": [33]}, {"blocks": [2.0]}, {"rotation": "!!"}, {"scales": None},
     {"offsets": "AAAA"}, {"offsets": "AAAAAAAAAAAAAAAA"},
 ])
-@pytest.mark.parametrize("cls", [SpatialWaveletCodec, ContextSpatialWaveletCodec])
+@pytest.mark.parametrize("cls", [SpatialWaveletCodec, ContextSpatialWaveletCodec, EnergySpatialWaveletCodec])
 def test_spatial_wavelet_codec_refuses_configs_it_cannot_use(change, cls):
     config = cls.fit(eeg_values(500)[:2], 0.3, 5).get_config()
     with pytest.raises(CorruptArchiveError):
@@ -321,5 +322,49 @@ def test_lossy_keeps_trigger_channels_exact(tmp_path):
     assert_bitwise_equal(got[stim], ref.get_data()[stim])
     with biocompress.open(dst) as arc:
         ids = {c["id"] for c in arc.codec_configs}
-        lossy = ids & {"ae-v1", "nl-v1", "grid-v1", "dwt-v1", "sdwt-v1", "dwt-v2", "sdwt-v2"}
+        lossy = ids & {"ae-v1", "nl-v1", "grid-v1", "dwt-v1", "sdwt-v1", "dwt-v2", "sdwt-v2", "sdwt-v3"}
         assert lossy and ids - lossy and ids - lossy <= {"lpc-v4", "lzma-v1"}  # stim: lossless
+
+
+@pytest.mark.parametrize("step", [0.05, 0.5, 2.0])
+def test_energy_offsets_give_each_sub_band_its_energy_back(step):
+    """sdwt-v3: per sub-band, sign(q)·(|q| − δ) has the energy the coefficients had (within the
+    offset's resolution), where rounding alone leaves too much or too little."""
+    from biocompress.codecs.lossy import wavelet
+
+    x = eeg_values(4000) / eeg_values(4000).std(axis=1, keepdims=True)
+    steps = np.full(len(x), step)
+    u = wavelet.coefficients(x, steps, 8)
+    q = wavelet.quantize(u)
+    sizes = wavelet.band_sizes(x.shape[1], 8)
+    offsets = wavelet.energy_offsets(u, q, sizes, steps**2)
+    ends = np.cumsum(sizes)
+    moved = 0
+    for (a, b), delta in zip(zip(ends - sizes, ends), offsets / wavelet.OFFSET_SCALE):
+        source, rounded = (u[:, a:b] ** 2).sum(), (q[:, a:b] ** 2).sum()
+        kept = ((q[:, a:b] - np.sign(q[:, a:b]) * delta) ** 2).sum()
+        if not (q[:, a:b] != 0).any():
+            continue
+        if -0.5 < delta < 127 / 256:  # not at the end of the range: the energy is matched
+            assert abs(kept - source) <= 0.02 * source + 1e-9
+            moved += abs(rounded - source) > 0.02 * source
+        else:
+            assert abs(kept - source) < abs(rounded - source)
+    assert step < 0.5 or moved  # coarse steps: rounding alone missed some sub-band's energy
+
+
+def test_sdwt_v3_is_sdwt_v2_with_a_byte_per_sub_band_before_the_stream():
+    from biocompress.codecs.lossy.wavelet import band_sizes
+
+    x = eeg_values(2000)
+    codec = EnergySpatialWaveletCodec.fit(x, 0.5, 8)
+    payload = codec.encode(x)
+    n_bands = len(band_sizes(2000, 8))
+    v2 = ContextSpatialWaveletCodec(**{k: v for k, v in codec.get_config().items() if k != "id"})
+    plain = payload[:6] + payload[6 + n_bands :]  # the same coefficients, no offsets
+    zeroed = payload[:6] + bytes(n_bands) + payload[6 + n_bands :]
+    assert np.array_equal(codec.decode(zeroed), v2.decode(plain))
+    assert any(payload[6 : 6 + n_bands]) and not np.array_equal(codec.decode(payload), v2.decode(plain))
+    for cut in (6, 6 + n_bands - 1):
+        with pytest.raises(CorruptArchiveError):
+            codec.decode(payload[:cut])

@@ -32,7 +32,7 @@ from ..io import scaling
 from ..io.source import iter_samples, needs_whole_read
 from ..progress import progress_bar
 from ..stream.encoder import StreamEncoder
-from ..codecs.lossy.rate import MARGIN
+from ..codecs.lossy.rate import MARGIN, Stretches
 from ..stream.lanes import StreamLane
 from ..stream.plans import exact_lanes, lossy_plan
 from ..stream.sources import raw_chunks
@@ -52,6 +52,8 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
     (the caller then writes the lossless archive). ``bitrate``: coded bits per sample (every
     channel's samples), instead of a quality or a PRDN target."""
     n_ch, label = raw.info["nchan"], src_path.name if src_path else "recording"
+    if not raw.n_times:  # nothing to approximate: the lossless archive is the smaller
+        return None
     block_samples = max(256, min(block_samples, MAX_BLOCK_ELEMENTS // n_ch // 256 * 256))  # blocks span every channel
     whole = raw.get_data() if needs_whole_read(raw) else None
     first = whole[:, :block_samples] if whole is not None else raw.get_data(start=0, stop=min(raw.n_times, block_samples))
@@ -88,7 +90,8 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                           aim_prdn=None if max_prdn is None else max_prdn * tighten, delta_scale=delta_scale,
                           prefer_residual=prefer_residual, gains=gains,
                           aim_bits=None if bitrate is None else bits_aim, family=family,
-                          n_blocks=-(-raw.n_times // block_samples), memo=plan_memo)
+                          n_blocks=-(-raw.n_times // block_samples), memo=plan_memo, stretches=stretches,
+                          stretch_aim=None if stretches is None else max_prdn * tighten / MARGIN * stretch_share)
 
     def encode(lanes, writer):
         tally = SizeTally(lanes)
@@ -184,6 +187,8 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
             raise
 
     tighten, delta_scale, calibrated, prefer_residual, gains = MARGIN, None, 0, False, None
+    stretches = None if max_prdn is None else _stretches(raw, whole, block_samples, src_path)
+    stretch_share = None if stretches is None else WHOLE_AIM if stretches.whole else SAMPLED_AIM
     family = None  # the bounded coder being calibrated ("ae-v1": the autoencoder only)
     bits_aim = bitrate  # --bitrate: the budget on the first block, scaled by what the whole recording took
     published = {}  # of the last coding judged: its bounded coder, bits per sample, whether the autoencoder was close
@@ -198,6 +203,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
         held_bits = np.inf  # its bits per sample
         within_scale = over_scale = None  # the bounded coder's scales in the last coding within the target, over it
         overs = 0  # codings over the target since the last within it
+        last_over = None  # a wavelet coder's last coding, over the target: its scales and worst PRDN
         smaller = lambda bits: beat_bits is None or bits < beat_bits  # noqa: E731
         for _ in range(TARGET_ATTEMPTS):
             def on_target(prdn, bounded, bits):
@@ -216,9 +222,12 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                     held, held_bits = (tighten, delta_scale, prefer_residual, gains, family), bits
             # each channel scaled by how far the whole recording's PRDN fell from the aim: its bound (a
             # bounded residual) or its scale in the autoencoder (where one step serves a run of channels)
-            ratio = np.array([MARGIN * max_prdn / p if p else 1.0 for p in prdn])
+            share = stretch_share if coder in WAVELET_IDS and stretches is not None else MARGIN
+            ratio = np.array([share * max_prdn / p if p else 1.0 for p in prdn])
             if coder is not None:
                 scales = np.ones(n_ch) if delta_scale is None else delta_scale
+                wavelet_over = worst > max_prdn and coder in WAVELET_IDS and stretches is not None
+                last_over = (scales, worst) if wavelet_over else None
                 if coder != family:
                     within_scale, overs = None, 0
                 if worst <= max_prdn:
@@ -230,7 +239,10 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                     # shared sketch): halfway, in log, back to the last scales that kept every channel within it
                     delta_scale = np.sqrt(within_scale * over_scale)
                 else:
-                    delta_scale = scales * np.clip(ratio, 0.25, 3.0)
+                    move = np.clip(ratio, 0.25, 3.0)
+                    if coder in WAVELET_IDS:  # coarse steps zero whole sub-bands: PRDN falls slower than the step
+                        move = np.where(move < 1, move**2, move)
+                    delta_scale = scales * move
                 family = coder  # calibrated: the same coder again
                 calibrated += 1
             elif (worst <= max_prdn or gains is not None) and calibrated < CALIBRATIONS:
@@ -240,9 +252,16 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                 prefer_residual = True
             else:  # aim lower
                 tighten *= min(0.85, max_prdn / max(worst, 1e-12))
+        within = lambda prdn, bounded, bits: _judged(prdn, stim)[0] <= max_prdn and smaller(bits)  # noqa: E731
         if held is not None:  # no coding met both: the smallest that kept every channel within the target
             tighten, delta_scale, prefer_residual, gains, family = held
-            path, missed = attempt(lambda prdn, bounded, bits: _judged(prdn, stim)[0] <= max_prdn and smaller(bits))
+            path, missed = attempt(within)
+            if missed is None:
+                return path
+        elif last_over is not None:  # a wavelet coder just over the target: every channel finer, once
+            scales, worst = last_over
+            delta_scale = scales * (stretch_share * max_prdn / worst) ** 2
+            path, missed = attempt(within)
             if missed is None:
                 return path
         return None  # the target was not held on the whole recording: store every channel exactly
@@ -265,6 +284,29 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
     # calibration (each channel's scale) can still make it the smaller on the whole recording
     published["replaces_ours"] = True  # the archive at dst is the one just written
     return reach_target("ae-v1", published["bits"]) or path
+
+
+CALIBRATION_VALUES = 1 << 24  # --max-prdn: samples × channels the wavelet coders are fitted to...
+WHOLE_AIM = 0.99  # ... aiming at this much of P where that is the whole recording (what is judged)...
+SAMPLED_AIM = 0.96  # ... or this much, where it is blocks spread over a longer one
+
+
+def _stretches(raw, whole, block: int, src_path) -> Stretches:
+    """Blocks of the recording, cut as the stream cuts them, for the wavelet coders' calibration:
+    every block where they hold at most CALIBRATION_VALUES values, else that many spread evenly."""
+    n_ch, n = raw.info["nchan"], raw.n_times
+    starts = np.arange(0, n, block)
+    keep = max(1, CALIBRATION_VALUES // max(n_ch * block, 1))
+    if starts.size > keep:
+        starts, every = np.unique(starts[np.linspace(0, starts.size - 1, keep).round().astype(int)]), False
+    else:
+        every = True
+    blocks = []
+    for t0 in starts.tolist():
+        x = whole[:, t0 : t0 + block] if whole is not None else raw.get_data(start=t0, stop=min(n, t0 + block))
+        _require_finite(x, t0, raw, src_path)
+        blocks.append(x)
+    return Stretches(blocks, whole=every)
 
 
 LOW_MEAN = 0.8  # --max-prdn: channels are calibrated again when their mean PRDN is below this × P...

@@ -227,7 +227,8 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
                 aim: float, model_path, model_id: str, block: int, to_codes: Callable,
                 when_due: bool = False, delta_scale: np.ndarray | None = None,
                 prefer_residual: bool = False, gains: np.ndarray | None = None,
-                family: str | None = None, n_blocks: int | None = None, memo: dict | None = None) -> LossyPlan:
+                family: str | None = None, n_blocks: int | None = None, memo: dict | None = None,
+                stretches=None, stretch_aim: float | None = None) -> LossyPlan:
     """Lanes that keep every non-trigger channel's PRDN at or below ``aim`` % on the first block
     (codecs.lossy.rate): per run of channels the autoencoder's largest step that does, or, for
     integer-coded recordings, a bounded residual per channel when that takes fewer bytes (or the
@@ -237,12 +238,14 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
     wherever it is possible, whatever its size (the autoencoder's step, fitted on the first
     block, missed the target on the whole recording). ``gains``: per channel, a factor on its
     scale in the autoencoder (calibrated on the whole recording, :func:`lossy_lanes`). The wavelet
-    coders (``dwt-v2`` per channel, ``sdwt-v2`` over principal components) are candidates too:
+    coders (``dwt-v2`` per channel, ``sdwt-v3`` over principal components) are candidates too:
     whichever takes the fewest bytes on the first block, its configuration's share of
     ``n_blocks`` blocks included. ``family``: only that coder (``nl-v1``, ``grid-v1``, ``dwt-v2``
-    or ``sdwt-v2``: the one being calibrated). ``memo``: a dict kept between the plans of one
+    or ``sdwt-v3``: the one being calibrated). ``memo``: a dict kept between the plans of one
     recording (the same first block), where what depends only on the first block and ``aim`` is
-    kept (each coder's fit to the aim; ``delta_scale`` and ``gains`` act on top of it)."""
+    kept (each coder's fit to the aim; ``delta_scale`` and ``gains`` act on top of it).
+    ``stretches``, ``stretch_aim``: where given, the wavelet coders are fitted to those stretches
+    of the recording and that aim instead (:class:`~biocompress.codecs.lossy.rate.Stretches`)."""
     from ..codecs import get_codec
     from ..codecs.lossy.rate import ae_step_for, refine_bounds, residual_bounds
 
@@ -280,10 +283,12 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
         lanes, grid_kinds = grid_lanes(first, kinds, recipe, stim, units, aim, model_id, block, delta_scale, memo)
         candidates.append((_first_block_bytes(lanes, first, n_blocks), LossyPlan(lanes, grid_kinds, ae_step, None, None)))
     if (~stim).any() and family in (None, "dwt-v2"):
-        lanes, dwt_kinds = dwt_lanes(first, kinds, recipe, stim, aim, block, delta_scale, memo)
+        lanes, dwt_kinds = dwt_lanes(first, kinds, recipe, stim, aim, block, delta_scale, memo, stretches,
+                                     stretch_aim)
         candidates.append((_first_block_bytes(lanes, first, n_blocks), LossyPlan(lanes, dwt_kinds, ae_step, None, None)))
-    if (~stim).sum() > 1 and family in (None, "sdwt-v2"):
-        lanes, sdwt_kinds = sdwt_lanes(first, kinds, recipe, stim, aim, block, delta_scale, memo)
+    if (~stim).sum() > 1 and family in (None, "sdwt-v3"):
+        lanes, sdwt_kinds = sdwt_lanes(first, kinds, recipe, stim, aim, block, delta_scale, memo, stretches,
+                                       stretch_aim)
         candidates.append((_first_block_bytes(lanes, first, n_blocks), LossyPlan(lanes, sdwt_kinds, ae_step, None, None)))
     lanes, ae_kinds = lossy_lanes(first, kinds, recipe, stim, units, None, model_path, block, when_due, steps=steps,
                                   gains=gains)
@@ -315,37 +320,32 @@ def _config_share(lanes: list[Lane], n_blocks: int | None) -> int:
     return sum(packed_cost(json.dumps(ln.config).encode()) for ln in lanes if isinstance(ln, StreamLane)) // n_blocks
 
 
-DWT_LEVELS = 8  # as sdwt-v2 (fewer in short blocks): on the 125 Hz OpenBCI recording 5-6 % smaller than 5 levels
-DWT_ROUNDS = 4  # refinements of each channel's step on the first block
+DWT_LEVELS = 8  # as sdwt-v3 (fewer in short blocks): on the 125 Hz OpenBCI recording 5-6 % smaller than 5 levels
+DWT_ROUNDS = 8  # codings while each channel's step is searched (rate.largest_steps)
 
 
 def dwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, aim: float, block: int,
-              delta_scale: np.ndarray | None = None, memo: dict | None = None) -> tuple[list[Lane], np.ndarray]:
+              delta_scale: np.ndarray | None = None, memo: dict | None = None,
+              stretches=None, stretch_aim: float | None = None) -> tuple[list[Lane], np.ndarray]:
     """A PRDN target ``aim`` % through the wavelet coder (``dwt-v2``): each run of non-trigger
     channels with a step per channel, the largest tried whose PRDN on the first block stays
-    within ``aim``; trigger channels exact. ``delta_scale``: per channel, a factor on the step
-    (what the whole recording showed). Returns the lanes and the value kinds the archive records.
-    ``memo``: see :func:`target_plan`."""
-    from ..codecs.lossy.rate import prdn_per_channel
+    within ``aim`` (on ``stretches`` within ``stretch_aim``, where given: see
+    :class:`~biocompress.codecs.lossy.rate.Stretches`); trigger channels exact. ``delta_scale``:
+    per channel, a factor on the step (what the whole recording showed). Returns the lanes and
+    the value kinds the archive records. ``memo``: see :func:`target_plan`."""
+    from ..codecs.lossy.rate import Stretches, largest_steps
     from ..codecs.lossy.wavelet import ContextWaveletCodec, steps_for
 
+    calib, goal = (Stretches([first], False), aim) if stretches is None else (stretches, stretch_aim)
+
     def fitted(a: int, b: int):
-        x = first[a:b]
-        means = x.mean(axis=1)
-        steps = steps_for(x, aim)
-        best = steps / 4  # a step a quarter of the estimate: within the aim on any signal
-        for _ in range(DWT_ROUNDS):
-            codec = ContextWaveletCodec(DWT_LEVELS, steps, means)
-            p = prdn_per_channel(x, codec.decode(codec.encode(x)))
-            held = ~np.isfinite(p) | (p <= aim)
-            best = np.where(held, np.maximum(best, steps), best)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.where(np.isfinite(p) & (p > 0), aim / p, 2.0)
-            steps = steps * np.clip(ratio, 0.5, 3.0)
+        means = first[a:b].mean(axis=1)
+        best = largest_steps(lambda steps: calib.prdn(ContextWaveletCodec(DWT_LEVELS, steps, means), a, b)[0],
+                             steps_for(first[a:b], goal, calib.spread[a:b]), goal, DWT_ROUNDS)
         return best, means
 
     def lane(a: int, b: int) -> Lane:
-        best, means = _memo(memo, ("dwt-v2", a, b, aim), lambda: fitted(a, b))
+        best, means = _memo(memo, ("dwt-v2", a, b, goal), lambda: fitted(a, b))
         if delta_scale is not None:
             best = best * delta_scale[a:b]
         codec = ContextWaveletCodec(DWT_LEVELS, best, means)
@@ -354,39 +354,43 @@ def dwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim
     return _lossy_runs(kinds, recipe, stim, block, lane)
 
 
-SDWT_LEVELS = 8  # wavelet levels of sdwt-v2 (fewer in short blocks): never worse than 5 on any kind measured
-SDWT_ROUNDS = 8  # codings of the first block while calibrating sdwt-v2's step and channel gains:
+SDWT_LEVELS = 8  # wavelet levels of sdwt-v3 (fewer in short blocks): never worse than 5 on any kind measured
+SDWT_ROUNDS = 8  # codings of the first block while calibrating sdwt-v3's step and channel gains
+SDWT_STRETCH_ROUNDS = 24  # codings of a recording's stretches (cheap: each coder codes a block in ~0.1 s):
 SDWT_WHOLE_ROUNDS = 3  # the first ones move the step alone, the others each channel's gain too
 SDWT_AIM = 0.98  # each channel aimed this far under the aim (the rotation couples their errors)
 SDWT_GAIN_RANGE = 5.0  # gains within 1/5…5 of their median
 
 
 def sdwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, aim: float, block: int,
-               delta_scale: np.ndarray | None = None, memo: dict | None = None) -> tuple[list[Lane], np.ndarray]:
-    """A PRDN target ``aim`` % through the spatial wavelet coder (``sdwt-v2``): each run of
+               delta_scale: np.ndarray | None = None, memo: dict | None = None,
+               stretches=None, stretch_aim: float | None = None) -> tuple[list[Lane], np.ndarray]:
+    """A PRDN target ``aim`` % through the spatial wavelet coder (``sdwt-v3``): each run of
     non-trigger channels standardized, rotated into principal components and wavelet-coded at
     one step. On the first block, the step is moved until the worst channel meets the aim (the
     PRDN's growth with the step measured as it goes), then each channel's gain too, by how far
     its PRDN fell under the aim (damped: through the rotation, every channel's error moves the
     others'); the coding that kept every channel within the aim in the fewest bytes is kept.
-    ``delta_scale``: per channel, a factor on its gain (what the whole recording showed).
+    ``stretches``, ``stretch_aim``: the PRDN measured on those stretches instead, against that
+    aim. ``delta_scale``: per channel, a factor on its gain (what the whole recording showed).
     Returns the lanes and the value kinds the archive records. ``memo``: see :func:`target_plan`."""
-    from ..codecs.lossy.rate import prdn_per_channel
-    from ..codecs.lossy.spatial_wavelet import ContextSpatialWaveletCodec
+    from ..codecs.lossy.rate import Stretches
+    from ..codecs.lossy.spatial_wavelet import EnergySpatialWaveletCodec
+
+    calib, aim = (Stretches([first], False), aim) if stretches is None else (stretches, stretch_aim)
 
     def fitted(a: int, b: int):
         x = first[a:b]
         effective = np.full(b - a, math.sqrt(12) * aim / 100)  # uniform error at the aim, in units of each spread
         best, best_bytes, worst, slope, last = None, None, np.inf, 1.0, None
-        for round_ in range(SDWT_ROUNDS):
+        for round_ in range(SDWT_ROUNDS if stretches is None else SDWT_STRETCH_ROUNDS):
             step = float(np.median(effective))
             tried = (step, effective / step)
-            codec = ContextSpatialWaveletCodec.fit(x, step, SDWT_LEVELS, tried[1])
-            payload = codec.encode(x)
-            p = prdn_per_channel(x, codec.decode(payload))
+            codec = EnergySpatialWaveletCodec.fit(x, step, SDWT_LEVELS, tried[1], calib.spread[a:b])
+            p, size = calib.prdn(codec, a, b)
             worst = float(np.nanmax(p)) if np.isfinite(p).any() else 0.0
-            if worst <= aim and (best is None or len(payload) < best_bytes):
-                best, best_bytes = tried, len(payload)
+            if worst <= aim and (best is None or size < best_bytes):
+                best, best_bytes = tried, size
             if worst <= 0:
                 break
             if last is not None and abs(math.log(step / last[0])) > 1e-3 and last[1] > 0:
@@ -406,10 +410,10 @@ def sdwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, sti
         return best
 
     def lane(a: int, b: int) -> Lane:
-        step, gains = _memo(memo, ("sdwt-v2", a, b, aim), lambda: fitted(a, b))
+        step, gains = _memo(memo, ("sdwt-v3", a, b, aim), lambda: fitted(a, b))
         if delta_scale is not None:
             gains = gains * delta_scale[a:b]
-        codec = ContextSpatialWaveletCodec.fit(first[a:b], step, SDWT_LEVELS, gains)
+        codec = EnergySpatialWaveletCodec.fit(first[a:b], step, SDWT_LEVELS, gains, calib.spread[a:b])
         return StreamLane(a, b, codec.get_config(), codec.stream(block))
 
     return _lossy_runs(kinds, recipe, stim, block, lane)
@@ -420,14 +424,16 @@ def lossy_plan(mode: str, first: np.ndarray, kinds: np.ndarray, recipe: scaling.
                to_codes: Callable, where=None, when_due: bool = False, aim_prdn: float | None = None,
                delta_scale: np.ndarray | None = None, prefer_residual: bool = False,
                gains: np.ndarray | None = None, aim_bits: float | None = None, family: str | None = None,
-               n_blocks: int | None = None, memo: dict | None = None) -> LossyPlan:
+               n_blocks: int | None = None, memo: dict | None = None, stretches=None,
+               stretch_aim: float | None = None) -> LossyPlan:
     """Lanes for ``mode`` "lossy" (the autoencoder at ``quality``; quality 5 of integer-coded
     channels: a bounded residual of 2.6 % of the RMS) or "near-lossless" (every sample within
     ``max_error_uv``; integer-coded channels only: BadInputError naming ``where`` otherwise).
     ``first``: the stream's first block of values, which the codecs are fitted to; ``when_due``:
     see :func:`lossy_lanes`. ``aim_prdn``: a PRDN target instead of a quality (:func:`target_plan`);
     ``aim_bits``: bits per sample instead (the autoencoder's finest step within them on the first
-    block, one step for every run of non-trigger channels)."""
+    block, one step for every run of non-trigger channels). ``stretches``, ``stretch_aim``: see
+    :func:`target_plan`."""
     from ..codecs.lossy.qualities import QUALITY_STEPS
 
     if mode == "lossy" and aim_bits is not None:
@@ -440,7 +446,7 @@ def lossy_plan(mode: str, first: np.ndarray, kinds: np.ndarray, recipe: scaling.
         return LossyPlan(lanes, kinds, step, None, None)
     if mode == "lossy" and aim_prdn is not None:
         return target_plan(first, kinds, recipe, stim, units, aim_prdn, model_path, model_id, block, to_codes, when_due,
-                           delta_scale, prefer_residual, gains, family, n_blocks, memo)
+                           delta_scale, prefer_residual, gains, family, n_blocks, memo, stretches, stretch_aim)
     if mode == "lossy" and quality in QUALITY_BOUND and (kinds == 0).all():
         # the top quality is beyond the autoencoder alone: a bounded residual on the integer codes
         centred = first - np.median(first, axis=1, keepdims=True)

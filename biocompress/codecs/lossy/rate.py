@@ -29,6 +29,72 @@ def prdn_per_channel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.where(centred > 0, 100 * np.sqrt(((y - x) ** 2).sum(axis=1) / centred), np.nan)
 
 
+class Stretches:
+    """Stretches of a recording, cut as its stream cuts blocks, that a coder's settings are
+    calibrated on: the whole recording (``whole``) where it is small enough, else blocks spread
+    over it. A coder that codes each block on its own then shows on them the PRDN it will have."""
+
+    def __init__(self, blocks: list[np.ndarray], whole: bool):
+        from .wavelet import FLAT_RELATIVE
+
+        self.blocks, self.whole = blocks, whole
+        n = sum(x.shape[1] for x in blocks)
+        mean = sum(x.sum(axis=1) for x in blocks) / max(n, 1)
+        self.centred = sum(((x - mean[:, None]) ** 2).sum(axis=1) for x in blocks)
+        rms = np.sqrt(sum((x**2).sum(axis=1) for x in blocks) / max(n, 1))
+        spread = np.sqrt(self.centred / max(n, 1))
+        self.flat = spread <= FLAT_RELATIVE * rms  # constant but for float rounding: no PRDN (files.fidelity)
+        self.spread = np.where(self.flat, 0.0, spread)  # each channel's standard deviation over them (0: flat)
+
+    def prdn(self, codec, a: int, b: int) -> tuple[np.ndarray, int]:
+        """Per channel ``a:b``, the PRDN of ``codec`` (which codes those channels) over the
+        stretches (NaN for a constant channel), and the bytes it took."""
+        e2, size = np.zeros(b - a), 0
+        for x in self.blocks:
+            payload = codec.encode(x[a:b])
+            size += len(payload)
+            e2 += ((codec.decode(payload) - x[a:b]) ** 2).sum(axis=1)
+        centred = self.centred[a:b]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.flat[a:b], np.nan, 100 * np.sqrt(e2 / centred)), size
+
+
+NEAR_AIM = 0.995  # a search for the largest step within an aim homes in on this much of it
+
+
+def largest_steps(judge, steps: np.ndarray, aim: float, rounds: int) -> np.ndarray:
+    """Per channel, the largest step tried whose PRDN stays within ``aim`` (a quarter of the
+    first guess where none did). ``judge(steps)``: each channel's PRDN at those steps, growing
+    with its step, channels independent of one another. Each channel's step moves by how far
+    its PRDN fell from the aim, at the PRDN's growth with the step measured on its last two
+    tries (coarse steps zero whole sub-bands: the PRDN then grows slower than the step); once
+    a step within the aim and one over it are known, by log-log interpolation between them."""
+    steps = np.asarray(steps, np.float64)
+    fallback = steps / 4
+    lo, p_lo = np.zeros_like(steps), np.zeros_like(steps)
+    hi, p_hi = np.full_like(steps, np.inf), np.full_like(steps, np.inf)
+    last, p_last = None, None
+    goal = NEAR_AIM * aim
+    for _ in range(rounds):
+        p = np.asarray(judge(steps), np.float64)
+        held = ~np.isfinite(p) | (p <= aim)
+        p = np.where(np.isfinite(p), p, 0.0)
+        up, down = held & (steps > lo), ~held & (steps < hi)
+        lo, p_lo = np.where(up, steps, lo), np.where(up, p, p_lo)
+        hi, p_hi = np.where(down, steps, hi), np.where(down, p, p_hi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = np.ones_like(steps)
+            if last is not None:
+                measured = np.log(p / p_last) / np.log(steps / last)
+                slope = np.where(np.isfinite(measured), np.clip(measured, 0.3, 1.5), 1.0)
+            guess = steps * np.clip(np.where(p > 0, (goal / p) ** (1 / slope), 2.0), 0.25, 4.0)
+            t = np.clip((np.log(goal) - np.log(p_lo)) / (np.log(p_hi) - np.log(p_lo)), 0.1, 0.9)
+            inside = np.where(p_lo > 0, np.exp(np.log(lo) + t * (np.log(hi) - np.log(lo))), np.sqrt(lo * hi))
+        last, p_last = steps, p
+        steps = np.where((lo > 0) & np.isfinite(hi), inside, guess)
+    return np.where(lo > 0, lo, fallback)
+
+
 def _worst(codec, x: np.ndarray, judged: np.ndarray) -> tuple[float, int]:
     payload = codec.encode(x)
     p = prdn_per_channel(x, codec.decode(payload))[judged]

@@ -24,7 +24,8 @@ import numpy as np
 from ...errors import CorruptArchiveError
 from ..base import Codec, register_codec
 from .spatial import fixed_order_product
-from .wavelet import _HEADER, MAX_LEVELS, BlockStream, decode_coefficients, encode_coefficients, read_header
+from .wavelet import (_HEADER, MAX_LEVELS, BlockStream, decode_coefficients, encode_coefficients, read_header,
+                      spreads)
 
 BLOCK = 32  # channels per block of the rotation
 ROTATION_SCALE = 127.0  # stored entries are round(127 · v), |v| ≤ 1
@@ -57,6 +58,7 @@ class SpatialWaveletCodec(Codec):
     config_fields = ("levels", "step", "offsets", "scales", "blocks", "rotation")
     lossy = True
     adaptive = False  # coefficients in segments (residual_coder); sdwt-v2: with contexts
+    band_offsets = False  # sdwt-v3: a reconstruction offset per sub-band, which keeps its energy
 
     def __init__(self, levels: int, step: float, offsets: str, scales: str, blocks, rotation: str):
         if not isinstance(levels, int) or isinstance(levels, bool) or not 1 <= levels <= MAX_LEVELS:
@@ -82,14 +84,17 @@ class SpatialWaveletCodec(Codec):
         self._inverses = None  # the encoder's, on first use
 
     @classmethod
-    def fit(cls, x: np.ndarray, step: float, levels: int, gains: np.ndarray | None = None) -> "SpatialWaveletCodec":
+    def fit(cls, x: np.ndarray, step: float, levels: int, gains: np.ndarray | None = None,
+            spread: np.ndarray | None = None) -> "SpatialWaveletCodec":
         """Fitted to a stretch ``x`` (n_ch, n) of the stream: offsets its medians, scales its
         spreads times ``gains`` (a channel with none takes the median spread), the rotation its
-        principal components. ``step``: in units of the scales (≈ √12 × the relative error)."""
+        principal components. ``step``: in units of the scales (≈ √12 × the relative error).
+        ``spread``: each channel's spread where more of the stream shows it than ``x`` (a channel
+        flat in ``x`` may not be flat later)."""
         x = np.asarray(x, np.float64)
         n = x.shape[0]
         offsets = np.median(x, axis=1)
-        spread = x.std(axis=1)
+        spread = spreads(x) if spread is None else np.asarray(spread, np.float64)
         live = spread > 0
         floor = float(np.median(spread[live])) if live.any() else 1.0
         scales = np.where(live, spread, floor) * (1.0 if gains is None else np.asarray(gains, np.float64))
@@ -126,12 +131,12 @@ class SpatialWaveletCodec(Codec):
                 self._inverses = [np.linalg.inv(m) for m in self._mats]
             z = np.concatenate([inv @ part for inv, part in zip(self._inverses, self._split(s))]) if self._n else s
         return _HEADER.pack(self._n, x.shape[1]) + encode_coefficients(z, np.full(self._n, self.step), self.levels,
-                                                                       self.adaptive)
+                                                                       self.adaptive, self.band_offsets)
 
     def decode(self, payload: bytes) -> np.ndarray:
         n_ch, n, body = read_header(self.codec_id, payload, self._n)
         z = decode_coefficients(self.codec_id, body, n_ch, n, np.full(n_ch, self.step), self.levels,
-                                self.adaptive)
+                                self.adaptive, self.band_offsets)
         s = np.concatenate([fixed_order_product(m, part) for m, part in zip(self._mats, self._split(z))])
         return s * self._s[:, None] + self._o[:, None]
 
@@ -148,3 +153,11 @@ class ContextSpatialWaveletCodec(SpatialWaveletCodec):
 
     codec_id = "sdwt-v2"
     adaptive = True
+
+
+@register_codec
+class EnergySpatialWaveletCodec(ContextSpatialWaveletCodec):
+    """``sdwt-v2`` whose sub-bands keep their energy (:func:`.wavelet.energy_offsets`)."""
+
+    codec_id = "sdwt-v3"
+    band_offsets = True
