@@ -59,7 +59,7 @@ from biocompress.bench.external import pack, unpack  # noqa: E402
 from biocompress.codecs.lossless import residual_coder  # noqa: E402
 from biocompress.container.packed import packed_cost  # noqa: E402
 from biocompress.codecs.lossy.qualities import QUALITY_STEPS  # noqa: E402
-from biocompress.files.fidelity import FLAT_RELATIVE  # noqa: E402
+from biocompress.codecs.lossy.rate import FLAT_RELATIVE  # noqa: E402
 from biocompress.io import scaling  # noqa: E402
 from biocompress.io.source import open_raw  # noqa: E402
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..codecs.lossy.rate import FLAT_RELATIVE  # the rule the wavelet coders' fits follow too
+
 # The classic EEG bands, then faster ones; a band is measured up to the recording's Nyquist frequency
 BANDS = {"delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0),
          "gamma": (30.0, 45.0), "high_gamma": (45.0, 90.0), "ripple": (90.0, 250.0), "fast_ripple": (250.0, 500.0)}
@@ -33,7 +35,6 @@ TO_MICRO = 1e6
 DATA_TYPES = frozenset({"eeg", "mag", "grad", "planar1", "planar2", "ref_meg", "seeg", "ecog", "dbs", "csd",
                         "hbo", "hbr", "fnirs_cw_amplitude", "fnirs_fd_ac_amplitude", "fnirs_fd_phase", "fnirs_od"})
 STIM_TYPES = frozenset({"stim"})
-FLAT_RELATIVE = 1e-12  # a channel whose spread is below this × its RMS is constant (float rounding aside)
 # FIFF unit code → (display unit, factor from SI)
 DISPLAY_UNITS = {107: ("µV", 1e6), 112: ("fT", 1e15), 201: ("fT/cm", 1e13)}
 OTHER_UNIT = ("SI unit", 1.0)

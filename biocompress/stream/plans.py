@@ -320,6 +320,14 @@ def _config_share(lanes: list[Lane], n_blocks: int | None) -> int:
     return sum(packed_cost(json.dumps(ln.config).encode()) for ln in lanes if isinstance(ln, StreamLane)) // n_blocks
 
 
+def _calibration(first: np.ndarray, aim: float, stretches, stretch_aim: float | None):
+    """What a wavelet coder is fitted on, and to which aim: ``stretches`` of the recording where
+    given, else the first block alone (a live stream)."""
+    from ..codecs.lossy.rate import Stretches
+
+    return (Stretches([first], False), aim) if stretches is None else (stretches, stretch_aim)
+
+
 DWT_LEVELS = 8  # as sdwt-v3 (fewer in short blocks): on the 125 Hz OpenBCI recording 5-6 % smaller than 5 levels
 DWT_ROUNDS = 8  # codings while each channel's step is searched (rate.largest_steps)
 
@@ -333,10 +341,10 @@ def dwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim
     :class:`~biocompress.codecs.lossy.rate.Stretches`); trigger channels exact. ``delta_scale``:
     per channel, a factor on the step (what the whole recording showed). Returns the lanes and
     the value kinds the archive records. ``memo``: see :func:`target_plan`."""
-    from ..codecs.lossy.rate import Stretches, largest_steps
+    from ..codecs.lossy.rate import largest_steps
     from ..codecs.lossy.wavelet import ContextWaveletCodec, steps_for
 
-    calib, goal = (Stretches([first], False), aim) if stretches is None else (stretches, stretch_aim)
+    calib, goal = _calibration(first, aim, stretches, stretch_aim)
 
     def fitted(a: int, b: int):
         means = first[a:b].mean(axis=1)
@@ -374,10 +382,9 @@ def sdwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, sti
     ``stretches``, ``stretch_aim``: the PRDN measured on those stretches instead, against that
     aim. ``delta_scale``: per channel, a factor on its gain (what the whole recording showed).
     Returns the lanes and the value kinds the archive records. ``memo``: see :func:`target_plan`."""
-    from ..codecs.lossy.rate import Stretches
     from ..codecs.lossy.spatial_wavelet import EnergySpatialWaveletCodec
 
-    calib, aim = (Stretches([first], False), aim) if stretches is None else (stretches, stretch_aim)
+    calib, aim = _calibration(first, aim, stretches, stretch_aim)
 
     def fitted(a: int, b: int):
         x = first[a:b]

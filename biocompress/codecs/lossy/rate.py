@@ -29,21 +29,22 @@ def prdn_per_channel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.where(centred > 0, 100 * np.sqrt(((y - x) ** 2).sum(axis=1) / centred), np.nan)
 
 
+FLAT_RELATIVE = 1e-12  # a channel whose spread is under this × its RMS is constant but for float rounding
+
+
 class Stretches:
     """Stretches of a recording, cut as its stream cuts blocks, that a coder's settings are
     calibrated on: the whole recording (``whole``) where it is small enough, else blocks spread
     over it. A coder that codes each block on its own then shows on them the PRDN it will have."""
 
     def __init__(self, blocks: list[np.ndarray], whole: bool):
-        from .wavelet import FLAT_RELATIVE
-
         self.blocks, self.whole = blocks, whole
         n = sum(x.shape[1] for x in blocks)
         mean = sum(x.sum(axis=1) for x in blocks) / max(n, 1)
         self.centred = sum(((x - mean[:, None]) ** 2).sum(axis=1) for x in blocks)
         rms = np.sqrt(sum((x**2).sum(axis=1) for x in blocks) / max(n, 1))
         spread = np.sqrt(self.centred / max(n, 1))
-        self.flat = spread <= FLAT_RELATIVE * rms  # constant but for float rounding: no PRDN (files.fidelity)
+        self.flat = spread <= FLAT_RELATIVE * rms  # constant but for float rounding: no PRDN
         self.spread = np.where(self.flat, 0.0, spread)  # each channel's standard deviation over them (0: flat)
 
     def prdn(self, codec, a: int, b: int) -> tuple[np.ndarray, int]:

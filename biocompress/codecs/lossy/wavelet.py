@@ -28,12 +28,12 @@ from ...errors import CorruptArchiveError
 from ..base import Codec, check_declared_shape, register_codec
 from ..lossless import residual_coder
 from . import coefficient_coder
+from .rate import FLAT_RELATIVE
 
 WAVELET, MODE, FILTER_LENGTH = "db4", "periodization", 8
 MAX_LEVELS = 8
 SEGMENT = 256
 MAX_CODE = 2.0**40
-FLAT_RELATIVE = 1e-12  # a channel whose spread is under this × its RMS is constant but for float rounding
 OFFSET_SCALE = 256  # sdwt-v3: a sub-band's offset is a signed byte, in 1/256 of a step
 _HEADER = struct.Struct("<HI")  # channels, samples
 
