@@ -45,10 +45,14 @@ def sub_band_offsets(payload: bytes, levels: int) -> list[int]:
     return list(struct.unpack_from(f"<{count}b", payload, 6))
 
 
-def decode_payload(payload: bytes, levels: int, offsets: bool = False) -> list[list[int]]:
+def decode_payload(payload: bytes, levels: int, offsets: bool = False, kept: list[int] | None = None
+                   ) -> list[list[int]]:
     """Rows of coefficient integers of a dwt-v2 / sdwt-v2 payload (header, then §8.17's stream),
-    or of an sdwt-v3 one (``offsets``: header, a byte per sub-band, then the same stream)."""
+    or of an sdwt-v3 one (``offsets``: header, a byte per sub-band, then the same stream); of an
+    sdwt-v4 one (§8.19) with its configuration's ``kept``: as sdwt-v3, Σ kept rows."""
     n_rows, n = struct.unpack_from("<HI", payload)
+    if kept is not None:
+        n_rows = sum(kept)
     lengths = band_lengths(n, levels)
     starts = [sum(lengths[:b]) for b in range(len(lengths) + 1)]
     dec = Decoder(payload[6 + (len(lengths) if offsets else 0) :])

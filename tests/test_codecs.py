@@ -187,7 +187,8 @@ LOSSY_CONFORMANCE = {"ae-v1": "test_ae_codec_conformance", "nl-v1": "test_near_l
                      "grid-v1": "test_grid_codec_conformance", "dwt-v1": "test_wavelet_codec_conformance",
                      "sdwt-v1": "test_spatial_wavelet_codec_conformance", "dwt-v2": "test_wavelet_codec_conformance",
                      "sdwt-v2": "test_spatial_wavelet_codec_conformance",
-                     "sdwt-v3": "test_spatial_wavelet_codec_conformance"}
+                     "sdwt-v3": "test_spatial_wavelet_codec_conformance",
+                     "sdwt-v4": "test_spatial_wavelet_codec_conformance"}
 
 
 def test_every_registered_codec_has_a_conformance_case():

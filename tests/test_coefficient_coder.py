@@ -71,10 +71,10 @@ def test_zero_sub_bands_cost_almost_nothing():
     assert extra < extra_segments / 10
 
 
-@pytest.mark.parametrize("name", ["dwt-v2_prdn5", "sdwt-v2_step017", "sdwt-v3_step017", "random"])
+@pytest.mark.parametrize("name", ["dwt-v2_prdn5", "sdwt-v2_step017", "sdwt-v3_step017", "sdwt-v4_step10", "random"])
 def test_a_decoder_written_from_the_format_document_reads_the_streams(name):
-    """tests/coefficient_reference.py decodes from FORMAT.md §8.15, §8.17 and §8.18 alone: the
-    same integers (and sdwt-v3's offsets)."""
+    """tests/coefficient_reference.py decodes from FORMAT.md §8.15, §8.17, §8.18 and §8.19 alone:
+    the same integers (and sdwt-v3/v4's offsets; sdwt-v4: fewer rows than channels)."""
     import json
     from pathlib import Path
 
@@ -95,9 +95,13 @@ def test_a_decoder_written_from_the_format_document_reads_the_streams(name):
         payload = (fixtures / f"{name}.bin").read_bytes()
     n_rows, n = int.from_bytes(payload[:2], "little"), int.from_bytes(payload[2:6], "little")
     sizes = wavelet.band_sizes(n, config["levels"])
-    offsets = config["id"] == "sdwt-v3"
+    offsets = config["id"] in ("sdwt-v3", "sdwt-v4")
+    kept = config.get("kept")
+    if kept is not None:
+        assert sum(kept) < n_rows  # the fixture leaves components out
+        n_rows = sum(kept)
     expected = cc.decode("test", payload[6 + (len(sizes) if offsets else 0) :], n_rows, sizes)
-    decoded = coefficient_reference.decode_payload(payload, config["levels"], offsets)
+    decoded = coefficient_reference.decode_payload(payload, config["levels"], offsets, kept)
     assert np.array_equal(np.array(decoded), expected)
     if offsets:
         pulls = coefficient_reference.sub_band_offsets(payload, config["levels"])

@@ -66,7 +66,7 @@ def codecs():
     return built
 
 
-FLOAT_OUTPUT = ("ae-v1", "grid-v1", "dwt-v1", "sdwt-v1", "dwt-v2", "sdwt-v2", "sdwt-v3")  # lossy codecs that decode to float64 values
+FLOAT_OUTPUT = ("ae-v1", "grid-v1", "dwt-v1", "sdwt-v1", "dwt-v2", "sdwt-v2", "sdwt-v3", "sdwt-v4")  # lossy codecs that decode to float64 values
 
 
 def declared_shape(cid: str, codec, payload: bytes):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import warnings
 
 import numpy as np
@@ -19,7 +20,8 @@ from biocompress.codecs import get_codec
 from biocompress.codecs.lossy.ae_codec import QUALITY_STEPS, AECodec
 from biocompress.codecs.lossy.grid import STEPS_PER_BOUND, GridCodec, grid_for
 from biocompress.codecs.lossy.spatial_wavelet import (ContextSpatialWaveletCodec, EnergySpatialWaveletCodec,
-                                                      SpatialWaveletCodec)
+                                                      PrunedSpatialWaveletCodec, SpatialWaveletCodec)
+from biocompress.codecs.lossy import wavelet
 from biocompress.codecs.lossy.wavelet import ContextWaveletCodec, WaveletCodec, steps_for
 from biocompress.codecs.lossy.near_lossless import NearLosslessCodec, dpcm_decode, dpcm_encode
 from biocompress.codecs.lossy.rate import prdn_per_channel
@@ -113,7 +115,8 @@ def test_wavelet_codec_refuses_configs_it_cannot_use(change, codec_id):
 
 @pytest.mark.parametrize("n", [6000, 700, 9, 2])
 @pytest.mark.parametrize("channels", [1, 4, 40])  # 40: two blocks of the rotation (32 + 8)
-@pytest.mark.parametrize("cls", [SpatialWaveletCodec, ContextSpatialWaveletCodec, EnergySpatialWaveletCodec])
+@pytest.mark.parametrize("cls", [SpatialWaveletCodec, ContextSpatialWaveletCodec, EnergySpatialWaveletCodec,
+                                 PrunedSpatialWaveletCodec])
 def test_spatial_wavelet_codec_conformance(n, channels, cls):
     x = np.vstack([eeg_values(6000)] * 10)[:channels, :n] * np.linspace(1, 3, channels)[:, None]
     codec = cls.fit(x, 0.3, 8, np.linspace(0.8, 1.2, channels))
@@ -144,7 +147,8 @@ def test_spatial_wavelet_gains_scale_each_channel_error():
     {"blocks": []}, {"blocks": [33]}, {"blocks": [2.0]}, {"rotation": "!!"}, {"scales": None},
     {"offsets": "AAAA"}, {"offsets": "AAAAAAAAAAAAAAAA"},
 ])
-@pytest.mark.parametrize("cls", [SpatialWaveletCodec, ContextSpatialWaveletCodec, EnergySpatialWaveletCodec])
+@pytest.mark.parametrize("cls", [SpatialWaveletCodec, ContextSpatialWaveletCodec, EnergySpatialWaveletCodec,
+                                 PrunedSpatialWaveletCodec])
 def test_spatial_wavelet_codec_refuses_configs_it_cannot_use(change, cls):
     config = cls.fit(eeg_values(500)[:2], 0.3, 5).get_config()
     with pytest.raises(CorruptArchiveError):
@@ -322,7 +326,7 @@ def test_lossy_keeps_trigger_channels_exact(tmp_path):
     assert_bitwise_equal(got[stim], ref.get_data()[stim])
     with biocompress.open(dst) as arc:
         ids = {c["id"] for c in arc.codec_configs}
-        lossy = ids & {"ae-v1", "nl-v1", "grid-v1", "dwt-v1", "sdwt-v1", "dwt-v2", "sdwt-v2", "sdwt-v3"}
+        lossy = ids & {"ae-v1", "nl-v1", "grid-v1", "dwt-v1", "sdwt-v1", "dwt-v2", "sdwt-v2", "sdwt-v3", "sdwt-v4"}
         assert lossy and ids - lossy and ids - lossy <= {"lpc-v4", "lzma-v1"}  # stim: lossless
 
 
@@ -351,6 +355,64 @@ def test_energy_offsets_give_each_sub_band_its_energy_back(step):
         else:
             assert abs(kept - source) < abs(rounded - source)
     assert step < 0.5 or moved  # coarse steps: rounding alone missed some sub-band's energy
+
+
+@pytest.mark.parametrize("change", [
+    {"kept": None}, {"kept": []}, {"kept": [3]}, {"kept": [-1]}, {"kept": [1.0]}, {"kept": [True]}, {"kept": [1, 1]},
+    {"kept": [2]},  # the rotation then holds too few entries
+])
+def test_sdwt_v4_refuses_kept_counts_it_cannot_use(change):
+    config = PrunedSpatialWaveletCodec.pruned(EnergySpatialWaveletCodec.fit(eeg_values(500)[:2], 18.0, 5),
+                                              [eeg_values(500)[:2]]).get_config()
+    assert config["kept"] == [1]
+    with pytest.raises(CorruptArchiveError):
+        get_codec({**config, **change})
+
+
+def correlated_channels(n_ch: int = 40, n: int = 5000, seed: int = 0) -> np.ndarray:
+    """Channels mixing three random walks, plus a little noise of their own: few components."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n_ch, 3)) @ np.cumsum(rng.standard_normal((3, n)), axis=1) + \
+        0.01 * rng.standard_normal((n_ch, n))
+
+
+@pytest.mark.parametrize("step", [1.0, 1e4])
+def test_sdwt_v4_leaves_out_components_that_round_to_zero_and_codes_as_sdwt_v3(step):
+    """Pruned on the blocks it then codes, sdwt-v4 stores only the columns of components with a
+    non-zero coefficient, in a smaller configuration, and codes about as sdwt-v3 does (its
+    scales and offsets rounded, the components kept refitted)."""
+    x = correlated_channels()
+    blocks = [x[:, :2500], x[:, 2500:]]
+    full = EnergySpatialWaveletCodec.fit(x, step, 8)
+    pruned = PrunedSpatialWaveletCodec.pruned(full, blocks)
+    assert sum(pruned.kept) < 40 and len(json.dumps(pruned.get_config())) < len(json.dumps(full.get_config()))
+    alive = np.zeros(32, bool)  # the first rotation block's components with a non-zero coefficient somewhere
+    for block in blocks:
+        z = np.linalg.inv(full._mats[0]) @ ((block - full._o[:, None]) / full._s[:, None])[:32]
+        alive |= (wavelet.quantize(wavelet.coefficients(z, np.full(32, step), 8)) != 0).any(axis=1)
+    assert alive.sum() == pruned.kept[0]
+    error = {}
+    for name, codec in (("v3", full), ("v4", pruned)):
+        error[name] = math.sqrt(sum(((codec.decode(codec.encode(b)) - b) ** 2).sum() for b in blocks))
+        assert sum(len(pruned.encode(b)) for b in blocks) <= 1.02 * sum(len(full.encode(b)) for b in blocks)
+    assert error["v4"] <= 1.03 * error["v3"] + 1e-9 * np.abs(x).max()
+
+
+def test_sdwt_v4_scales_and_offsets_are_exact_in_their_codes():
+    from biocompress.codecs.lossy.spatial_wavelet import scale_codes, scales_from_codes
+
+    scales = np.array([1e-6, 3.3e-13, 0.7, 1.0, 1.999, 5e4])
+    codes = scale_codes(scales)
+    back = scales_from_codes(codes)
+    assert (np.abs(back / scales - 1) <= 1 / 512 + 1e-12).all()
+    np.testing.assert_array_equal(scale_codes(back), codes)  # a decoded scale codes to itself
+    x = eeg_values(1000)
+    x[1:4] += np.array([[0.2], [-1e-3], [5e-5]])  # volts: offsets far from the µV signal
+    codec = PrunedSpatialWaveletCodec.fit(x, 0.4, 8)
+    again = get_codec(json.loads(json.dumps(codec.get_config())))
+    np.testing.assert_array_equal(again._o, codec._o)
+    np.testing.assert_array_equal(again._s, codec._s)
+    assert (np.abs(codec._o - np.median(x, axis=1)) <= codec._s / 2048 * (1 + 1e-9)).all()
 
 
 def test_sdwt_v3_is_sdwt_v2_with_a_byte_per_sub_band_before_the_stream():

@@ -122,7 +122,7 @@ def test_max_prdn_holds_on_every_channel_and_verify_checks_it(name, target, tmp_
         if mode == "lossy":
             assert float(arc.lossy_attrs["max_prdn"]) == target
             assert arc.fidelity["target"]["max_prdn"] == target
-    if codecs & {"nl-v1", "grid-v1", "dwt-v1", "sdwt-v1", "dwt-v2", "sdwt-v2", "sdwt-v3"}:  # a bound or step per channel: every channel close to the target
+    if codecs & {"nl-v1", "grid-v1", "dwt-v1", "sdwt-v1", "dwt-v2", "sdwt-v2", "sdwt-v3", "sdwt-v4"}:  # a bound or step per channel: every channel close to the target
         assert prdn.mean() >= 0.8 * target
     report = verify_archive(dst, src)
     assert report["ok"], report["lines"]
@@ -134,12 +134,12 @@ def test_max_prdn_holds_on_every_channel_and_verify_checks_it(name, target, tmp_
 @pytest.mark.parametrize("target", [5.0, 20.0])
 def test_max_prdn_reaches_float_recordings_without_integer_codes(target, tmp_path):
     """Float samples have no integer codes: a target out of the autoencoder's reach puts them on a
-    grid (grid-v1) or through a wavelet coder (dwt-v2, sdwt-v3), whichever is smaller."""
+    grid (grid-v1) or through a wavelet coder (dwt-v2, sdwt-v3/v4), whichever is smaller."""
     src = SAMPLES_DIR / "test_NO.vhdr"  # BrainVision, float32
     dst = biocompress.compress(src, tmp_path / "t.bc.h5", mode="lossy", max_prdn=target)
     lossless = biocompress.compress(src, tmp_path / "l.bc.h5")
     with biocompress.open(dst) as arc:
-        assert arc.mode == "lossy" and {"grid-v1", "dwt-v2", "sdwt-v3"} & {c["id"] for c in arc.codec_configs}
+        assert arc.mode == "lossy" and {"grid-v1", "dwt-v2", "sdwt-v3", "sdwt-v4"} & {c["id"] for c in arc.codec_configs}
     prdn, _ = _channel_prdn(src, dst)
     assert prdn.max() <= target * (1 + 1e-9)
     assert dst.stat().st_size < lossless.stat().st_size / 2

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import biocompress
-from biocompress.codecs.lossy.rate import NEAR_AIM, Stretches, largest_steps, prdn_per_channel
+from biocompress.codecs.lossy.rate import NEAR_AIM, Moments, Stretches, largest_steps, prdn_per_channel
 from biocompress.codecs.lossy.wavelet import ContextWaveletCodec
 from biocompress.errors import BadInputError
 from biocompress.files import compress_lossy
@@ -36,6 +36,38 @@ def test_stretches_measure_the_prdn_of_blocks_coded_alone():
     flat = np.vstack([x[:2], np.full((1, 3000), 4e-6)])
     p_flat, _ = Stretches([flat], whole=True).prdn(ContextWaveletCodec(6, [1e-6] * 3, [0.0] * 3), 0, 3)
     assert np.isnan(p_flat[2]) and np.isfinite(p_flat[:2]).all()
+
+
+def test_moments_merged_block_by_block_are_those_of_the_whole_even_far_from_zero():
+    x = _signals(3, 5000) + np.array([[0.0], [0.5], [-200.0]])  # volts: offsets far above the µV signal
+    m = Moments(3)
+    for t0 in range(0, 5000, 1024):
+        m.add(x[:, t0 : t0 + 1024])
+    assert m.n == 5000
+    np.testing.assert_allclose(m.mean, x.mean(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(m.centred, ((x - x.mean(axis=1, keepdims=True)) ** 2).sum(axis=1), rtol=1e-6)
+
+
+def test_sampled_stretches_weigh_their_error_against_the_whole_recording():
+    """Blocks 0 and 2 of a recording that drifts up, then down, its middle block at its mean:
+    the error per sample they show, over all the samples, against the whole recording's
+    centred energy (judged alone, they would see the drift's energy and not the middle's error)."""
+    x = _signals(4, 3 * 1024, seed=2)
+    x -= x.mean(axis=1, keepdims=True)
+    x[:, :1024] += 3 * x.std(axis=1, keepdims=True)
+    x[:, 2048:] -= 3 * x.std(axis=1, keepdims=True)
+    blocks = [x[:, t0 : t0 + 1024] for t0 in (0, 1024, 2048)]
+    codec = ContextWaveletCodec(6, x.std(axis=1) * 0.3, x.mean(axis=1))
+    moments = Moments(4)
+    for b in blocks:
+        moments.add(b)
+    sampled, _ = Stretches([blocks[0], blocks[2]], whole=False, moments=moments).prdn(codec, 0, 4)
+    e2 = sum(((codec.decode(codec.encode(b)) - b) ** 2).sum(axis=1) for b in (blocks[0], blocks[2]))
+    expected = 100 * np.sqrt(e2 * 1.5 / moments.centred)
+    np.testing.assert_allclose(sampled, expected, rtol=1e-9)
+    alone, _ = Stretches([blocks[0], blocks[2]], whole=False).prdn(codec, 0, 4)
+    truth = prdn_per_channel(x, np.concatenate([codec.decode(codec.encode(b)) for b in blocks], axis=1))
+    assert (np.abs(sampled - truth) < np.abs(alone - truth)).all()  # nearer than the blocks judged alone
 
 
 @pytest.mark.parametrize("exponent", [1.0, 0.6, 0.3])
@@ -105,7 +137,7 @@ def test_wavelet_coders_calibrated_on_every_block_put_each_channel_just_under_th
         ids = {c["id"] for c in arc.codec_configs}
     p = prdn_per_channel(x, y)
     assert p.max() <= target
-    if ids & {"dwt-v2", "sdwt-v3"}:
+    if ids & {"dwt-v2", "sdwt-v3", "sdwt-v4"}:
         assert p.mean() >= 0.9 * target, (ids, p)
 
 
@@ -144,3 +176,30 @@ def test_stretches_leave_channels_flat_but_for_rounding_out_of_the_prdn():
     assert s.flat.tolist() == [False, False, True]
     p, _ = s.prdn(ContextWaveletCodec(6, [1e-6, 1e-6, 1e-6], x.mean(axis=1)), 0, 3)
     assert np.isnan(p[2]) and np.isfinite(p[:2]).all()
+
+
+def _montage(n_ch: int = 64, n: int = 3 * 1024, seed: int = 6) -> np.ndarray:
+    """A dense montage: every channel a mix of four sources, plus a little noise of its own."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n_ch, 4)) @ _signals(4, n, seed) + 2e-7 * rng.standard_normal((n_ch, n))
+
+
+@pytest.mark.filterwarnings("ignore:.*approximate the source")
+@pytest.mark.parametrize("values", [None, 2 * 64 * 1024, 64 * 1024])  # every block; two of three; the first
+def test_a_dense_montage_stores_only_the_components_it_codes_where_every_block_was_seen(values, tmp_path,
+                                                                                         monkeypatch):
+    """Calibrated on the whole recording, sdwt-v4 leaves out the rotation's columns of the
+    components that round to zero everywhere; calibrated on some blocks, it keeps them all (a
+    block not seen could need them). The target holds either way."""
+    if values:
+        monkeypatch.setattr(compress_lossy, "CALIBRATION_VALUES", values)
+    x = _montage()
+    dst = biocompress.compress(_raw(x), tmp_path / "t.bc.h5", mode="lossy", max_prdn=10.0, block_samples=1024)
+    p = prdn_per_channel(x, biocompress.read_raw(dst, verbose="ERROR").get_data())
+    with biocompress.open(dst) as arc:
+        configs = {c["id"]: c for c in arc.codec_configs}
+    assert p.max() <= 10.0 and set(configs) == {"sdwt-v4"}
+    if values is None:
+        assert sum(configs["sdwt-v4"]["kept"]) < 64 // 2, configs["sdwt-v4"]["kept"]
+    else:
+        assert configs["sdwt-v4"]["kept"] == configs["sdwt-v4"]["blocks"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from functools import partial
 from pathlib import Path
 
@@ -11,11 +10,11 @@ import mne
 import numpy as np
 
 from ..container.reader import Archive, sample_buffer
-from ..container.layout import MAX_BLOCK_ELEMENTS, put_text
+from ..container.layout import MAX_BLOCK_ELEMENTS
 from ..container.writer import ArchiveWriter, write_description
 from ..errors import BadInputError, VerificationError
 from . import edf_exact
-from ..io import edf_file, edf_native, metadata, scaling
+from ..io import edf_file, edf_native, scaling
 from ..io.source import file_sha256, needs_whole_read, open_source
 from ..io.xdf_chunks import is_xdf_path
 from ..system.outputs import check_output, writing

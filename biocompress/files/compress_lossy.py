@@ -32,7 +32,7 @@ from ..io import scaling
 from ..io.source import iter_samples, needs_whole_read
 from ..progress import progress_bar
 from ..stream.encoder import StreamEncoder
-from ..codecs.lossy.rate import MARGIN, Stretches
+from ..codecs.lossy.rate import MARGIN, Moments, Stretches
 from ..stream.lanes import StreamLane
 from ..stream.plans import exact_lanes, lossy_plan
 from ..stream.sources import raw_chunks
@@ -293,20 +293,27 @@ SAMPLED_AIM = 0.96  # ... or this much, where it is blocks spread over a longer 
 
 def _stretches(raw, whole, block: int, src_path) -> Stretches:
     """Blocks of the recording, cut as the stream cuts them, for the wavelet coders' calibration:
-    every block where they hold at most CALIBRATION_VALUES values, else that many spread evenly."""
+    every block where they hold at most CALIBRATION_VALUES values, else that many spread evenly
+    (with the whole recording's moments, read block by block)."""
     n_ch, n = raw.info["nchan"], raw.n_times
     starts = np.arange(0, n, block)
     keep = max(1, CALIBRATION_VALUES // max(n_ch * block, 1))
-    if starts.size > keep:
-        starts, every = np.unique(starts[np.linspace(0, starts.size - 1, keep).round().astype(int)]), False
-    else:
-        every = True
-    blocks = []
-    for t0 in starts.tolist():
+
+    def read(t0: int) -> np.ndarray:
         x = whole[:, t0 : t0 + block] if whole is not None else raw.get_data(start=t0, stop=min(n, t0 + block))
         _require_finite(x, t0, raw, src_path)
-        blocks.append(x)
-    return Stretches(blocks, whole=every)
+        return x
+
+    if starts.size <= keep:
+        return Stretches([read(t0) for t0 in starts.tolist()], whole=True)
+    chosen = set(np.unique(starts[np.linspace(0, starts.size - 1, keep).round().astype(int)]).tolist())
+    blocks, moments = [], Moments(n_ch)
+    for t0 in starts.tolist():
+        x = read(t0)
+        moments.add(x)
+        if t0 in chosen:
+            blocks.append(x)
+    return Stretches(blocks, whole=False, moments=moments)
 
 
 LOW_MEAN = 0.8  # --max-prdn: channels are calibrated again when their mean PRDN is below this × P...

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codecs.lossy.rate import FLAT_RELATIVE  # the rule the wavelet coders' fits follow too
+from ..codecs.lossy.rate import FLAT_RELATIVE, Moments  # the rule the wavelet coders' fits follow too
 
 # The classic EEG bands, then faster ones; a band is measured up to the recording's Nyquist frequency
 BANDS = {"delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0),
@@ -76,7 +76,7 @@ class FidelityMeter:
         z = np.zeros(n_channels)
         self.n = 0
         self.sum_x, self.sum_x2, self.sum_e2, self.max_e = z.copy(), z.copy(), z.copy(), z.copy()
-        self._mean, self._m2 = z.copy(), z.copy()  # a stable spread, to find the flat channels
+        self._moments = Moments(n_channels)  # a stable spread, to find the flat channels
         self.psd_x = self.psd_y = None
         self.n_psd = 0
         self._freqs = None
@@ -86,13 +86,7 @@ class FidelityMeter:
         x = np.asarray(x, np.float64)
         e = np.asarray(x_hat, np.float64) - x
         m = x.shape[1]
-        if m:
-            mean = x.mean(axis=1)
-            m2 = ((x - mean[:, None]) ** 2).sum(axis=1)
-            total = self.n + m
-            delta = mean - self._mean
-            self._m2 += m2 + delta**2 * self.n * m / total
-            self._mean += delta * m / total
+        self._moments.add(x)
         self.n += m
         self.sum_x += x.sum(axis=1)
         self.sum_x2 += (x**2).sum(axis=1)
@@ -117,7 +111,7 @@ class FidelityMeter:
     def flat(self) -> np.ndarray:
         """Channels whose source is constant (PRDN undefined)."""
         rms = np.sqrt(self.sum_x2 / max(self.n, 1))
-        return np.sqrt(self._m2 / max(self.n, 1)) <= FLAT_RELATIVE * rms
+        return np.sqrt(self._moments.centred / max(self.n, 1)) <= FLAT_RELATIVE * rms
 
     def data_channels(self) -> tuple[np.ndarray, str]:
         """The channels the headline is measured over, and what they are."""

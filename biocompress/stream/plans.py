@@ -238,10 +238,10 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
     wherever it is possible, whatever its size (the autoencoder's step, fitted on the first
     block, missed the target on the whole recording). ``gains``: per channel, a factor on its
     scale in the autoencoder (calibrated on the whole recording, :func:`lossy_lanes`). The wavelet
-    coders (``dwt-v2`` per channel, ``sdwt-v3`` over principal components) are candidates too:
+    coders (``dwt-v2`` per channel, ``sdwt-v4`` over principal components) are candidates too:
     whichever takes the fewest bytes on the first block, its configuration's share of
     ``n_blocks`` blocks included. ``family``: only that coder (``nl-v1``, ``grid-v1``, ``dwt-v2``
-    or ``sdwt-v3``: the one being calibrated). ``memo``: a dict kept between the plans of one
+    or ``sdwt-v4``: the one being calibrated). ``memo``: a dict kept between the plans of one
     recording (the same first block), where what depends only on the first block and ``aim`` is
     kept (each coder's fit to the aim; ``delta_scale`` and ``gains`` act on top of it).
     ``stretches``, ``stretch_aim``: where given, the wavelet coders are fitted to those stretches
@@ -286,7 +286,7 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
         lanes, dwt_kinds = dwt_lanes(first, kinds, recipe, stim, aim, block, delta_scale, memo, stretches,
                                      stretch_aim)
         candidates.append((_first_block_bytes(lanes, first, n_blocks), LossyPlan(lanes, dwt_kinds, ae_step, None, None)))
-    if (~stim).sum() > 1 and family in (None, "sdwt-v3"):
+    if (~stim).sum() > 1 and family in (None, "sdwt-v4"):
         lanes, sdwt_kinds = sdwt_lanes(first, kinds, recipe, stim, aim, block, delta_scale, memo, stretches,
                                        stretch_aim)
         candidates.append((_first_block_bytes(lanes, first, n_blocks), LossyPlan(lanes, sdwt_kinds, ae_step, None, None)))
@@ -328,7 +328,7 @@ def _calibration(first: np.ndarray, aim: float, stretches, stretch_aim: float | 
     return (Stretches([first], False), aim) if stretches is None else (stretches, stretch_aim)
 
 
-DWT_LEVELS = 8  # as sdwt-v3 (fewer in short blocks): on the 125 Hz OpenBCI recording 5-6 % smaller than 5 levels
+DWT_LEVELS = 8  # as sdwt-v4 (fewer in short blocks): on the 125 Hz OpenBCI recording 5-6 % smaller than 5 levels
 DWT_ROUNDS = 8  # codings while each channel's step is searched (rate.largest_steps)
 
 
@@ -356,48 +356,73 @@ def dwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim
         best, means = _memo(memo, ("dwt-v2", a, b, goal), lambda: fitted(a, b))
         if delta_scale is not None:
             best = best * delta_scale[a:b]
-        codec = ContextWaveletCodec(DWT_LEVELS, best, means)
+        codec = ContextWaveletCodec(DWT_LEVELS, _rounded(best), _rounded(means))
         return StreamLane(a, b, codec.get_config(), codec.stream(block))
 
     return _lossy_runs(kinds, recipe, stim, block, lane)
 
 
-SDWT_LEVELS = 8  # wavelet levels of sdwt-v3 (fewer in short blocks): never worse than 5 on any kind measured
-SDWT_ROUNDS = 8  # codings of the first block while calibrating sdwt-v3's step and channel gains
+CONFIG_DIGITS = 6  # significant digits of dwt-v2's steps and means: their JSON text is about half as long
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    """``values`` to CONFIG_DIGITS significant digits (a step moves by at most 5e-6 of itself)."""
+    return [float(f"{v:.{CONFIG_DIGITS}g}") for v in np.asarray(values, np.float64).tolist()]
+
+
+SDWT_LEVELS = 8  # wavelet levels of sdwt-v4 (fewer in short blocks): never worse than 5 on any kind measured
+SDWT_ROUNDS = 8  # codings of the first block while calibrating sdwt-v4's step and channel gains
 SDWT_STRETCH_ROUNDS = 24  # codings of a recording's stretches (cheap: each coder codes a block in ~0.1 s):
 SDWT_WHOLE_ROUNDS = 3  # the first ones move the step alone, the others each channel's gain too
 SDWT_AIM = 0.98  # each channel aimed this far under the aim (the rotation couples their errors)
 SDWT_GAIN_RANGE = 5.0  # gains within 1/5…5 of their median
+SDWT_LOW_MEAN = 0.82  # of the codings within the aim, the smallest whose mean PRDN is at least this × the aim, if any
+SDWT_STEP_ROUNDS = 5  # codings of the recording's stretches that then move the best coding's step alone
 
 
 def sdwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim: np.ndarray, aim: float, block: int,
                delta_scale: np.ndarray | None = None, memo: dict | None = None,
                stretches=None, stretch_aim: float | None = None) -> tuple[list[Lane], np.ndarray]:
-    """A PRDN target ``aim`` % through the spatial wavelet coder (``sdwt-v3``): each run of
+    """A PRDN target ``aim`` % through the spatial wavelet coder (``sdwt-v4``): each run of
     non-trigger channels standardized, rotated into principal components and wavelet-coded at
     one step. On the first block, the step is moved until the worst channel meets the aim (the
     PRDN's growth with the step measured as it goes), then each channel's gain too, by how far
     its PRDN fell under the aim (damped: through the rotation, every channel's error moves the
     others'); the coding that kept every channel within the aim in the fewest bytes is kept.
     ``stretches``, ``stretch_aim``: the PRDN measured on those stretches instead, against that
-    aim. ``delta_scale``: per channel, a factor on its gain (what the whole recording showed).
+    aim; where they are the whole recording, the components that round to zero on every block
+    are left out, their configuration's bytes weighed with the payload's.
+    ``delta_scale``: per channel, a factor on its gain (what the whole recording showed).
     Returns the lanes and the value kinds the archive records. ``memo``: see :func:`target_plan`."""
-    from ..codecs.lossy.spatial_wavelet import EnergySpatialWaveletCodec
+    from ..codecs.lossy.rate import NEAR_AIM
+    from ..codecs.lossy.spatial_wavelet import EnergySpatialWaveletCodec, PrunedSpatialWaveletCodec
+    from ..container.packed import packed_cost
 
     calib, aim = _calibration(first, aim, stretches, stretch_aim)
+    prune = stretches is not None and stretches.whole  # every block known: components none of them needs go
+
+    def coder(a: int, b: int, step: float, gains: np.ndarray):
+        codec = EnergySpatialWaveletCodec.fit(first[a:b], step, SDWT_LEVELS, gains, calib.spread[a:b])
+        return PrunedSpatialWaveletCodec.pruned(codec, [x[a:b] for x in calib.blocks] if prune else None)
+
+    def judged(a: int, b: int, step: float, gains: np.ndarray):
+        """Each channel's PRDN, the worst, and the rank of the coding (a low mean last, then bytes)."""
+        codec = coder(a, b, step, gains)
+        p, size = calib.prdn(codec, a, b)
+        if prune:  # the columns kept, fewer at coarser steps
+            size += packed_cost(json.dumps(codec.get_config()).encode())
+        worst = float(np.nanmax(p)) if np.isfinite(p).any() else 0.0
+        return p, worst, (float(np.nanmean(p)) < SDWT_LOW_MEAN * aim if np.isfinite(p).any() else False, size)
 
     def fitted(a: int, b: int):
-        x = first[a:b]
         effective = np.full(b - a, math.sqrt(12) * aim / 100)  # uniform error at the aim, in units of each spread
-        best, best_bytes, worst, slope, last = None, None, np.inf, 1.0, None
+        best, best_rank, best_worst, worst, slope, last = None, None, 0.0, np.inf, 1.0, None
         for round_ in range(SDWT_ROUNDS if stretches is None else SDWT_STRETCH_ROUNDS):
             step = float(np.median(effective))
             tried = (step, effective / step)
-            codec = EnergySpatialWaveletCodec.fit(x, step, SDWT_LEVELS, tried[1], calib.spread[a:b])
-            p, size = calib.prdn(codec, a, b)
-            worst = float(np.nanmax(p)) if np.isfinite(p).any() else 0.0
-            if worst <= aim and (best is None or size < best_bytes):
-                best, best_bytes = tried, size
+            p, worst, rank = judged(a, b, *tried)
+            if worst <= aim and (best is None or rank < best_rank):
+                best, best_rank, best_worst = tried, rank, worst
             if worst <= 0:
                 break
             if last is not None and abs(math.log(step / last[0])) > 1e-3 and last[1] > 0:
@@ -414,13 +439,32 @@ def sdwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, sti
             effective = middle * np.clip(effective / middle, 1 / SDWT_GAIN_RANGE, SDWT_GAIN_RANGE)
         if best is None:  # the channels' errors move one another: the last gains, the step scaled under the aim
             return tried[0] * min(1.0, SDWT_AIM * aim / max(worst, 1e-12)), tried[1]
+        if stretches is None:
+            return best
+        # the best coding's step alone, its gains (and so its rotation) kept: the worst channel up to the aim
+        lo, p_lo, hi, p_hi, gains = best[0], best_worst, None, None, best[1]
+        for _ in range(SDWT_STEP_ROUNDS):
+            if p_lo >= NEAR_AIM * aim or p_lo <= 0:
+                break
+            if hi is None:
+                step = lo * float(np.clip((NEAR_AIM * aim / p_lo) ** (1 / slope), 1.0, 2.0))
+            else:
+                t = float(np.clip((math.log(NEAR_AIM * aim / p_lo)) / math.log(p_hi / p_lo), 0.1, 0.9))
+                step = math.exp(math.log(lo) + t * math.log(hi / lo))
+            _, worst, rank = judged(a, b, step, gains)
+            if worst <= aim:
+                lo, p_lo = step, worst
+                if rank < best_rank:
+                    best, best_rank = (step, gains), rank
+            else:
+                hi, p_hi = step, worst
         return best
 
     def lane(a: int, b: int) -> Lane:
-        step, gains = _memo(memo, ("sdwt-v3", a, b, aim), lambda: fitted(a, b))
+        step, gains = _memo(memo, ("sdwt-v4", a, b, aim), lambda: fitted(a, b))
         if delta_scale is not None:
             gains = gains * delta_scale[a:b]
-        codec = EnergySpatialWaveletCodec.fit(first[a:b], step, SDWT_LEVELS, gains, calib.spread[a:b])
+        codec = coder(a, b, step, gains)
         return StreamLane(a, b, codec.get_config(), codec.stream(block))
 
     return _lossy_runs(kinds, recipe, stim, block, lane)

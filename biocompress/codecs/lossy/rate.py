@@ -32,18 +32,46 @@ def prdn_per_channel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 FLAT_RELATIVE = 1e-12  # a channel whose spread is under this × its RMS is constant but for float rounding
 
 
+class Moments:
+    """Per channel: samples, mean and centred energy Σ(x − mean)² of blocks seen one after
+    another (merged exactly, Chan et al.: a large offset costs no precision)."""
+
+    def __init__(self, n_ch: int):
+        self.n, self.mean, self.centred = 0, np.zeros(n_ch), np.zeros(n_ch)
+
+    def add(self, x: np.ndarray) -> "Moments":
+        m = x.shape[1]
+        if m:
+            mean = x.mean(axis=1)
+            centred = ((x - mean[:, None]) ** 2).sum(axis=1)
+            total = self.n + m
+            delta = mean - self.mean
+            self.centred = self.centred + centred + delta**2 * self.n * m / total
+            self.mean = self.mean + delta * m / total
+            self.n = total
+        return self
+
+
 class Stretches:
     """Stretches of a recording, cut as its stream cuts blocks, that a coder's settings are
     calibrated on: the whole recording (``whole``) where it is small enough, else blocks spread
-    over it. A coder that codes each block on its own then shows on them the PRDN it will have."""
+    over it. A coder that codes each block on its own then shows on them the PRDN it will have.
+    ``moments``: the whole recording's (:class:`Moments`), where the blocks are a sample of it:
+    the error per sample the blocks show is then taken over the whole recording's samples, and
+    against its centred energy (a drifting recording's middle blocks deviate little from its
+    mean, yet err as much as the others)."""
 
-    def __init__(self, blocks: list[np.ndarray], whole: bool):
+    def __init__(self, blocks: list[np.ndarray], whole: bool, moments: Moments | None = None):
         self.blocks, self.whole = blocks, whole
-        n = sum(x.shape[1] for x in blocks)
-        mean = sum(x.sum(axis=1) for x in blocks) / max(n, 1)
-        self.centred = sum(((x - mean[:, None]) ** 2).sum(axis=1) for x in blocks)
-        rms = np.sqrt(sum((x**2).sum(axis=1) for x in blocks) / max(n, 1))
-        spread = np.sqrt(self.centred / max(n, 1))
+        if moments is None:
+            moments = Moments(blocks[0].shape[0]) if blocks else Moments(0)
+            for x in blocks:
+                moments.add(x)
+        n = max(moments.n, 1)
+        self.centred = moments.centred
+        self.per_sample = n / max(sum(x.shape[1] for x in blocks), 1)  # the blocks' error → the recording's
+        spread = np.sqrt(self.centred / n)
+        rms = np.sqrt(moments.mean**2 + spread**2)
         self.flat = spread <= FLAT_RELATIVE * rms  # constant but for float rounding: no PRDN
         self.spread = np.where(self.flat, 0.0, spread)  # each channel's standard deviation over them (0: flat)
 
@@ -57,7 +85,7 @@ class Stretches:
             e2 += ((codec.decode(payload) - x[a:b]) ** 2).sum(axis=1)
         centred = self.centred[a:b]
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(self.flat[a:b], np.nan, 100 * np.sqrt(e2 / centred)), size
+            return np.where(self.flat[a:b], np.nan, 100 * np.sqrt(e2 * self.per_sample / centred)), size
 
 
 NEAR_AIM = 0.995  # a search for the largest step within an aim homes in on this much of it
