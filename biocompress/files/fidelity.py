@@ -74,9 +74,8 @@ class FidelityMeter:
         self.ch_types = measured_types(self.ch_names, ch_types) if ch_types is not None else ["data"] * n_channels
         self.units = [int(u) for u in units] if units is not None else [107] * n_channels
         z = np.zeros(n_channels)
-        self.n = 0
         self.sum_x, self.sum_x2, self.sum_e2, self.max_e = z.copy(), z.copy(), z.copy(), z.copy()
-        self._moments = Moments(n_channels)  # a stable spread, to find the flat channels
+        self._moments = Moments(n_channels)  # samples seen, and a stable spread to find the flat channels
         self.psd_x = self.psd_y = None
         self.n_psd = 0
         self._freqs = None
@@ -87,7 +86,6 @@ class FidelityMeter:
         e = np.asarray(x_hat, np.float64) - x
         m = x.shape[1]
         self._moments.add(x)
-        self.n += m
         self.sum_x += x.sum(axis=1)
         self.sum_x2 += (x**2).sum(axis=1)
         self.sum_e2 += (e**2).sum(axis=1)
@@ -107,6 +105,11 @@ class FidelityMeter:
             self.psd_x += px * m
             self.psd_y += py * m
             self.n_psd += m
+
+    @property
+    def n(self) -> int:
+        """Samples seen per channel."""
+        return self._moments.n
 
     def flat(self) -> np.ndarray:
         """Channels whose source is constant (PRDN undefined)."""

@@ -86,7 +86,7 @@ class SpatialWaveletCodec(Codec):
             raise CorruptArchiveError(f"{self.codec_id}: kept must hold, per block, a count of components "
                                       "0…its channels")
         n = sum(blocks)
-        o, s, r = self._side(offsets, scales, rotation, n, sum(b * k for b, k in zip(blocks, columns)), float(step))
+        o, s, r = self._side(offsets, scales, rotation, n, sum(b * k for b, k in zip(blocks, columns)))
         if not (np.isfinite(o).all() and np.isfinite(s).all() and (s > 0).all()):
             raise CorruptArchiveError(f"{self.codec_id}: offsets and scales must be finite, scales > 0")
         self.levels, self.step, self.offsets, self.scales = levels, float(step), offsets, scales
@@ -98,7 +98,7 @@ class SpatialWaveletCodec(Codec):
             at += b * k
         self._inverses = None  # the encoder's, on first use
 
-    def _side(self, offsets, scales, rotation, n: int, entries: int, step: float):
+    def _side(self, offsets, scales, rotation, n: int, entries: int):
         """(offsets, scales, rotation entries) from the configuration: float32 and int8, base64."""
         return (_unb64(self.codec_id, offsets, "<f4", n, "offsets").astype(np.float64),
                 _unb64(self.codec_id, scales, "<f4", n, "scales").astype(np.float64),
@@ -139,19 +139,12 @@ class SpatialWaveletCodec(Codec):
         return codec
 
     def encode(self, values) -> bytes:
-        from ...system.threads import one_blas_thread
-
         x = np.asarray(values, np.float64)
         if x.ndim != 2 or x.shape[0] != self._n:
             raise ValueError(f"{self.codec_id} codes {self._n} channels, got shape {x.shape}")
         if not np.isfinite(x).all():
             raise ValueError(f"{self.codec_id}: values not finite")
-        s = (x - self._o[:, None]) / self._s[:, None]
-        with one_blas_thread():
-            if self._inverses is None:  # a block that keeps fewer components: their least-squares fit
-                self._inverses = [np.linalg.inv(m) if m.shape[0] == m.shape[1] else np.linalg.pinv(m)
-                                  for m in self._mats]
-            z = np.concatenate([inv @ part for inv, part in zip(self._inverses, self._split(s))]) if self._n else s
+        z = self._components(x)
         rows = sum(self._columns)
         return _HEADER.pack(self._n, x.shape[1]) + encode_coefficients(z, np.full(rows, self.step), self.levels,
                                                                        self.adaptive, self.band_offsets)
@@ -164,6 +157,20 @@ class SpatialWaveletCodec(Codec):
         parts = np.split(z, np.cumsum(self._columns)[:-1])
         s = np.concatenate([fixed_order_product(m, part) for m, part in zip(self._mats, parts)])
         return s * self._s[:, None] + self._o[:, None]
+
+    def _components(self, x: np.ndarray) -> np.ndarray:
+        """What the encoder codes of the channels ``x``: standardized, then through the inverse
+        of each block's stored matrix (a block that keeps fewer components: their least-squares fit)."""
+        from ...system.threads import one_blas_thread
+
+        s = (np.asarray(x, np.float64) - self._o[:, None]) / self._s[:, None]
+        if not self._n:
+            return s
+        with one_blas_thread():
+            if self._inverses is None:
+                self._inverses = [np.linalg.inv(m) if m.shape[0] == m.shape[1] else np.linalg.pinv(m)
+                                  for m in self._mats]
+            return np.concatenate([inv @ part for inv, part in zip(self._inverses, self._split(s))])
 
     def _split(self, rows: np.ndarray) -> list[np.ndarray]:
         return np.split(rows, np.cumsum(self.blocks)[:-1])
@@ -224,7 +231,7 @@ class PrunedSpatialWaveletCodec(EnergySpatialWaveletCodec):
         self._setup(levels, step, offsets, scales, blocks, kept, rotation)
         self.kept = list(kept)
 
-    def _side(self, offsets, scales, rotation, n: int, entries: int, step: float):
+    def _side(self, offsets, scales, rotation, n: int, entries: int):
         """Scales as 16-bit codes, offsets in whole units of scale/1024 (JSON integers), the
         rotation's entries as one row of range-coded residuals (base64)."""
         def integers(values, what: str, lo: int, hi: int) -> np.ndarray:
@@ -260,18 +267,12 @@ class PrunedSpatialWaveletCodec(EnergySpatialWaveletCodec):
         codes, as the stream cuts them; None: every component kept, blocks not yet seen may
         need them). On them, it decodes what ``codec`` does but for that rounding of its scales
         and offsets and the refit of the components kept."""
-        from ...system.threads import one_blas_thread
-
         active = np.ones(codec._n, bool)
         if stretches is not None:
             active[:] = False
-            with one_blas_thread():
-                inverses = [np.linalg.inv(m) for m in codec._mats]
-                for x in stretches:
-                    s = (np.asarray(x, np.float64) - codec._o[:, None]) / codec._s[:, None]
-                    z = np.concatenate([inv @ part for inv, part in zip(inverses, codec._split(s))])
-                    u = coefficients(z, np.full(codec._n, codec.step), codec.levels)
-                    active |= (np.rint(u) != 0).any(axis=1)  # as quantize() rounds
+            for x in stretches:
+                u = coefficients(codec._components(x), np.full(codec._n, codec.step), codec.levels)
+                active |= (np.rint(u) != 0).any(axis=1)  # as quantize() rounds
         kept, entries = [], []
         for m, part in zip(codec._mats, np.split(active, np.cumsum(codec.blocks)[:-1])):
             kept.append(int(part.sum()))
