@@ -183,12 +183,14 @@ def test_codec_conformance(make_codec, make_codes):
     assert len(payload) > 0
 
 
-LOSSY_CONFORMANCE = {"ae-v1": "test_ae_codec_conformance", "nl-v1": "test_near_lossless_codec_conformance",
+LOSSY_CONFORMANCE = {"ae-v1": "test_ae_codec_conformance", "ae-v2": "test_equalized_codec_conformance",
+                     "nl-v1": "test_near_lossless_codec_conformance",
                      "grid-v1": "test_grid_codec_conformance", "dwt-v1": "test_wavelet_codec_conformance",
                      "sdwt-v1": "test_spatial_wavelet_codec_conformance", "dwt-v2": "test_wavelet_codec_conformance",
                      "sdwt-v2": "test_spatial_wavelet_codec_conformance",
                      "sdwt-v3": "test_spatial_wavelet_codec_conformance",
-                     "sdwt-v4": "test_spatial_wavelet_codec_conformance"}
+                     "sdwt-v4": "test_spatial_wavelet_codec_conformance",
+                     "dwt-v3": "test_equalized_codec_conformance", "sdwt-v5": "test_equalized_codec_conformance"}
 
 
 def test_every_registered_codec_has_a_conformance_case():

@@ -13,16 +13,19 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import biocompress
+from biocompress.codecs.base import WAVELET_IDS
 from biocompress.cli import app
 from biocompress.errors import CorruptArchiveError
 from biocompress.codecs.lossy import model_file
 from biocompress.codecs import get_codec
-from biocompress.codecs.lossy.ae_codec import QUALITY_STEPS, AECodec
+from biocompress.codecs.lossy.ae_codec import QUALITY_STEPS, AECodec, EqualizedAECodec
 from biocompress.codecs.lossy.grid import STEPS_PER_BOUND, GridCodec, grid_for
 from biocompress.codecs.lossy.spatial_wavelet import (ContextSpatialWaveletCodec, EnergySpatialWaveletCodec,
-                                                      PrunedSpatialWaveletCodec, SpatialWaveletCodec)
+                                                      EqualizedSpatialWaveletCodec, PrunedSpatialWaveletCodec,
+                                                      SpatialWaveletCodec)
 from biocompress.codecs.lossy import wavelet
-from biocompress.codecs.lossy.wavelet import ContextWaveletCodec, WaveletCodec, steps_for
+from biocompress.codecs.lossy.wavelet import ContextWaveletCodec, EqualizedWaveletCodec, WaveletCodec, steps_for
+from biocompress.codecs.lossy.equalizer import encode_codes
 from biocompress.codecs.lossy.near_lossless import NearLosslessCodec, dpcm_decode, dpcm_encode
 from biocompress.codecs.lossy.rate import prdn_per_channel
 from biocompress.io.source import open_raw
@@ -121,6 +124,55 @@ def test_spatial_wavelet_codec_conformance(n, channels, cls):
     x = np.vstack([eeg_values(6000)] * 10)[:channels, :n] * np.linspace(1, 3, channels)[:, None]
     codec = cls.fit(x, 0.3, 8, np.linspace(0.8, 1.2, channels))
     check_lossy_codec(codec, x, max_prdn=20.0)
+
+
+EEG_BANDS_500 = [[lo / 500, hi / 500] for lo, hi in ((1, 4), (4, 8), (8, 13), (13, 30), (30, 45), (45, 90), (90, 250))]
+
+
+def _equalized(codec_id: str, x: np.ndarray):
+    """``dwt-v3`` / ``sdwt-v5`` / ``ae-v2`` over ``x``'s channels with gains in every band but on channel 0."""
+    codes = np.tile([3, -5, 0, 8, -20, 12, -40], (x.shape[0], 1))
+    codes[0] = 0
+    if codec_id == "dwt-v3":
+        return EqualizedWaveletCodec.equalized(ContextWaveletCodec(5, steps_for(x, 5.0), x.mean(axis=1)),
+                                               EEG_BANDS_500, encode_codes(codes))
+    if codec_id == "ae-v2":
+        return EqualizedAECodec.equalized(AECodec.for_stream(x, quality=3), EEG_BANDS_500, encode_codes(codes))
+    base = PrunedSpatialWaveletCodec.fit(x, 0.2, 8, np.linspace(0.8, 1.2, x.shape[0]))
+    return EqualizedSpatialWaveletCodec.equalized(base, EEG_BANDS_500, encode_codes(codes))
+
+
+@pytest.mark.parametrize("n", [6000, 700, 9, 2])  # 9, 2: shorter than the gains act on
+@pytest.mark.parametrize("codec_id", ["dwt-v3", "sdwt-v5", "ae-v2"])
+def test_equalized_codec_conformance(n, codec_id):
+    x = np.vstack([eeg_values(6000)] * 2)[:6, :n] * np.linspace(1, 3, 6)[:, None]
+    codec = _equalized(codec_id, x)
+    payload = check_lossy_codec(codec, x, max_prdn=40.0 if n >= 700 else 200.0)  # the autoencoder on 2 samples: poor
+    base = get_codec({k: v for k, v in codec.get_config().items() if k not in ("bands", "gains")}
+                     | {"id": {"dwt-v3": "dwt-v2", "sdwt-v5": "sdwt-v4", "ae-v2": "ae-v1"}[codec_id]})
+    plain, equalized = base.decode(payload), codec.decode(payload)
+    assert np.array_equal(plain[0], equalized[0])  # a channel without gains: as decoded
+    assert np.array_equal(plain, equalized) == (n < 16)
+
+
+@pytest.mark.parametrize("change", [
+    {"bands": []}, {"bands": [[0.1, 0.05]]}, {"bands": [[0.0, 0.6]]}, {"bands": [[0.1, 0.2], [0.15, 0.3]]},
+    {"bands": [[0.1, float("nan")]]}, {"bands": [[0.1, True]]}, {"bands": "x"}, {"bands": [[0.1, 0.2, 0.3]]},
+    {"gains": "not base64!"}, {"gains": ""},
+])
+@pytest.mark.parametrize("codec_id", ["dwt-v3", "sdwt-v5", "ae-v2"])
+def test_equalized_codec_refuses_configs_it_cannot_use(change, codec_id):
+    config = _equalized(codec_id, eeg_values(1000)).get_config()
+    with pytest.raises(CorruptArchiveError):
+        get_codec({**config, **change})
+
+
+def test_equalized_codec_refuses_gains_out_of_range_or_of_another_count():
+    config = _equalized("dwt-v3", eeg_values(1000)).get_config()
+    n_ch, k = len(config["steps"]), len(config["bands"])
+    for codes in (np.full((n_ch, k), 512), np.zeros((n_ch + 1, k), np.int64), np.zeros((n_ch, k - 1), np.int64)):
+        with pytest.raises(CorruptArchiveError):
+            get_codec({**config, "gains": encode_codes(codes)})
 
 
 def test_spatial_wavelet_rotation_is_undone_exactly_whatever_its_rounding():
@@ -326,7 +378,7 @@ def test_lossy_keeps_trigger_channels_exact(tmp_path):
     assert_bitwise_equal(got[stim], ref.get_data()[stim])
     with biocompress.open(dst) as arc:
         ids = {c["id"] for c in arc.codec_configs}
-        lossy = ids & {"ae-v1", "nl-v1", "grid-v1", "dwt-v1", "sdwt-v1", "dwt-v2", "sdwt-v2", "sdwt-v3", "sdwt-v4"}
+        lossy = ids & {"ae-v1", "ae-v2", "nl-v1", "grid-v1", *WAVELET_IDS}
         assert lossy and ids - lossy and ids - lossy <= {"lpc-v4", "lzma-v1"}  # stim: lossless
 
 

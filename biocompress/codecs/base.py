@@ -100,21 +100,23 @@ def register_codec(cls: type[Codec]) -> type[Codec]:
 
 
 # The lossy wavelet coders (no model; a step per channel or per component, which rate control calibrates)
-WAVELET_IDS = ("dwt-v1", "sdwt-v1", "dwt-v2", "sdwt-v2", "sdwt-v3", "sdwt-v4")
+WAVELET_IDS = ("dwt-v1", "sdwt-v1", "dwt-v2", "sdwt-v2", "sdwt-v3", "sdwt-v4", "dwt-v3", "sdwt-v5")
 # Codecs whose modules import torch: loaded on first use, so that lossless work never pays for it.
-_LAZY = {"ae-v1": "biocompress.codecs.lossy.ae_codec", "nl-v1": "biocompress.codecs.lossy.near_lossless",
+_LAZY = {"ae-v1": "biocompress.codecs.lossy.ae_codec", "ae-v2": "biocompress.codecs.lossy.ae_codec",
+         "nl-v1": "biocompress.codecs.lossy.near_lossless",
          "grid-v1": "biocompress.codecs.lossy.grid", "dwt-v1": "biocompress.codecs.lossy.wavelet",
          "dwt-v2": "biocompress.codecs.lossy.wavelet", "sdwt-v1": "biocompress.codecs.lossy.spatial_wavelet",
          "sdwt-v2": "biocompress.codecs.lossy.spatial_wavelet", "sdwt-v3": "biocompress.codecs.lossy.spatial_wavelet",
-         "sdwt-v4": "biocompress.codecs.lossy.spatial_wavelet"}
+         "sdwt-v4": "biocompress.codecs.lossy.spatial_wavelet", "dwt-v3": "biocompress.codecs.lossy.wavelet",
+         "sdwt-v5": "biocompress.codecs.lossy.spatial_wavelet"}
 # Every other codec registers when these load (on the first lookup: reading metadata never needs them)
 _MODULES = ("biocompress.codecs.lossless", "biocompress.codecs.times")
 
 
 # The ids biocompress ships, known without loading their modules (tests check it against the registry)
-SHIPPED_IDS = frozenset({"ae-v1", "dwt-v1", "dwt-v2", "float-lpc-v1", "float-xor-zlib-v1", "float-xor-zstd-v1", "grid-v1",
+SHIPPED_IDS = frozenset({"ae-v1", "ae-v2", "dwt-v1", "dwt-v2", "float-lpc-v1", "float-xor-zlib-v1", "float-xor-zstd-v1", "grid-v1",
                          "lpc-s1", "lpc-v1", "lpc-v2", "lpc-v3", "lpc-v4", "lzma-v1", "nl-v1", "sdwt-v1",
-                         "sdwt-v2", "sdwt-v3", "sdwt-v4", "times-v1"})
+                         "sdwt-v2", "sdwt-v3", "sdwt-v4", "dwt-v3", "sdwt-v5", "times-v1"})
 
 
 def is_known(codec_id) -> bool:

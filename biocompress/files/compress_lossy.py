@@ -27,14 +27,14 @@ from ..container.packed import packed_cost
 from ..container.writer import ArchiveWriter, json_dataset, round_floats
 from ..errors import BadInputError, VerificationError
 from .exact_fallback import GroupSizes, SizeTally, lossless_sizes
-from .fidelity import FidelityMeter
+from .fidelity import FidelityMeter, bands_for, welch_segment
 from ..io import scaling
 from ..io.source import iter_samples, needs_whole_read
 from ..progress import progress_bar
 from ..stream.encoder import StreamEncoder
 from ..codecs.lossy.rate import MARGIN, Moments, Stretches
 from ..stream.lanes import StreamLane
-from ..stream.plans import exact_lanes, lossy_plan
+from ..stream.plans import FAMILIES, exact_lanes, lossy_plan
 from ..stream.sources import raw_chunks
 
 
@@ -160,7 +160,7 @@ def compress_lossy(raw, src_path, dst, *, mode: str, quality: int | None, max_er
                 writer.discard()
                 return None, None
             ids = {lane.config.get("id") for lane in plan.lanes if isinstance(lane, StreamLane)}
-            coder = next((i for i in BOUNDED_CODECS if i in ids), None)
+            coder = FAMILIES.get(coder := next((i for i in BOUNDED_CODECS if i in ids), None), coder)
             bits = 8 * sum(row[6] for row in writer.section(DATA).index) / max(n_ch * raw.n_times, 1)
             published.update(coder=coder, bits=bits, ae_rival=plan.ae_rival)
             if not publish_if(figures["per_channel"]["prdn"], coder is not None, bits):
@@ -294,8 +294,12 @@ SAMPLED_AIM = 0.96  # ... or this much, where it is blocks spread over a longer 
 def _stretches(raw, whole, block: int, src_path) -> Stretches:
     """Blocks of the recording, cut as the stream cuts them, for the wavelet coders' calibration:
     every block where they hold at most CALIBRATION_VALUES values, else that many spread evenly
-    (with the whole recording's moments, read block by block)."""
+    (with the whole recording's moments, read block by block); with the bands the fidelity
+    figures measure, whose power the wavelet coders' band gains keep."""
     n_ch, n = raw.info["nchan"], raw.n_times
+    sfreq = float(raw.info["sfreq"])
+    bands = np.array([(lo / sfreq, hi / sfreq) for lo, hi in bands_for(sfreq).values()]).reshape(-1, 2)
+    bands = bands if len(bands) else None
     starts = np.arange(0, n, block)
     keep = max(1, CALIBRATION_VALUES // max(n_ch * block, 1))
 
@@ -305,7 +309,7 @@ def _stretches(raw, whole, block: int, src_path) -> Stretches:
         return x
 
     if starts.size <= keep:
-        return Stretches([read(t0) for t0 in starts.tolist()], whole=True)
+        return Stretches([read(t0) for t0 in starts.tolist()], whole=True, bands=bands, segment=welch_segment(sfreq))
     chosen = set(np.unique(starts[np.linspace(0, starts.size - 1, keep).round().astype(int)]).tolist())
     blocks, moments = [], Moments(n_ch)
     for t0 in starts.tolist():
@@ -313,7 +317,7 @@ def _stretches(raw, whole, block: int, src_path) -> Stretches:
         moments.add(x)
         if t0 in chosen:
             blocks.append(x)
-    return Stretches(blocks, whole=False, moments=moments)
+    return Stretches(blocks, whole=False, moments=moments, bands=bands, segment=welch_segment(sfreq))
 
 
 LOW_MEAN = 0.8  # --max-prdn: channels are calibrated again when their mean PRDN is below this × P...

@@ -60,6 +60,14 @@ def bands_for(sfreq: float) -> dict[str, tuple[float, float]]:
     return {name: (lo, min(hi, nyquist)) for name, (lo, hi) in BANDS.items() if min(hi, nyquist) - lo >= MIN_BAND_WIDTH_HZ}
 
 
+WELCH_SECONDS = 2.0  # the band powers' Welch segments (0.5 Hz resolution)
+
+
+def welch_segment(sfreq: float) -> int:
+    """The samples of a Welch segment (a chunk shorter than it: the chunk)."""
+    return int(WELCH_SECONDS * sfreq)
+
+
 def display_unit(fiff_unit: int) -> tuple[str, float]:
     return DISPLAY_UNITS.get(int(fiff_unit), OTHER_UNIT)
 
@@ -91,7 +99,7 @@ class FidelityMeter:
         self.sum_e2 += (e**2).sum(axis=1)
         if m:
             self.max_e = np.maximum(self.max_e, np.abs(e).max(axis=1))
-        seg = min(m, int(2 * self.sfreq))
+        seg = min(m, welch_segment(self.sfreq))
         if seg >= 16:
             from scipy.signal import welch  # here: scipy.signal takes ~0.4 s to import
 

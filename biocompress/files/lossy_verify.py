@@ -31,13 +31,13 @@ MAX_BLOCK = 1 << 20  # samples read at once against the source (the writer's win
 
 def channel_deltas(arc) -> np.ndarray:
     """Per channel, the bound its codec guarantees, in integer codes: 0 for channels coded
-    exactly (lossless codecs), ``deltas`` of ``nl-v1``, and UNBOUNDED for ``ae-v1``, ``grid-v1`` and the
+    exactly (lossless codecs), ``deltas`` of ``nl-v1``, and UNBOUNDED for ``ae-v1``, ``ae-v2``, ``grid-v1`` and the
     wavelet coders."""
     out = np.zeros(arc.n_channels, np.int64)
     for row in arc.index:
         config = arc.codec_configs[int(row["codec"])]
         a, b = int(row["ch_start"]), int(row["ch_stop"])
-        if config.get("id") in ("ae-v1", "grid-v1", *WAVELET_IDS):  # grid-v1: its bound is in grid steps; PRDN, their claim
+        if config.get("id") in ("ae-v1", "ae-v2", "grid-v1", *WAVELET_IDS):  # grid-v1: its bound is in grid steps; PRDN, their claim
             out[a:b] = UNBOUNDED
         elif config.get("id") == "nl-v1":
             deltas = np.asarray(config.get("deltas", ()), np.int64)

@@ -6,6 +6,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -220,6 +221,7 @@ class LossyPlan:
     ae_rival: bool = False  # a PRDN target's other coder won, the autoencoder within AE_RIVAL of its bytes
 
 
+FAMILIES = {"dwt-v3": "dwt-v2", "sdwt-v5": "sdwt-v4", "ae-v2": "ae-v1"}  # a coder with band gains: the family calibrated
 AE_RIVAL = 1.5  # the autoencoder's calibration (on the whole recording) gains up to about this much
 
 
@@ -249,6 +251,7 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
     from ..codecs import get_codec
     from ..codecs.lossy.rate import ae_step_for, refine_bounds, residual_bounds
 
+    family = FAMILIES.get(family, family)
     steps, ae_bytes = {}, 0
     for a, b in group_runs(stim.tolist(), len(stim)):
         if stim[a]:
@@ -298,6 +301,14 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
         if ae_size is None or size < ae_size or prefer_residual or family is not None:
             plan.ae_rival = ae_size is not None and ae_size < AE_RIVAL * size
             return plan
+    if stretches is not None:  # the autoencoder's decodings with band gains, as the wavelet coders'
+        from ..codecs.lossy.ae_codec import EqualizedAECodec
+
+        for i, lane in enumerate(lanes):
+            if isinstance(lane, StreamLane) and lane.config.get("id") == "ae-v1":
+                ae = get_codec(lane.config)
+                ae = _equalized(ae, partial(EqualizedAECodec.equalized, ae), stretches, lane.start, lane.stop, aim)
+                lanes[i] = StreamLane(lane.start, lane.stop, ae.get_config(), ae.stream(block, when_due))
     return LossyPlan(lanes, ae_kinds, ae_step, None, None)
 
 
@@ -328,6 +339,53 @@ def _calibration(first: np.ndarray, aim: float, stretches, stretch_aim: float | 
     return (Stretches([first], False), aim) if stretches is None else (stretches, stretch_aim)
 
 
+EQUALIZER_VALUES = 1 << 22  # values of the stretches band gains are fitted on, at most (blocks spread over them)
+
+
+def _equalized(codec, with_gains: Callable, calib, a: int, b: int, aim: float):
+    """``codec`` (channels ``a:b``) with band gains fitted on the stretches ``calib`` where they
+    name bands (``with_gains(bands, gains)``: the codec that applies them), else ``codec``
+    itself: each band's power back to the source's, no channel's PRDN beyond both ``aim`` and
+    its PRDN without them. Fitted twice: on the band energies the gains act on, then on the
+    band powers as the fidelity figures measure them (Welch spectra, which a transient or a
+    steep spectrum spreads across bands). Checked by coding the stretches: the gains above 1 of
+    a channel past its limit dropped, then all of its gains."""
+    from ..codecs.lossy.equalizer import MAX_CODE, BandStatistics, encode_codes, fit_codes
+
+    if calib.bands is None or not calib.blocks:
+        return codec
+    blocks = calib.blocks
+    keep = max(1, EQUALIZER_VALUES // max((b - a) * max(x.shape[1] for x in blocks), 1))
+    if len(blocks) > keep:
+        blocks = [blocks[i] for i in np.unique(np.linspace(0, len(blocks) - 1, keep).round().astype(int))]
+    per_sample = calib.per_sample * sum(x.shape[1] for x in calib.blocks) / sum(x.shape[1] for x in blocks)
+    centred = calib.centred[a:b] / per_sample  # error energy over these blocks at PRDN 100 %
+    bands = [[float(lo), float(hi)] for lo, hi in calib.bands.tolist()]
+
+    def coded(c, segment=None) -> BandStatistics:
+        stats = BandStatistics(b - a, calib.bands, segment)
+        for x in blocks:
+            stats.add(x[a:b], c.decode(c.encode(x[a:b])))
+        return stats
+
+    codes, allowed, limit = np.zeros((b - a, len(bands)), np.int64), None, None
+    for segment in (None, calib.segment):
+        stats = coded(with_gains(bands, encode_codes(codes)) if codes.any() else codec, segment)
+        if allowed is None:
+            allowed = np.maximum(stats.error, (aim / 100) ** 2 * centred)
+            limit = allowed * (1 + 1e-9)
+        codes = np.clip(codes + fit_codes(stats, allowed), -MAX_CODE, MAX_CODE)
+    for fallback in (lambda c: np.minimum(c, 0), lambda c: np.zeros_like(c)):
+        if not codes.any():
+            return codec
+        equalized = with_gains(bands, encode_codes(codes))
+        over = coded(equalized).error > limit
+        if not over.any():
+            return equalized
+        codes[over] = fallback(codes[over])
+    return with_gains(bands, encode_codes(codes)) if codes.any() else codec
+
+
 DWT_LEVELS = 8  # as sdwt-v4 (fewer in short blocks): on the 125 Hz OpenBCI recording 5-6 % smaller than 5 levels
 DWT_ROUNDS = 8  # codings while each channel's step is searched (rate.largest_steps)
 
@@ -342,7 +400,7 @@ def dwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim
     per channel, a factor on the step (what the whole recording showed). Returns the lanes and
     the value kinds the archive records. ``memo``: see :func:`target_plan`."""
     from ..codecs.lossy.rate import largest_steps
-    from ..codecs.lossy.wavelet import ContextWaveletCodec, steps_for
+    from ..codecs.lossy.wavelet import ContextWaveletCodec, EqualizedWaveletCodec, steps_for
 
     calib, goal = _calibration(first, aim, stretches, stretch_aim)
 
@@ -357,6 +415,7 @@ def dwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim
         if delta_scale is not None:
             best = best * delta_scale[a:b]
         codec = ContextWaveletCodec(DWT_LEVELS, _rounded(best), _rounded(means))
+        codec = _equalized(codec, partial(EqualizedWaveletCodec.equalized, codec), calib, a, b, goal)
         return StreamLane(a, b, codec.get_config(), codec.stream(block))
 
     return _lossy_runs(kinds, recipe, stim, block, lane)
@@ -395,7 +454,8 @@ def sdwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, sti
     ``delta_scale``: per channel, a factor on its gain (what the whole recording showed).
     Returns the lanes and the value kinds the archive records. ``memo``: see :func:`target_plan`."""
     from ..codecs.lossy.rate import NEAR_AIM
-    from ..codecs.lossy.spatial_wavelet import EnergySpatialWaveletCodec, PrunedSpatialWaveletCodec
+    from ..codecs.lossy.spatial_wavelet import (EnergySpatialWaveletCodec, EqualizedSpatialWaveletCodec,
+                                                PrunedSpatialWaveletCodec)
     from ..container.packed import packed_cost
 
     calib, aim = _calibration(first, aim, stretches, stretch_aim)
@@ -465,6 +525,7 @@ def sdwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, sti
         if delta_scale is not None:
             gains = gains * delta_scale[a:b]
         codec = coder(a, b, step, gains)
+        codec = _equalized(codec, partial(EqualizedSpatialWaveletCodec.equalized, codec), calib, a, b, aim)
         return StreamLane(a, b, codec.get_config(), codec.stream(block))
 
     return _lossy_runs(kinds, recipe, stim, block, lane)

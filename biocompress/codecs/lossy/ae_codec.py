@@ -27,6 +27,7 @@ from ...errors import CorruptArchiveError
 from ..base import Codec, check_declared_shape, register_codec
 from ..lossless import residual_coder
 from . import model_file
+from .equalizer import EqualizedDecoding
 from .model import CausalUp, ConvAutoencoder
 from .qualities import QUALITY_STEPS  # noqa: F401 - the steps this codec's qualities name
 from .spatial import Spatial
@@ -242,3 +243,23 @@ class AECodec(Codec):
             first = before * s + self.model.delay
             z[self.coded] = out[:, 0, first : first + n].numpy()
         return self.spatial.from_components(z)
+
+
+@register_codec
+class EqualizedAECodec(EqualizedDecoding, AECodec):
+    """``ae-v1`` whose decoded blocks go through per-channel band gains (:mod:`.equalizer`)."""
+
+    codec_id = "ae-v2"
+    config_fields = AECodec.config_fields + ("bands", "gains")
+
+    def __init__(self, model: str, step: float, spatial: dict, bands, gains: str):
+        super().__init__(model, step, spatial)
+        self._equalize(self.spatial.sigmas.size, bands, gains)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "bands": self.bands, "gains": self.gains}
+
+    @classmethod
+    def equalized(cls, codec: AECodec, bands, gains: str) -> "EqualizedAECodec":
+        """``codec`` with band ``gains`` (:func:`.equalizer.encode_codes`) over ``bands``."""
+        return cls(codec.model_name, codec.step, codec.spatial.to_config(), bands, gains)

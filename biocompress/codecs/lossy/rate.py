@@ -59,10 +59,13 @@ class Stretches:
     ``moments``: the whole recording's (:class:`Moments`), where the blocks are a sample of it:
     the error per sample the blocks show is then taken over the whole recording's samples, and
     against its centred energy (a drifting recording's middle blocks deviate little from its
-    mean, yet err as much as the others)."""
+    mean, yet err as much as the others). ``bands``: the frequency bands ((k, 2), [lo, hi) in
+    cycles per sample) whose power a coder's band gains keep (:mod:`.equalizer`), None: none;
+    ``segment``: the length of the Welch segments those powers are measured on."""
 
-    def __init__(self, blocks: list[np.ndarray], whole: bool, moments: Moments | None = None):
-        self.blocks, self.whole = blocks, whole
+    def __init__(self, blocks: list[np.ndarray], whole: bool, moments: Moments | None = None,
+                 bands: np.ndarray | None = None, segment: int | None = None):
+        self.blocks, self.whole, self.bands, self.segment = blocks, whole, bands, segment
         if moments is None:
             moments = Moments(blocks[0].shape[0]) if blocks else Moments(0)
             for x in blocks:

@@ -30,6 +30,7 @@ import numpy as np
 from ...errors import CorruptArchiveError
 from ..base import Codec, register_codec
 from ..lossless import residual_coder
+from .equalizer import EqualizedDecoding
 from .spatial import fixed_order_product
 from .wavelet import (_HEADER, MAX_LEVELS, BlockStream, coefficients, decode_coefficients, encode_coefficients,
                       read_header, spreads)
@@ -284,3 +285,21 @@ class PrunedSpatialWaveletCodec(EnergySpatialWaveletCodec):
         offsets = np.clip(np.rint(codec._o / unit), -(2**53), 2**53).astype(np.int64)
         return cls(codec.levels, codec.step, offsets.tolist(), codes.tolist(), list(codec.blocks), kept,
                    base64.b64encode(rotation).decode("ascii"))
+
+
+@register_codec
+class EqualizedSpatialWaveletCodec(EqualizedDecoding, PrunedSpatialWaveletCodec):
+    """``sdwt-v4`` whose decoded blocks go through per-channel band gains (:mod:`.equalizer`)."""
+
+    codec_id = "sdwt-v5"
+    config_fields = PrunedSpatialWaveletCodec.config_fields + ("bands", "gains")
+
+    def __init__(self, levels: int, step: float, offsets, scales, blocks, kept, rotation: str, bands, gains: str):
+        super().__init__(levels, step, offsets, scales, blocks, kept, rotation)
+        self._equalize(self._n, bands, gains)
+
+    @classmethod
+    def equalized(cls, codec: PrunedSpatialWaveletCodec, bands, gains: str) -> "EqualizedSpatialWaveletCodec":
+        """``codec`` with band ``gains`` (:func:`.equalizer.encode_codes`) over ``bands``."""
+        return cls(codec.levels, codec.step, codec.offsets, codec.scales, codec.blocks, codec.kept, codec.rotation,
+                   bands, gains)

@@ -28,6 +28,7 @@ from ...errors import CorruptArchiveError
 from ..base import Codec, check_declared_shape, register_codec
 from ..lossless import residual_coder
 from . import coefficient_coder
+from .equalizer import EqualizedDecoding
 from .rate import FLAT_RELATIVE
 
 WAVELET, MODE, FILTER_LENGTH = "db4", "periodization", 8
@@ -214,6 +215,23 @@ class ContextWaveletCodec(WaveletCodec):
 
     codec_id = "dwt-v2"
     adaptive = True
+
+
+@register_codec
+class EqualizedWaveletCodec(EqualizedDecoding, ContextWaveletCodec):
+    """``dwt-v2`` whose decoded blocks go through per-channel band gains (:mod:`.equalizer`)."""
+
+    codec_id = "dwt-v3"
+    config_fields = ("levels", "steps", "means", "bands", "gains")
+
+    def __init__(self, levels: int, steps, means, bands, gains: str):
+        super().__init__(levels, steps, means)
+        self._equalize(self._s.size, bands, gains)
+
+    @classmethod
+    def equalized(cls, codec: ContextWaveletCodec, bands, gains: str) -> "EqualizedWaveletCodec":
+        """``codec`` with band ``gains`` (:func:`.equalizer.encode_codes`) over ``bands``."""
+        return cls(codec.levels, codec.steps, codec.means, bands, gains)
 
 
 class BlockStream:
