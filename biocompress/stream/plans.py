@@ -10,6 +10,7 @@ from functools import partial
 
 import numpy as np
 
+from ..codecs.lossy.equalizer import fit_gains
 from ..errors import BadInputError
 from ..io import scaling
 from .lanes import ChainLane, CodesLane, Lane, NativeLane, StreamLane, TimesLane, group_runs
@@ -221,7 +222,8 @@ class LossyPlan:
     ae_rival: bool = False  # a PRDN target's other coder won, the autoencoder within AE_RIVAL of its bytes
 
 
-FAMILIES = {"dwt-v3": "dwt-v2", "sdwt-v5": "sdwt-v4", "ae-v2": "ae-v1"}  # a coder with band gains: the family calibrated
+# a coder with band gains (fitted after the calibration): the family calibrated
+FAMILIES = {"dwt-v3": "dwt-v2", "sdwt-v5": "sdwt-v4", "ae-v2": "ae-v1"}
 AE_RIVAL = 1.5  # the autoencoder's calibration (on the whole recording) gains up to about this much
 
 
@@ -307,7 +309,7 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
         for i, lane in enumerate(lanes):
             if isinstance(lane, StreamLane) and lane.config.get("id") == "ae-v1":
                 ae = get_codec(lane.config)
-                ae = _equalized(ae, partial(EqualizedAECodec.equalized, ae), stretches, lane.start, lane.stop, aim)
+                ae = fit_gains(ae, partial(EqualizedAECodec.equalized, ae), stretches, lane.start, lane.stop, aim)
                 lanes[i] = StreamLane(lane.start, lane.stop, ae.get_config(), ae.stream(block, when_due))
     return LossyPlan(lanes, ae_kinds, ae_step, None, None)
 
@@ -339,53 +341,6 @@ def _calibration(first: np.ndarray, aim: float, stretches, stretch_aim: float | 
     return (Stretches([first], False), aim) if stretches is None else (stretches, stretch_aim)
 
 
-EQUALIZER_VALUES = 1 << 22  # values of the stretches band gains are fitted on, at most (blocks spread over them)
-
-
-def _equalized(codec, with_gains: Callable, calib, a: int, b: int, aim: float):
-    """``codec`` (channels ``a:b``) with band gains fitted on the stretches ``calib`` where they
-    name bands (``with_gains(bands, gains)``: the codec that applies them), else ``codec``
-    itself: each band's power back to the source's, no channel's PRDN beyond both ``aim`` and
-    its PRDN without them. Fitted twice: on the band energies the gains act on, then on the
-    band powers as the fidelity figures measure them (Welch spectra, which a transient or a
-    steep spectrum spreads across bands). Checked by coding the stretches: the gains above 1 of
-    a channel past its limit dropped, then all of its gains."""
-    from ..codecs.lossy.equalizer import MAX_CODE, BandStatistics, encode_codes, fit_codes
-
-    if calib.bands is None or not calib.blocks:
-        return codec
-    blocks = calib.blocks
-    keep = max(1, EQUALIZER_VALUES // max((b - a) * max(x.shape[1] for x in blocks), 1))
-    if len(blocks) > keep:
-        blocks = [blocks[i] for i in np.unique(np.linspace(0, len(blocks) - 1, keep).round().astype(int))]
-    per_sample = calib.per_sample * sum(x.shape[1] for x in calib.blocks) / sum(x.shape[1] for x in blocks)
-    centred = calib.centred[a:b] / per_sample  # error energy over these blocks at PRDN 100 %
-    bands = [[float(lo), float(hi)] for lo, hi in calib.bands.tolist()]
-
-    def coded(c, segment=None) -> BandStatistics:
-        stats = BandStatistics(b - a, calib.bands, segment)
-        for x in blocks:
-            stats.add(x[a:b], c.decode(c.encode(x[a:b])))
-        return stats
-
-    codes, allowed, limit = np.zeros((b - a, len(bands)), np.int64), None, None
-    for segment in (None, calib.segment):
-        stats = coded(with_gains(bands, encode_codes(codes)) if codes.any() else codec, segment)
-        if allowed is None:
-            allowed = np.maximum(stats.error, (aim / 100) ** 2 * centred)
-            limit = allowed * (1 + 1e-9)
-        codes = np.clip(codes + fit_codes(stats, allowed), -MAX_CODE, MAX_CODE)
-    for fallback in (lambda c: np.minimum(c, 0), lambda c: np.zeros_like(c)):
-        if not codes.any():
-            return codec
-        equalized = with_gains(bands, encode_codes(codes))
-        over = coded(equalized).error > limit
-        if not over.any():
-            return equalized
-        codes[over] = fallback(codes[over])
-    return with_gains(bands, encode_codes(codes)) if codes.any() else codec
-
-
 DWT_LEVELS = 8  # as sdwt-v4 (fewer in short blocks): on the 125 Hz OpenBCI recording 5-6 % smaller than 5 levels
 DWT_ROUNDS = 8  # codings while each channel's step is searched (rate.largest_steps)
 
@@ -415,7 +370,7 @@ def dwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim
         if delta_scale is not None:
             best = best * delta_scale[a:b]
         codec = ContextWaveletCodec(DWT_LEVELS, _rounded(best), _rounded(means))
-        codec = _equalized(codec, partial(EqualizedWaveletCodec.equalized, codec), calib, a, b, goal)
+        codec = fit_gains(codec, partial(EqualizedWaveletCodec.equalized, codec), calib, a, b, goal)
         return StreamLane(a, b, codec.get_config(), codec.stream(block))
 
     return _lossy_runs(kinds, recipe, stim, block, lane)
@@ -525,7 +480,7 @@ def sdwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, sti
         if delta_scale is not None:
             gains = gains * delta_scale[a:b]
         codec = coder(a, b, step, gains)
-        codec = _equalized(codec, partial(EqualizedSpatialWaveletCodec.equalized, codec), calib, a, b, aim)
+        codec = fit_gains(codec, partial(EqualizedSpatialWaveletCodec.equalized, codec), calib, a, b, aim)
         return StreamLane(a, b, codec.get_config(), codec.stream(block))
 
     return _lossy_runs(kinds, recipe, stim, block, lane)

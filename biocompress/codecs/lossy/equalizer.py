@@ -10,7 +10,7 @@ each decoded block on its own, so random access stays.
 
 * ``bands``: [lo, hi) pairs in cycles per sample (0 ≤ lo < hi ≤ 0.5), ascending, disjoint;
   frequencies outside every band keep gain 1.
-* ``gains``: n_channels × n_bands codes c (channel-major, −511…511), gain 2^(c / 64),
+* ``gains``: n_bands × n_channels codes c (band after band, −511…511), gain 2^(c / 64),
   range-coded as one row of residuals (§8.2, segments of 256) and base64-encoded.
 * Applying them: each block row with a non-zero code is extended by mirror images of itself
   (:func:`pad_of` samples each side, ``numpy.pad`` mode ``reflect``), its real FFT's bins
@@ -26,6 +26,7 @@ within the error the channel may still take.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 
 import numpy as np
 
@@ -60,9 +61,11 @@ def check_bands(codec_id: str, bands) -> np.ndarray:
 
 
 def encode_codes(codes: np.ndarray) -> str:
-    """Gain codes (n_channels, n_bands) as the configuration stores them."""
-    flat = np.asarray(codes, np.int64).ravel()
-    return base64.b64encode(residual_coder.encode_rows([flat], SEGMENT, shaped=True) if flat.size else b"").decode("ascii")
+    """Gain codes (n_channels, n_bands) as the configuration stores them: band after band (a
+    band's codes across channels are alike: they range-code smaller than channel after channel)."""
+    flat = np.asarray(codes, np.int64).T.ravel()
+    body = residual_coder.encode_rows([flat], SEGMENT, shaped=True) if flat.size else b""
+    return base64.b64encode(body).decode("ascii")
 
 
 def decode_codes(codec_id: str, text, n_channels: int, n_bands: int) -> np.ndarray:
@@ -81,7 +84,7 @@ def decode_codes(codec_id: str, text, n_channels: int, n_bands: int) -> np.ndarr
         raise CorruptArchiveError(f"{codec_id}: gain codes out of range")
     if residual_coder.encode_rows([codes.astype(np.int64)], SEGMENT, shaped=True) != body:  # its coding is unique
         raise CorruptArchiveError(f"{codec_id}: gains hold other than {n_channels} × {n_bands} codes")
-    return codes.astype(np.int64).reshape(n_channels, n_bands)
+    return codes.astype(np.int64).reshape(n_bands, n_channels).T.copy()
 
 
 def _spectra(x: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -176,13 +179,16 @@ def fit_codes(stats: BandStatistics, allowed: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(stats.decoded > 0, stats.source / stats.decoded, 1.0)
         codes = 0.5 * np.log2(np.where(ratio > 0, ratio, 1.0)) * GAIN_UNITS
-    codes = np.clip(np.rint(codes), -MAX_CODE, MAX_CODE).astype(np.int64)
+    full = np.clip(np.rint(codes), -MAX_CODE, MAX_CODE).astype(np.int64)
+    codes = full.copy()
     deviation = np.abs(stats.decoded - stats.source)
     for b in range(codes.shape[1]):
         order = np.argsort(deviation[:, b])  # the channels that err least first: those left at gain 1
         left = np.cumsum(deviation[order, b]) <= BAND_GOAL * stats.source[:, b].sum()
         codes[order[left], b] = 0
-    down, up = np.minimum(codes, 0), np.maximum(codes, 0)
+    up = np.maximum(codes, 0)
+    # a channel with gains above 1 takes every gain under 1 it has: what they save, those can spend
+    down = np.where(up.any(axis=1)[:, None], np.minimum(full, 0), np.minimum(codes, 0))
     budget = allowed - stats.error
     fit = np.zeros(len(codes), bool)
     for shrink in (1.0, 0.5, 0.25, 0.125, 0.0):
@@ -192,6 +198,52 @@ def fit_codes(stats: BandStatistics, allowed: np.ndarray) -> np.ndarray:
         fit |= ok
     codes[~fit] = down[~fit]
     return codes
+
+
+EQUALIZER_VALUES = 1 << 22  # values of the stretches band gains are fitted on, at most (blocks spread over them)
+
+
+def fit_gains(codec, with_gains: Callable, stretches, a: int, b: int, aim: float):
+    """``codec`` (channels ``a:b`` of a stream) with band gains fitted on ``stretches`` of it
+    (:class:`.rate.Stretches`) where they name bands (``with_gains(bands, gains)``: the codec
+    that applies them), else ``codec`` itself: each band's power back to the source's, no
+    channel's PRDN beyond both ``aim`` and its PRDN without them (on at most EQUALIZER_VALUES
+    values of the stretches). Fitted twice: on the band energies the gains act on, then on the
+    band powers as the fidelity figures measure them (Welch spectra, which a transient or a
+    steep spectrum spreads across bands). Checked by coding the stretches: the gains above 1 of
+    a channel past its limit dropped, then all of its gains."""
+    if stretches.bands is None or not stretches.blocks:
+        return codec
+    blocks = stretches.blocks
+    keep = max(1, EQUALIZER_VALUES // max((b - a) * max(x.shape[1] for x in blocks), 1))
+    if len(blocks) > keep:
+        blocks = [blocks[i] for i in np.unique(np.linspace(0, len(blocks) - 1, keep).round().astype(int))]
+    per_sample = stretches.per_sample * sum(x.shape[1] for x in stretches.blocks) / sum(x.shape[1] for x in blocks)
+    centred = stretches.centred[a:b] / per_sample  # error energy over these blocks at PRDN 100 %
+    bands = [[float(lo), float(hi)] for lo, hi in stretches.bands.tolist()]
+
+    def coded(c, segment=None) -> BandStatistics:
+        stats = BandStatistics(b - a, stretches.bands, segment)
+        for x in blocks:
+            stats.add(x[a:b], c.decode(c.encode(x[a:b])))
+        return stats
+
+    codes, allowed, limit = np.zeros((b - a, len(bands)), np.int64), None, None
+    for segment in (None, stretches.segment):
+        stats = coded(with_gains(bands, encode_codes(codes)) if codes.any() else codec, segment)
+        if allowed is None:
+            allowed = np.maximum(stats.error, (aim / 100) ** 2 * centred)
+            limit = allowed * (1 + 1e-9)
+        codes = np.clip(codes + fit_codes(stats, allowed), -MAX_CODE, MAX_CODE)
+    for fallback in (lambda c: np.minimum(c, 0), lambda c: np.zeros_like(c)):
+        if not codes.any():
+            return codec
+        equalized = with_gains(bands, encode_codes(codes))
+        over = coded(equalized).error > limit
+        if not over.any():
+            return equalized
+        codes[over] = fallback(codes[over])
+    return with_gains(bands, encode_codes(codes)) if codes.any() else codec
 
 
 class EqualizedDecoding:
