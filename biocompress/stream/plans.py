@@ -222,8 +222,9 @@ class LossyPlan:
     ae_rival: bool = False  # a PRDN target's other coder won, the autoencoder within AE_RIVAL of its bytes
 
 
-# a coder with band gains (fitted after the calibration): the family calibrated
-FAMILIES = {"dwt-v3": "dwt-v2", "sdwt-v5": "sdwt-v4", "ae-v2": "ae-v1"}
+# the coders that decode with band gains (fitted once the coder is calibrated), and the other way
+WITH_GAINS = {"ae-v1": "ae-v2", "dwt-v2": "dwt-v3", "sdwt-v4": "sdwt-v5"}
+FAMILIES = {gained: plain for plain, gained in WITH_GAINS.items()}
 AE_RIVAL = 1.5  # the autoencoder's calibration (on the whole recording) gains up to about this much
 
 
@@ -297,21 +298,49 @@ def target_plan(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, st
         candidates.append((_first_block_bytes(lanes, first, n_blocks), LossyPlan(lanes, sdwt_kinds, ae_step, None, None)))
     lanes, ae_kinds = lossy_lanes(first, kinds, recipe, stim, units, None, model_path, block, when_due, steps=steps,
                                   gains=gains)
+    plan = LossyPlan(lanes, ae_kinds, ae_step, None, None)
     if candidates:
-        size, plan = min(candidates, key=lambda c: c[0])
+        size, best = min(candidates, key=lambda c: c[0])
         ae_size = None if ae_bytes is None else ae_bytes + _config_share(lanes, n_blocks)
         if ae_size is None or size < ae_size or prefer_residual or family is not None:
-            plan.ae_rival = ae_size is not None and ae_size < AE_RIVAL * size
-            return plan
-    if stretches is not None:  # the autoencoder's decodings with band gains, as the wavelet coders'
-        from ..codecs.lossy.ae_codec import EqualizedAECodec
+            best.ae_rival = ae_size is not None and ae_size < AE_RIVAL * size
+            plan = best
+    if stretches is not None:  # the chosen coder's decodings with band gains
+        aims = {"ae-v1": aim, "dwt-v2": stretch_aim, "sdwt-v4": stretch_aim}
+        plan.lanes = _with_gains(plan.lanes, stretches, aims, block, when_due, memo)
+    return plan
 
-        for i, lane in enumerate(lanes):
-            if isinstance(lane, StreamLane) and lane.config.get("id") == "ae-v1":
-                ae = get_codec(lane.config)
-                ae = fit_gains(ae, partial(EqualizedAECodec.equalized, ae), stretches, lane.start, lane.stop, aim)
-                lanes[i] = StreamLane(lane.start, lane.stop, ae.get_config(), ae.stream(block, when_due))
-    return LossyPlan(lanes, ae_kinds, ae_step, None, None)
+
+def _with_gains(lanes: list[Lane], stretches, aims: dict, block: int, when_due: bool,
+                memo: dict | None = None) -> list[Lane]:
+    """``lanes`` whose ``ae-v1``, ``dwt-v2`` and ``sdwt-v4`` codecs decode with band gains fitted on
+    ``stretches`` (:func:`~biocompress.codecs.lossy.equalizer.fit_gains`; each within ``aims[id]``),
+    where any gain moves. ``memo``: see :func:`target_plan` (a coding tried again keeps its gains)."""
+    from ..codecs import get_codec
+
+    out = []
+    for lane in lanes:
+        kind = lane.config.get("id") if isinstance(lane, StreamLane) else None
+        if kind not in aims:
+            out.append(lane)
+            continue
+        codec = get_codec(lane.config)
+        with_gains = partial(_gains_codec, {**lane.config, "id": WITH_GAINS[kind]})
+        key = ("gains", json.dumps(lane.config, sort_keys=True), lane.start, lane.stop, aims[kind])
+        fitted = _memo(memo, key, lambda: fit_gains(codec, with_gains, stretches, lane.start, lane.stop, aims[kind]))
+        if fitted.codec_id == kind:  # no gain moved
+            out.append(lane)
+        else:
+            stream = fitted.stream(block, when_due) if kind == "ae-v1" else fitted.stream(block)
+            out.append(StreamLane(lane.start, lane.stop, fitted.get_config(), stream))
+    return out
+
+
+def _gains_codec(config: dict, bands, gains: str):
+    """The codec of ``config`` (an id with band gains) with those ``bands`` and ``gains``."""
+    from ..codecs import get_codec
+
+    return get_codec({**config, "bands": bands, "gains": gains})
 
 
 def _first_block_bytes(lanes: list[Lane], first: np.ndarray, n_blocks: int | None = None) -> int:
@@ -355,7 +384,7 @@ def dwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim
     per channel, a factor on the step (what the whole recording showed). Returns the lanes and
     the value kinds the archive records. ``memo``: see :func:`target_plan`."""
     from ..codecs.lossy.rate import largest_steps
-    from ..codecs.lossy.wavelet import ContextWaveletCodec, EqualizedWaveletCodec, steps_for
+    from ..codecs.lossy.wavelet import ContextWaveletCodec, steps_for
 
     calib, goal = _calibration(first, aim, stretches, stretch_aim)
 
@@ -370,7 +399,6 @@ def dwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, stim
         if delta_scale is not None:
             best = best * delta_scale[a:b]
         codec = ContextWaveletCodec(DWT_LEVELS, _rounded(best), _rounded(means))
-        codec = fit_gains(codec, partial(EqualizedWaveletCodec.equalized, codec), calib, a, b, goal)
         return StreamLane(a, b, codec.get_config(), codec.stream(block))
 
     return _lossy_runs(kinds, recipe, stim, block, lane)
@@ -409,8 +437,7 @@ def sdwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, sti
     ``delta_scale``: per channel, a factor on its gain (what the whole recording showed).
     Returns the lanes and the value kinds the archive records. ``memo``: see :func:`target_plan`."""
     from ..codecs.lossy.rate import NEAR_AIM
-    from ..codecs.lossy.spatial_wavelet import (EnergySpatialWaveletCodec, EqualizedSpatialWaveletCodec,
-                                                PrunedSpatialWaveletCodec)
+    from ..codecs.lossy.spatial_wavelet import EnergySpatialWaveletCodec, PrunedSpatialWaveletCodec
     from ..container.packed import packed_cost
 
     calib, aim = _calibration(first, aim, stretches, stretch_aim)
@@ -480,7 +507,6 @@ def sdwt_lanes(first: np.ndarray, kinds: np.ndarray, recipe: scaling.Recipe, sti
         if delta_scale is not None:
             gains = gains * delta_scale[a:b]
         codec = coder(a, b, step, gains)
-        codec = fit_gains(codec, partial(EqualizedSpatialWaveletCodec.equalized, codec), calib, a, b, aim)
         return StreamLane(a, b, codec.get_config(), codec.stream(block))
 
     return _lossy_runs(kinds, recipe, stim, block, lane)

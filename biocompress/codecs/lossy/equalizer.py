@@ -144,9 +144,10 @@ class BandStatistics:
 
     def add(self, x: np.ndarray, y: np.ndarray) -> None:
         e = x - y
-        for b, (xb, yb) in enumerate(zip(band_parts(x, self.bands), band_parts(y, self.bands))):
+        sources = band_parts(x, self.bands) if self.segment is None else iter(())
+        for b, yb in enumerate(band_parts(y, self.bands)):
             if self.segment is None:
-                self.source[:, b] += (xb**2).sum(axis=1)
+                self.source[:, b] += (next(sources) ** 2).sum(axis=1)
                 self.decoded[:, b] += (yb**2).sum(axis=1)
             self.error_along[:, b] += (yb * e).sum(axis=1)
         self.error += (e**2).sum(axis=1)
@@ -222,7 +223,7 @@ def fit_gains(codec, with_gains: Callable, stretches, a: int, b: int, aim: float
     centred = stretches.centred[a:b] / per_sample  # error energy over these blocks at PRDN 100 %
     bands = [[float(lo), float(hi)] for lo, hi in stretches.bands.tolist()]
 
-    def coded(c, segment=None) -> BandStatistics:
+    def coded(c, segment) -> BandStatistics:
         stats = BandStatistics(b - a, stretches.bands, segment)
         for x in blocks:
             stats.add(x[a:b], c.decode(c.encode(x[a:b])))
@@ -239,7 +240,8 @@ def fit_gains(codec, with_gains: Callable, stretches, a: int, b: int, aim: float
         if not codes.any():
             return codec
         equalized = with_gains(bands, encode_codes(codes))
-        over = coded(equalized).error > limit
+        error = sum(((equalized.decode(equalized.encode(x[a:b])) - x[a:b]) ** 2).sum(axis=1) for x in blocks)
+        over = error > limit
         if not over.any():
             return equalized
         codes[over] = fallback(codes[over])
