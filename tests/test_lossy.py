@@ -18,14 +18,13 @@ from biocompress.cli import app
 from biocompress.errors import CorruptArchiveError
 from biocompress.codecs.lossy import model_file
 from biocompress.codecs import get_codec
-from biocompress.codecs.lossy.ae_codec import QUALITY_STEPS, AECodec, EqualizedAECodec
+from biocompress.codecs.lossy.ae_codec import QUALITY_STEPS, AECodec
 from biocompress.codecs.lossy.grid import STEPS_PER_BOUND, GridCodec, grid_for
 from biocompress.codecs.lossy.spatial_wavelet import (ContextSpatialWaveletCodec, EnergySpatialWaveletCodec,
-                                                      EqualizedSpatialWaveletCodec, PrunedSpatialWaveletCodec,
-                                                      SpatialWaveletCodec)
+                                                      PrunedSpatialWaveletCodec, SpatialWaveletCodec)
 from biocompress.codecs.lossy import wavelet
-from biocompress.codecs.lossy.wavelet import ContextWaveletCodec, EqualizedWaveletCodec, WaveletCodec, steps_for
-from biocompress.codecs.lossy.equalizer import encode_codes
+from biocompress.codecs.lossy.wavelet import ContextWaveletCodec, WaveletCodec, steps_for
+from biocompress.codecs.lossy.equalizer import encode_codes, with_gains
 from biocompress.codecs.lossy.near_lossless import NearLosslessCodec, dpcm_decode, dpcm_encode
 from biocompress.codecs.lossy.rate import prdn_per_channel
 from biocompress.io.source import open_raw
@@ -134,12 +133,11 @@ def _equalized(codec_id: str, x: np.ndarray):
     codes = np.tile([3, -5, 0, 8, -20, 12, -40], (x.shape[0], 1))
     codes[0] = 0
     if codec_id == "dwt-v3":
-        return EqualizedWaveletCodec.equalized(ContextWaveletCodec(5, steps_for(x, 5.0), x.mean(axis=1)),
-                                               EEG_BANDS_500, encode_codes(codes))
+        return with_gains(ContextWaveletCodec(5, steps_for(x, 5.0), x.mean(axis=1)), EEG_BANDS_500, encode_codes(codes))
     if codec_id == "ae-v2":
-        return EqualizedAECodec.equalized(AECodec.for_stream(x, quality=3), EEG_BANDS_500, encode_codes(codes))
+        return with_gains(AECodec.for_stream(x, quality=3), EEG_BANDS_500, encode_codes(codes))
     base = PrunedSpatialWaveletCodec.fit(x, 0.2, 8, np.linspace(0.8, 1.2, x.shape[0]))
-    return EqualizedSpatialWaveletCodec.equalized(base, EEG_BANDS_500, encode_codes(codes))
+    return with_gains(base, EEG_BANDS_500, encode_codes(codes))
 
 
 @pytest.mark.parametrize("n", [6000, 700, 9, 2])  # 9, 2: shorter than the gains act on

@@ -6,11 +6,10 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
-from ..codecs.lossy.equalizer import fit_gains
+from ..codecs.lossy.equalizer import WITH_GAINS, fit_gains
 from ..errors import BadInputError
 from ..io import scaling
 from .lanes import ChainLane, CodesLane, Lane, NativeLane, StreamLane, TimesLane, group_runs
@@ -222,8 +221,7 @@ class LossyPlan:
     ae_rival: bool = False  # a PRDN target's other coder won, the autoencoder within AE_RIVAL of its bytes
 
 
-# the coders that decode with band gains (fitted once the coder is calibrated), and the other way
-WITH_GAINS = {"ae-v1": "ae-v2", "dwt-v2": "dwt-v3", "sdwt-v4": "sdwt-v5"}
+# a coder with band gains (fitted once the coder is calibrated): the family calibrated
 FAMILIES = {gained: plain for plain, gained in WITH_GAINS.items()}
 AE_RIVAL = 1.5  # the autoencoder's calibration (on the whole recording) gains up to about this much
 
@@ -325,22 +323,14 @@ def _with_gains(lanes: list[Lane], stretches, aims: dict, block: int, when_due: 
             out.append(lane)
             continue
         codec = get_codec(lane.config)
-        with_gains = partial(_gains_codec, {**lane.config, "id": WITH_GAINS[kind]})
         key = ("gains", json.dumps(lane.config, sort_keys=True), lane.start, lane.stop, aims[kind])
-        fitted = _memo(memo, key, lambda: fit_gains(codec, with_gains, stretches, lane.start, lane.stop, aims[kind]))
+        fitted = _memo(memo, key, lambda: fit_gains(codec, stretches, lane.start, lane.stop, aims[kind]))
         if fitted.codec_id == kind:  # no gain moved
             out.append(lane)
         else:
             stream = fitted.stream(block, when_due) if kind == "ae-v1" else fitted.stream(block)
             out.append(StreamLane(lane.start, lane.stop, fitted.get_config(), stream))
     return out
-
-
-def _gains_codec(config: dict, bands, gains: str):
-    """The codec of ``config`` (an id with band gains) with those ``bands`` and ``gains``."""
-    from ..codecs import get_codec
-
-    return get_codec({**config, "bands": bands, "gains": gains})
 
 
 def _first_block_bytes(lanes: list[Lane], first: np.ndarray, n_blocks: int | None = None) -> int:

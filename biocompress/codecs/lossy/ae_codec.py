@@ -258,8 +258,3 @@ class EqualizedAECodec(EqualizedDecoding, AECodec):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "bands": self.bands, "gains": self.gains}
-
-    @classmethod
-    def equalized(cls, codec: AECodec, bands, gains: str) -> "EqualizedAECodec":
-        """``codec`` with band ``gains`` (:func:`.equalizer.encode_codes`) over ``bands``."""
-        return cls(codec.model_name, codec.step, codec.spatial.to_config(), bands, gains)

@@ -26,11 +26,11 @@ within the error the channel may still take.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
 
 import numpy as np
 
 from ...errors import CorruptArchiveError
+from ..base import get_codec
 from ..lossless import residual_coder
 
 GAIN_UNITS = 64  # a code c is the gain 2^(c/64): steps of 1.1 % in amplitude, 2.2 % in power
@@ -39,6 +39,12 @@ SEGMENT = 256  # the codes' residual segments
 MIN_SAMPLES = 16  # blocks shorter than this pass unchanged
 MAX_BANDS = 32
 BAND_GOAL = 0.02  # gains for the channels that bring each band's relative power error within this
+WITH_GAINS = {"ae-v1": "ae-v2", "dwt-v2": "dwt-v3", "sdwt-v4": "sdwt-v5"}  # each coder's id with band gains
+
+
+def with_gains(codec, bands, gains: str):
+    """``codec`` (an id of WITH_GAINS) decoding with band ``gains`` (:func:`encode_codes`) over ``bands``."""
+    return get_codec({**codec.get_config(), "id": WITH_GAINS[codec.codec_id], "bands": bands, "gains": gains})
 
 
 def pad_of(n: int) -> int:
@@ -204,10 +210,9 @@ def fit_codes(stats: BandStatistics, allowed: np.ndarray) -> np.ndarray:
 EQUALIZER_VALUES = 1 << 22  # values of the stretches band gains are fitted on, at most (blocks spread over them)
 
 
-def fit_gains(codec, with_gains: Callable, stretches, a: int, b: int, aim: float):
-    """``codec`` (channels ``a:b`` of a stream) with band gains fitted on ``stretches`` of it
-    (:class:`.rate.Stretches`) where they name bands (``with_gains(bands, gains)``: the codec
-    that applies them), else ``codec`` itself: each band's power back to the source's, no
+def fit_gains(codec, stretches, a: int, b: int, aim: float):
+    """``codec`` (an id of WITH_GAINS, channels ``a:b`` of a stream) with band gains fitted on
+    ``stretches`` of it (:class:`.rate.Stretches`) where they name bands, else ``codec`` itself: each band's power back to the source's, no
     channel's PRDN beyond both ``aim`` and its PRDN without them (on at most EQUALIZER_VALUES
     values of the stretches). Fitted twice: on the band energies the gains act on, then on the
     band powers as the fidelity figures measure them (Welch spectra, which a transient or a
@@ -231,7 +236,7 @@ def fit_gains(codec, with_gains: Callable, stretches, a: int, b: int, aim: float
 
     codes, allowed, limit = np.zeros((b - a, len(bands)), np.int64), None, None
     for segment in (None, stretches.segment):
-        stats = coded(with_gains(bands, encode_codes(codes)) if codes.any() else codec, segment)
+        stats = coded(with_gains(codec, bands, encode_codes(codes)) if codes.any() else codec, segment)
         if allowed is None:
             allowed = np.maximum(stats.error, (aim / 100) ** 2 * centred)
             limit = allowed * (1 + 1e-9)
@@ -239,13 +244,13 @@ def fit_gains(codec, with_gains: Callable, stretches, a: int, b: int, aim: float
     for fallback in (lambda c: np.minimum(c, 0), lambda c: np.zeros_like(c)):
         if not codes.any():
             return codec
-        equalized = with_gains(bands, encode_codes(codes))
+        equalized = with_gains(codec, bands, encode_codes(codes))
         error = sum(((equalized.decode(equalized.encode(x[a:b])) - x[a:b]) ** 2).sum(axis=1) for x in blocks)
         over = error > limit
         if not over.any():
             return equalized
         codes[over] = fallback(codes[over])
-    return with_gains(bands, encode_codes(codes)) if codes.any() else codec
+    return with_gains(codec, bands, encode_codes(codes)) if codes.any() else codec
 
 
 class EqualizedDecoding:

@@ -297,9 +297,3 @@ class EqualizedSpatialWaveletCodec(EqualizedDecoding, PrunedSpatialWaveletCodec)
     def __init__(self, levels: int, step: float, offsets, scales, blocks, kept, rotation: str, bands, gains: str):
         super().__init__(levels, step, offsets, scales, blocks, kept, rotation)
         self._equalize(self._n, bands, gains)
-
-    @classmethod
-    def equalized(cls, codec: PrunedSpatialWaveletCodec, bands, gains: str) -> "EqualizedSpatialWaveletCodec":
-        """``codec`` with band ``gains`` (:func:`.equalizer.encode_codes`) over ``bands``."""
-        return cls(codec.levels, codec.step, codec.offsets, codec.scales, codec.blocks, codec.kept, codec.rotation,
-                   bands, gains)

@@ -228,11 +228,6 @@ class EqualizedWaveletCodec(EqualizedDecoding, ContextWaveletCodec):
         super().__init__(levels, steps, means)
         self._equalize(self._s.size, bands, gains)
 
-    @classmethod
-    def equalized(cls, codec: ContextWaveletCodec, bands, gains: str) -> "EqualizedWaveletCodec":
-        """``codec`` with band ``gains`` (:func:`.equalizer.encode_codes`) over ``bands``."""
-        return cls(codec.levels, codec.steps, codec.means, bands, gains)
-
 
 class BlockStream:
     """Blocks of ``block`` samples, each coded on its own as it completes."""
